@@ -1,0 +1,42 @@
+"""Gradio app (built out in the app issue). Importing this module has no side effects."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from mmdemo.inference import InputError, Predictor  # noqa: E402
+
+
+def build_demo(predictor: Predictor) -> gr.Blocks:
+    """A minimal ask-and-answer page over one predictor."""
+
+    def ask(image, question: str) -> tuple[str, dict[str, float]]:
+        try:
+            pred = predictor.predict(image, question)
+        except InputError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        return pred.answer, pred.probs
+
+    with gr.Blocks(title="mmdemo") as demo:
+        gr.Markdown("# mmdemo: where does the RNN look?")
+        with gr.Row():
+            image = gr.Image(type="numpy", label="Image")
+            with gr.Column():
+                question = gr.Textbox(label="Question", value="What shape is the red object?")
+                button = gr.Button("Ask", variant="primary")
+                answer = gr.Textbox(label="Answer")
+                probs = gr.Label(label="Probabilities")
+        button.click(ask, [image, question], [answer, probs], api_name="predict")
+    return demo
+
+
+if __name__ == "__main__":
+    demo = build_demo(Predictor.load())
+    demo.queue(default_concurrency_limit=4).launch()

@@ -1,0 +1,181 @@
+"""python -m mmdemo {train,evaluate,predict,bench}: every command has -h; bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from mmdemo.config import CELLS, FUSIONS, TEXT_ENCODERS, ModelConfig, TrainConfig
+
+
+class CliError(Exception):
+    """Reported as one line on stderr, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + traceback
+        sys.stderr.write(f"{self.prog}: error: {message} (see -h)\n")
+        raise SystemExit(2)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model and write a checkpoint folder", description="Train on Sort-of-CLEVR-NL (generated on the fly) and write model.safetensors + config.json + metrics.json.")
+    m, t = ModelConfig(), TrainConfig()
+    p.add_argument("--cell", choices=CELLS, default=m.cell, help="RNN core (default %(default)s)")
+    p.add_argument("--fusion", choices=FUSIONS, default=m.fusion, help="how the image enters each step (default %(default)s)")
+    p.add_argument("--text-encoder", choices=TEXT_ENCODERS, default=m.text_encoder, help="token vectors (default %(default)s)")
+    p.add_argument("--text-dim", type=int, default=m.text_dim, help="token vector width (default %(default)s)")
+    p.add_argument("--hidden-dim", type=int, default=m.hidden_dim, help="RNN hidden size (default %(default)s)")
+    p.add_argument("--image-channels", type=int, default=m.image_channels, help="region vector width (default %(default)s)")
+    p.add_argument("--attn-dim", type=int, default=m.attn_dim, help="attention query/key width (default %(default)s)")
+    p.add_argument("--hops", type=int, default=m.num_hops, help="attention hops per step (default %(default)s)")
+    p.add_argument("--grid", type=int, default=m.grid, help="regions per side (default %(default)s)")
+    p.add_argument("--out", default=t.out, help="checkpoint folder to write (default %(default)s)")
+    p.add_argument("--epochs", type=float, default=t.epochs, help="passes over the training images (default %(default)s)")
+    p.add_argument("--train-images", type=int, default=t.train_images, help="training images, 20 questions each (default %(default)s)")
+    p.add_argument("--batch-images", type=int, default=t.batch_images, help="images per step (default %(default)s)")
+    p.add_argument("--lr", type=float, default=t.lr, help="peak learning rate (default %(default)s)")
+    p.add_argument("--seed", type=int, default=t.seed, help="random seed (default %(default)s)")
+    p.add_argument("--device", default=t.device, help="auto | cpu | cuda (default %(default)s)")
+    p.add_argument("--threads", type=int, default=t.threads, help="CPU threads, 0 = torch default (default %(default)s)")
+    p.add_argument("--max-steps", type=int, default=t.max_steps, help="stop after this many steps, 0 = no cap (smoke runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="accuracy and grounding on the 200-image test split", description="Evaluate a checkpoint on the spec's seeded 200-image test split (4,000 questions); writes metrics.json into the checkpoint folder.")
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped default)")
+    p.add_argument("--wording", choices=("canonical", "heldout", "train"), default="canonical", help="question wording: the spec's templates, rewordings kept out of training, or training paraphrases")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--no-write", action="store_true", help="do not write metrics.json")
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="answer one question about one image", description="Answer a question about an image and show where the model looked at every step.")
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped default)")
+    p.add_argument("--image", required=True, help="image file (any common format)")
+    p.add_argument("--text", required=True, help="the question")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--json", action="store_true", help="print the prediction as one JSON object")
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="training throughput and predict latency", description="Measure training throughput (real path vs the seed's per-question loop) and single predict latency.")
+    p.add_argument("--checkpoint", default=None, help="checkpoint for latency (default: the shipped default)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps per path")
+    p.add_argument("--runs", type=int, default=200, help="timed predict calls")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m mmdemo", description="mmdemo: RNN + multimodal fusion with visible attention.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for add in (_add_train, _add_evaluate, _add_predict, _add_bench):
+        add(sub)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from mmdemo.train import train
+
+    try:
+        model_cfg = ModelConfig(
+            cell=args.cell, fusion=args.fusion, text_encoder=args.text_encoder, text_dim=args.text_dim,
+            hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=args.attn_dim,
+            num_hops=args.hops, grid=args.grid,
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    for name in ("epochs", "train_images", "batch_images", "lr"):
+        if getattr(args, name) <= 0:
+            raise CliError(f"--{name.replace('_', '-')} must be positive")
+    train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    _, metrics = train(model_cfg, train_cfg, progress=not args.quiet)
+    print(f"wrote {train_cfg.out}")
+    print(json.dumps({k: metrics[k] for k in ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding")}))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from mmdemo.checkpoint import DEFAULT, METRICS, load_checkpoint
+    from mmdemo.data.sort_of_clevr import test_split
+    from mmdemo.evaluate import evaluate_model
+    from mmdemo.model import pick_device
+
+    device = pick_device(args.device)
+    folder = Path(args.checkpoint) if args.checkpoint else DEFAULT
+    model, config = load_checkpoint(folder, device)
+    if model.cfg.task != "sort-of-clevr":
+        raise CliError(f"{folder} is a {model.cfg.task!r} checkpoint; evaluate measures Sort-of-CLEVR-NL")
+    metrics = evaluate_model(model, device, test_split(args.wording))
+    metrics["wording"] = args.wording
+    metrics["device"] = str(device)
+    if "train" in config:
+        metrics["train_seconds"] = config["train"].get("seconds")
+    if not args.no_write and args.wording == "canonical":
+        (folder / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    keys = ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding")
+    for k in keys:
+        v = metrics[k]
+        print(f"{k:>18}: {'n/a (no attention)' if v is None else f'{100 * v:.2f}%'}")
+    print(f"{'questions':>18}: {metrics['num_questions']} on {metrics['num_images']} images ({args.wording} wording)")
+    if args.json:
+        print(json.dumps({k: metrics[k] for k in keys}))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from mmdemo.inference import Predictor
+
+    pred = Predictor.load(args.checkpoint, device=args.device).predict(args.image, args.text)
+    if args.json:
+        print(json.dumps(pred.to_dict()))
+        return
+    print(f"answer: {pred.answer}")
+    top = sorted(pred.probs.items(), key=lambda kv: -kv[1])[:4]
+    print("probs:  " + ", ".join(f"{k} {v:.3f}" for k, v in top))
+    w = pred.grid[1]
+    print("step  token            weight  most-attended region (row, col) and its weight")
+    for t, token in enumerate(pred.tokens):
+        row = pred.region_attention[t]
+        r = max(range(len(row)), key=row.__getitem__)
+        print(f"{t:>4}  {token:<15}  {pred.step_attention[t]:.3f}   ({r // w}, {r % w})  {row[r]:.3f}")
+    if pred.truncated:
+        print("note: the question was longer than the model reads and was cut")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from mmdemo.bench import run_bench
+
+    result = run_bench(args.checkpoint, args.device, args.steps, args.runs)
+    for k, v in result.items():
+        print(f"{k:>26}: {v}")
+    if args.json:
+        print(json.dumps(result))
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from mmdemo.checkpoint import CheckpointError
+    from mmdemo.inference import InputError
+
+    try:
+        COMMANDS[args.command](args)
+    except (CliError, CheckpointError, InputError, ValueError) as e:  # ValueError: e.g. an unusable --device
+        message = " ".join(str(e).split())
+        sys.stderr.write(f"error: {message}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""Turning raw inputs into tensors: padded token ids and image batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def pad_token_ids(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists -> token_ids (B, T) and a bool mask (B, T)."""
+    longest = max(len(row) for row in ids)
+    token_ids = torch.zeros(len(ids), longest, dtype=torch.long)
+    mask = torch.zeros(len(ids), longest, dtype=torch.bool)
+    for i, row in enumerate(ids):
+        token_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = True
+    return token_ids, mask
+
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)

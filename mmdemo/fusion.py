@@ -1,0 +1,101 @@
+"""Per-step fusion of the text token with the image. Each module returns (fused, weights).
+
+Shapes: B questions, R regions, D image_channels, E text_dim, H hidden_dim, A attn_dim, K hops.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from mmdemo.config import ModelConfig
+
+
+class ImageMemory(NamedTuple):
+    """What a fusion reads from one image, computed once per image and shared by its questions."""
+
+    values: torch.Tensor  # (B, R, D) region vectors
+    keys: torch.Tensor  # (K, B, R, A) attention keys, one set per hop (empty for sum/concat)
+    summary: torch.Tensor  # (B, D) mean over regions
+
+    def select(self, index: torch.Tensor) -> ImageMemory:
+        """Rows for each question, given the image index of each question."""
+        return ImageMemory(self.values.index_select(0, index), self.keys.index_select(1, index), self.summary.index_select(0, index))
+
+
+def uniform_weights(values: torch.Tensor) -> torch.Tensor:
+    """(B, 1, R) equal weights: sum and concat look at the whole image evenly."""
+    b, r, _ = values.shape
+    return values.new_full((b, 1, r), 1.0 / r)
+
+
+class SumFusion(nn.Module):
+    """The seed article's sum: token + projected image summary (B, E)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.image_proj = nn.Linear(cfg.image_channels, cfg.text_dim)
+        self.out_dim = cfg.text_dim
+
+    def prepare(self, regions: torch.Tensor) -> ImageMemory:
+        return ImageMemory(regions, regions.new_zeros(0, regions.shape[0], 0, 0), regions.mean(1))
+
+    def forward(self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory) -> tuple[torch.Tensor, torch.Tensor]:
+        return token + self.image_proj(memory.summary), uniform_weights(memory.values)
+
+
+class ConcatFusion(SumFusion):
+    """The seed article's concatenation: [token; image summary] (B, E + D)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        del self.image_proj
+        self.out_dim = cfg.text_dim + cfg.image_channels
+
+    def forward(self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.cat([token, memory.summary], dim=-1), uniform_weights(memory.values)
+
+
+class AttentionFusion(nn.Module):
+    """Stacked (multi-hop) soft attention over regions at every RNN step.
+
+    Hop 1 is queried by the RNN state and the current token; hop k > 1 also by hop k-1's context, so a
+    step can first find the named object and then look relative to it (closest, furthest, same shape).
+    Fused output: [token; context_1; ...; context_K] (B, E + K*D).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d, a, k = cfg.image_channels, cfg.attn_dim, cfg.num_hops
+        self.num_hops, self.attn_dim = k, a
+        self.key = nn.Sequential(nn.Linear(d, 2 * a), nn.ReLU(), nn.Linear(2 * a, k * a))
+        self.queries = nn.ModuleList(
+            nn.Sequential(nn.Linear(cfg.hidden_dim + cfg.text_dim + (d if hop else 0), 2 * a), nn.ReLU(), nn.Linear(2 * a, a))
+            for hop in range(k)
+        )
+        self.out_dim = cfg.text_dim + k * d
+
+    def prepare(self, regions: torch.Tensor) -> ImageMemory:
+        b, r, _ = regions.shape
+        keys = self.key(regions).view(b, r, self.num_hops, self.attn_dim).permute(2, 0, 1, 3).contiguous()  # (K, B, R, A)
+        return ImageMemory(regions, keys, regions.mean(1))
+
+    def forward(self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory) -> tuple[torch.Tensor, torch.Tensor]:
+        contexts, weights = [], []
+        query_in = torch.cat([state, token], dim=-1)  # (B, H + E)
+        for hop, query_net in enumerate(self.queries):
+            query = query_net(query_in)  # (B, A)
+            scores = torch.bmm(memory.keys[hop], query.unsqueeze(2)).squeeze(2) * float(__import__("os").environ.get("ATT_SCALE", 1 / math.sqrt(self.attn_dim)))  # (B, R)
+            w = scores.softmax(dim=-1)  # (B, R)
+            context = torch.bmm(w.unsqueeze(1), memory.values).squeeze(1)  # (B, D)
+            contexts.append(context)
+            weights.append(w)
+            query_in = torch.cat([state, token, context], dim=-1)  # (B, H + E + D)
+        return torch.cat([token, *contexts], dim=-1), torch.stack(weights, dim=1)  # (B, F), (B, K, R)
+
+
+def make_fusion(cfg: ModelConfig) -> nn.Module:
+    return {"sum": SumFusion, "concat": ConcatFusion, "attention": AttentionFusion}[cfg.fusion](cfg)

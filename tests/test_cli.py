@@ -1,0 +1,109 @@
+"""The command line: a real smoke training run, and one clear line with exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmdemo.data import sort_of_clevr as soc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "mmdemo", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("smoke") / "ck"
+    r = run_cli(
+        "train", "--out", str(out), "--train-images", "16", "--batch-images", "8", "--max-steps", "3",
+        "--hidden-dim", "16", "--text-dim", "16", "--image-channels", "8", "--attn-dim", "8", "--cell", "lstm",
+        "--device", "cpu", "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def scene_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "scene.png"
+    Image.fromarray(soc.generate("test", 1)[0].image).save(path)
+    return path
+
+
+def test_train_smoke_writes_a_loadable_checkpoint(smoke_checkpoint: Path) -> None:
+    assert {p.name for p in smoke_checkpoint.iterdir()} == {"model.safetensors", "config.json", "metrics.json"}
+    config = json.loads((smoke_checkpoint / "config.json").read_text())
+    assert config["model"]["cell"] == "lstm" and config["train"]["steps"] == 3
+    metrics = json.loads((smoke_checkpoint / "metrics.json").read_text())
+    assert metrics["num_questions"] == 4000 and 0 <= metrics["overall"] <= 1
+
+
+def test_predict_json_contract(smoke_checkpoint: Path, scene_png: Path) -> None:
+    r = run_cli("predict", "--checkpoint", str(smoke_checkpoint), "--image", str(scene_png), "--text", "Is the red object at the top?", "--json", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("answer", "probs", "tokens", "region_attention", "grid", "step_attention"):
+        assert key in out
+    assert np.asarray(out["region_attention"]).shape == (len(out["tokens"]), out["grid"][0] * out["grid"][1])
+    assert len(out["step_attention"]) == len(out["tokens"]) and out["answer"] in out["probs"]
+
+
+def test_evaluate_json_last_line(smoke_checkpoint: Path) -> None:
+    r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--json", "--device", "cpu", "--no-write")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(out) == {"nonrelational", "relational", "closest_furthest", "count", "overall", "grounding"}
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "bench"])
+def test_every_command_has_help(command: str) -> None:
+    r = run_cli(command, "-h")
+    assert r.returncode == 0 and "usage:" in r.stdout
+
+
+def _bad_inputs(tmp: Path, ck: Path, png: Path) -> dict[str, tuple[list[str], str]]:
+    (tmp / "notes.txt").write_text("not an image")
+    (tmp / "empty").mkdir(exist_ok=True)
+    broken = tmp / "broken"
+    broken.mkdir(exist_ok=True)
+    for f in ck.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    config = json.loads((broken / "config.json").read_text())
+    config["model"]["hidden_dim"] += 8
+    (broken / "config.json").write_text(json.dumps(config))
+    predict = ["predict", "--checkpoint", str(ck), "--device", "cpu"]
+    return {
+        "missing image": ([*predict, "--image", str(tmp / "nope.png"), "--text", "hi"], "not found"),
+        "non-image file": ([*predict, "--image", str(tmp / "notes.txt"), "--text", "hi"], "Not a readable image"),
+        "empty text": ([*predict, "--image", str(png), "--text", "  "], "empty"),
+        "not a checkpoint": (["evaluate", "--checkpoint", str(tmp / "empty")], "not a checkpoint"),
+        "missing checkpoint": (["evaluate", "--checkpoint", str(tmp / "nowhere")], "not found"),
+        "config mismatch": (["predict", "--checkpoint", str(broken), "--image", str(png), "--text", "hi"], "do not match"),
+        "bad cell": (["train", "--cell", "transformer"], "invalid choice"),
+        "bad epochs": (["train", "--epochs", "0", "--out", str(tmp / "x")], "must be positive"),
+        "no cuda": ([*predict[:3], "--device", "cuda", "--image", str(png), "--text", "hi"], "GPU"),
+    }
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, smoke_checkpoint: Path, scene_png: Path) -> None:
+    import torch
+
+    for name, (args, expected) in _bad_inputs(tmp_path, smoke_checkpoint, scene_png).items():
+        if name == "no cuda" and torch.cuda.is_available():
+            continue
+        r = run_cli(*args)
+        assert r.returncode == 2, (name, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in r.stderr, (name, r.stderr)
+        assert expected.lower() in lines[0].lower(), (name, lines[0])

@@ -1,0 +1,90 @@
+"""Model behaviour: attention is a distribution, padding is inert, the model can learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from mmdemo.batch import images_to_tensor, pad_token_ids
+from mmdemo.config import CELLS, FUSIONS
+from mmdemo.data import sort_of_clevr as soc
+from mmdemo.model import FusionRNN
+from mmdemo.text import tokenize
+from mmdemo.train import QuestionBatch
+
+
+@pytest.fixture(scope="module")
+def batch() -> QuestionBatch:
+    samples = soc.generate("train", 4, seed=11, wording="train")
+    return QuestionBatch(np.stack([s.image for s in samples]), [s.questions for s in samples], tiny_config())
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_output_shapes_and_attention_rows_sum_to_one(batch: QuestionBatch, cell: str, fusion: str) -> None:
+    cfg = tiny_config(cell=cell, fusion=fusion)
+    out = FusionRNN(cfg).eval()(batch.images, batch.token_ids, batch.token_mask, batch.image_index, batch.targets)
+    b, t = batch.token_ids.shape
+    hops = cfg.num_hops if fusion == "attention" else 1
+    assert out.logits.shape == (b, len(cfg.labels))
+    assert out.region_attention.shape == (b, t, cfg.num_regions)
+    assert out.hop_attention.shape == (b, t, hops, cfg.num_regions)
+    torch.testing.assert_close(out.region_attention.sum(-1), torch.ones(b, t))
+    torch.testing.assert_close(out.hop_attention.sum(-1), torch.ones(b, t, hops))
+    torch.testing.assert_close(out.step_attention.sum(-1), torch.ones(b))
+    assert (out.step_attention[~batch.token_mask] == 0).all()
+    assert out.loss is not None and torch.isfinite(out.loss)
+    if fusion == "attention":  # real attention is not uniform
+        assert out.region_attention.std(-1).mean() > 0
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_padding_does_not_change_predictions(cell: str) -> None:
+    cfg = tiny_config(cell=cell, text_encoder="learned")
+    model = FusionRNN(cfg).eval()
+    image = images_to_tensor(soc.generate("test", 1)[0].image[None])
+    ids, _ = tokenize(["What shape is the red object?"], cfg.max_tokens)
+    alone = model(image, *pad_token_ids(ids))
+    longer, _ = tokenize(["How many objects have the same shape as the green object in this image?"], cfg.max_tokens)
+    padded = model(image, *pad_token_ids([ids[0], longer[0]]), image_index=torch.tensor([0, 0]))
+    n = len(ids[0])
+    torch.testing.assert_close(padded.logits[:1], alone.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(padded.region_attention[:1, :n], alone.region_attention, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(padded.step_attention[:1, :n], alone.step_attention, rtol=1e-5, atol=1e-5)
+
+
+def test_minilm_states_are_padding_invariant() -> None:
+    cfg = tiny_config()
+    model = FusionRNN(cfg).eval()
+    ids, _ = tokenize(["Is the blue thing at the top?", "What shape is the object furthest from the yellow object?"], 32)
+    token_ids, mask = pad_token_ids(ids)
+    together = model.text.frozen_features(token_ids, mask)
+    model.text.clear_cache()
+    alone = model.text.frozen_features(*pad_token_ids(ids[:1]))
+    torch.testing.assert_close(together[:1, : len(ids[0])], alone, rtol=1e-4, atol=1e-4)
+
+
+def test_image_reuse_equals_per_question_images(batch: QuestionBatch) -> None:
+    model = FusionRNN(tiny_config()).eval()
+    shared = model(batch.images, batch.token_ids, batch.token_mask, batch.image_index)
+    repeated = model(batch.images[batch.image_index], batch.token_ids, batch.token_mask)
+    torch.testing.assert_close(shared.logits, repeated.logits, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_overfits_one_batch(batch: QuestionBatch, fusion: str) -> None:
+    model = FusionRNN(tiny_config(fusion=fusion, hidden_dim=48)).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(150):
+        out = model(batch.images, batch.token_ids, batch.token_mask, batch.image_index, batch.targets)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        first = first if first is not None else out.loss.item()
+    model.eval()
+    out = model(batch.images, batch.token_ids, batch.token_mask, batch.image_index, batch.targets)
+    assert out.loss.item() < 0.1 * first
+    assert (out.logits.argmax(-1) == batch.targets).float().mean() > 0.95

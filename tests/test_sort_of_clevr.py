@@ -1,0 +1,138 @@
+"""The generator against the spec, with answers recomputed independently from the ground truth."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from mmdemo.data import sort_of_clevr as soc
+
+SPEC_RGB = {
+    "red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
+    "orange": (255, 156, 0), "gray": (128, 128, 128), "yellow": (255, 255, 0),
+}
+SPEC_TEMPLATES = {
+    "shape": "What shape is the {c} object?",
+    "left": "Is the {c} object on the left side of the image?",
+    "top": "Is the {c} object in the top half of the image?",
+    "closest": "What shape is the object closest to the {c} object?",
+    "furthest": "What shape is the object furthest from the {c} object?",
+    "count": "How many objects have the same shape as the {c} object?",
+}
+
+
+def reference_answer(objects: list[dict], subtype: str, colour: str) -> str:
+    """Written from the spec table, vectorised, sharing no code with the generator."""
+    pos = np.array([[o["x"], o["y"]] for o in objects], dtype=float)
+    shapes = [o["shape"] for o in objects]
+    i = [o["colour"] for o in objects].index(colour)
+    if subtype == "shape":
+        return shapes[i]
+    if subtype == "left":
+        return "yes" if pos[i, 0] < 37.5 else "no"
+    if subtype == "top":
+        return "yes" if pos[i, 1] < 37.5 else "no"
+    d = np.sqrt(((pos - pos[i]) ** 2).sum(1))
+    if subtype == "closest":
+        d[i] = np.inf
+        return shapes[int(d.argmin())]
+    if subtype == "furthest":
+        d[i] = -np.inf
+        return shapes[int(d.argmax())]
+    return str(shapes.count(shapes[i]))
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[soc.Sample]:
+    return soc.generate("train", 150, seed=3)
+
+
+def test_scenes_follow_the_spec(samples: list[soc.Sample]) -> None:
+    for s in samples:
+        objs = s.scene.to_dict()
+        assert sorted(o["colour"] for o in objs) == sorted(SPEC_RGB)
+        for o in objs:
+            assert 5 <= o["x"] <= 69 and 5 <= o["y"] <= 69
+            assert o["shape"] in ("square", "circle")
+        for a, b in itertools.combinations(objs, 2):
+            assert np.hypot(a["x"] - b["x"], a["y"] - b["y"]) >= 12
+        for o in objs:  # no closest/furthest ties within 0.5 px
+            d = sorted(np.hypot(o["x"] - p["x"], o["y"] - p["y"]) for p in objs if p is not o)
+            assert d[1] - d[0] >= 0.5 and d[-1] - d[-2] >= 0.5
+
+
+def test_shapes_are_balanced(samples: list[soc.Sample]) -> None:
+    shapes = [o.shape for s in samples for o in s.scene.objects]
+    assert 0.4 < shapes.count("square") / len(shapes) < 0.6
+
+
+def test_rendered_pixels_match_ground_truth(samples: list[soc.Sample]) -> None:
+    for s in samples[:30]:
+        img = s.image
+        assert img.shape == (75, 75, 3) and img.dtype == np.uint8
+        assert tuple(img[0, 0]) == (255, 255, 255) or any(abs(o.x) < 6 and abs(o.y) < 6 for o in s.scene.objects)
+        for o in s.scene.objects:
+            assert tuple(img[o.y, o.x]) == SPEC_RGB[o.colour]
+            corner = tuple(img[o.y - 5, o.x - 5])  # inside a square, outside a radius-5 circle
+            assert (corner == SPEC_RGB[o.colour]) == (o.shape == "square")
+        colour_pixels = (img != 255).any(-1).sum()
+        assert 6 * 70 < colour_pixels <= 6 * 100  # six 10x10 squares at most, circles ~78 px
+
+
+def test_answers_match_an_independent_implementation(samples: list[soc.Sample]) -> None:
+    for s in samples:
+        objs = s.scene.to_dict()
+        assert len(s.questions) == 20
+        assert [q.family for q in s.questions] == ["nonrelational"] * 10 + ["relational"] * 10
+        for q in s.questions:
+            assert q.text == SPEC_TEMPLATES[q.subtype].format(c=q.colour)
+            assert q.answer == reference_answer(objs, q.subtype, q.colour)
+
+
+def test_paraphrased_answers_agree_with_their_meaning() -> None:
+    rng = np.random.default_rng(0)
+    for s in soc.generate("train", 40, seed=5):
+        objs = s.scene.to_dict()
+        for q in soc.make_questions(s.scene, rng, "train"):
+            truth = reference_answer(objs, q.subtype, q.colour)
+            lower = q.text.lower()
+            flipped = (" right" in lower and q.subtype == "left") or (
+                (" bottom" in lower or " lower" in lower) and q.subtype == "top"
+            )
+            if flipped:
+                truth = {"yes": "no", "no": "yes"}[truth]
+            assert q.answer == truth, q.text
+
+
+def test_subtypes_and_answers_are_spread() -> None:
+    qs = [q for s in soc.generate("train", 300, seed=1) for q in s.questions]
+    for sub in soc.NONREL + soc.REL:
+        share = sum(q.subtype == sub for q in qs) / len(qs)
+        assert 0.13 < share < 0.2, sub
+    assert {q.answer for q in qs} == {"yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6"}
+
+
+def test_deterministic_by_seed_and_splits_disjoint() -> None:
+    a, b = soc.generate("test", 5), soc.generate("test", 5)
+    assert all(x.scene == y.scene and (x.image == y.image).all() for x, y in zip(a, b))
+    train = {s.scene for s in soc.generate("train", 300)}
+    assert not train & {s.scene for s in soc.test_split()}
+    assert len(soc.test_split()) == 200 and sum(len(s.questions) for s in soc.test_split()) == 4000
+
+
+def test_heldout_wordings_are_not_training_wordings() -> None:
+    train = {t.lower() for bank in soc.TRAIN_WORDINGS.values() for t, _ in bank}
+    for bank in soc.HELDOUT_WORDINGS.values():
+        for t, _ in bank:
+            assert t.lower() not in train
+
+
+def test_augmented_render_keeps_colours_at_centres() -> None:
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        scene = soc.random_scene(np.random.default_rng(i))
+        img = soc.render_augmented(scene, rng)
+        for o in scene.objects:
+            assert np.abs(img[o.y, o.x].astype(int) - SPEC_RGB[o.colour]).max() <= 2
