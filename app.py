@@ -9,9 +9,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import gradio as gr  # noqa: E402
+import gradio as gr
+from PIL import Image
 
-from mmdemo.inference import InputError, Predictor  # noqa: E402
+from mmdemo.inference import InputError, Predictor
+
+
+class SafeImage(gr.Image):
+    """gr.Image whose upload step turns unreadable files into a clear message instead of a traceback."""
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise gr.Error(f"Not a readable image ({type(e).__name__}).", print_exception=False) from None
 
 
 def build_demo(predictor: Predictor) -> gr.Blocks:
@@ -27,7 +38,7 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
     with gr.Blocks(title="mmdemo") as demo:
         gr.Markdown("# mmdemo: where does the RNN look?")
         with gr.Row():
-            image = gr.Image(type="numpy", label="Image")
+            image = SafeImage(type="filepath", image_mode=None, label="Image")
             with gr.Column():
                 question = gr.Textbox(label="Question", value="What shape is the red object?")
                 button = gr.Button("Ask", variant="primary")

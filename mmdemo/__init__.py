@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mmdemo.inference import Prediction, Predictor
 
-__all__ = ["load_predictor", "Predictor", "Prediction"]
+__all__ = ["Prediction", "Predictor", "load_predictor"]
 
 
-def load_predictor(checkpoint: str | None = None, device: str = "auto") -> "Predictor":
+def load_predictor(checkpoint: str | None = None, device: str = "auto") -> Predictor:
     """Load a checkpoint folder (default: the shipped default checkpoint) into a Predictor."""
     from mmdemo.inference import Predictor
 

@@ -17,13 +17,13 @@ class ModelConfig:
 
     cell: str = "gru"  # recurrent core: rnn | lstm | gru
     fusion: str = "attention"  # how the image enters each RNN step: sum | concat | attention
-    text_encoder: str = "minilm"  # minilm (frozen contextual states) | minilm_static (frozen input
+    text_encoder: str = "minilm_static"  # minilm (frozen contextual states) | minilm_static (frozen input
     # embeddings) | learned (trainable embedding table over the tokenizer's vocabulary)
-    text_dim: int = 128  # width of the per-token vectors fed to the RNN
+    text_dim: int = 64  # width of the per-token vectors fed to the RNN
     image_channels: int = 64  # width of each image region vector
     image_size: int = 75  # images are resized to image_size x image_size before the CNN
-    grid: int = 10  # the CNN yields grid x grid regions (R = grid * grid)
-    hidden_dim: int = 128  # RNN hidden size
+    grid: int = 5  # the CNN yields grid x grid regions (R = grid * grid)
+    hidden_dim: int = 64  # RNN hidden size
     attn_dim: int = 64  # query/key width of region attention
     num_hops: int = 2  # attention hops per RNN step (stacked attention); ignored by sum/concat
     max_tokens: int = 32  # questions are truncated to this many tokenizer tokens
@@ -68,10 +68,10 @@ class TrainConfig:
     """Training run settings; each field is a `python -m mmdemo train` flag."""
 
     out: str = "checkpoints/sort-of-clevr/run"  # checkpoint folder to write
-    epochs: float = 8.0  # passes over the training images (fractions allowed)
+    epochs: float = 14.0  # passes over the training images (fractions allowed)
     train_images: int = 9800  # paper parity: 9,800 images x 20 questions
     batch_images: int = 32  # images per step; every image brings its 20 questions
-    lr: float = 2e-3  # Adam peak learning rate (linear warm-up, cosine decay)
+    lr: float = 3e-3  # Adam peak learning rate (linear warm-up, cosine decay)
     weight_decay: float = 0.0  # AdamW weight decay
     seed: int = 0  # seeds data order, initialisation and the training scenes
     device: str = "auto"  # auto = cuda when available, else cpu

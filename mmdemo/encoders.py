@@ -29,20 +29,29 @@ def conv_block(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class ImageEncoder(nn.Module):
-    """A small CoordConv CNN: (B, 3, H, W) in [0, 1] -> regions (B, R, D), row-major over the grid."""
+    """A small CoordConv CNN: (B, 3, H, W) in [0, 1] -> regions (B, R, D), row-major over the grid.
+
+    The last two channels of every region are its cell centre (x, y) in [-1, 1], given explicitly so
+    that "where" is linear in the region vector; the CNN adds the fine position within the cell.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         d = cfg.image_channels
         self.grid = cfg.grid
-        self.stem = nn.Sequential(conv_block(5, 32, 2), conv_block(32, 64, 2), conv_block(64, d, 2))
-        self.mix = nn.Sequential(conv_block(d + 2, d, 1), nn.Conv2d(d, d, 1))
+        # Full resolution first (objects are 10 px), then max-pooling: a small object is not averaged
+        # away by the white background around it.
+        self.stem = nn.Sequential(
+            conv_block(5, 32, 1), nn.MaxPool2d(3, ceil_mode=True), conv_block(32, 64, 1), conv_block(64, d, 1)
+        )
+        self.mix = nn.Sequential(conv_block(d + 2, d, 1), nn.Conv2d(d, d - 2, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         b, _, h, w = images.shape
         x = torch.cat([images * 2.0 - 1.0, coord_channels(b, h, w, images)], dim=1)  # (B, 5, H, W)
-        x = F.adaptive_avg_pool2d(self.stem(x), self.grid)  # (B, D, g, g)
-        x = self.mix(torch.cat([x, coord_channels(b, self.grid, self.grid, x)], dim=1))  # (B, D, g, g)
+        x = F.adaptive_max_pool2d(self.stem(x), self.grid)  # (B, D, g, g)
+        coords = coord_channels(b, self.grid, self.grid, x)  # (B, 2, g, g)
+        x = torch.cat([self.mix(torch.cat([x, coords], dim=1)), coords], dim=1)  # (B, D, g, g)
         return x.flatten(2).transpose(1, 2)  # (B, R, D)
 
 

@@ -5,7 +5,6 @@ Shapes: B questions, R regions, D image_channels, E text_dim, H hidden_dim, A at
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
@@ -60,37 +59,42 @@ class ConcatFusion(SumFusion):
 
 
 class AttentionFusion(nn.Module):
-    """Stacked (multi-hop) soft attention over regions at every RNN step.
+    """Stacked (multi-hop) additive attention over regions at every RNN step.
 
-    Hop 1 is queried by the RNN state and the current token; hop k > 1 also by hop k-1's context, so a
-    step can first find the named object and then look relative to it (closest, furthest, same shape).
-    Fused output: [token; context_1; ...; context_K] (B, E + K*D).
+    Each hop scores every region with a small MLP over [region; query] (Bahdanau-style):
+    hidden_r = relu(W_r region_r + W_q query), score_r = w . hidden_r, and the context is
+    U sum_r weight_r hidden_r. Because hidden_r is conditioned on the query, even a flat attention
+    already carries question-specific evidence (as in a relation network's g), so training does not
+    stall waiting for the attention to sharpen. Hop 1 is queried by the RNN state and the current
+    token; hop k > 1 also by hop k-1's context, so one step can find the named object and then look
+    relative to it (closest, furthest, same shape). Output: [token; context_1; ...; context_K].
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         d, a, k = cfg.image_channels, cfg.attn_dim, cfg.num_hops
         self.num_hops, self.attn_dim = k, a
-        self.key = nn.Sequential(nn.Linear(d, 2 * a), nn.ReLU(), nn.Linear(2 * a, k * a))
-        self.queries = nn.ModuleList(
-            nn.Sequential(nn.Linear(cfg.hidden_dim + cfg.text_dim + (d if hop else 0), 2 * a), nn.ReLU(), nn.Linear(2 * a, a))
-            for hop in range(k)
+        self.region_proj = nn.Linear(d, k * a)  # W_r for every hop, applied once per image
+        self.query_proj = nn.ModuleList(
+            nn.Linear(cfg.hidden_dim + cfg.text_dim + (d if hop else 0), a) for hop in range(k)
         )
+        self.score = nn.ModuleList(nn.Linear(a, 1, bias=False) for _ in range(k))
+        self.value = nn.ModuleList(nn.Linear(a, d) for _ in range(k))
         self.out_dim = cfg.text_dim + k * d
 
     def prepare(self, regions: torch.Tensor) -> ImageMemory:
         b, r, _ = regions.shape
-        keys = self.key(regions).view(b, r, self.num_hops, self.attn_dim).permute(2, 0, 1, 3).contiguous()  # (K, B, R, A)
+        keys = self.region_proj(regions).view(b, r, self.num_hops, self.attn_dim).permute(2, 0, 1, 3).contiguous()  # (K, B, R, A)
         return ImageMemory(regions, keys, regions.mean(1))
 
     def forward(self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory) -> tuple[torch.Tensor, torch.Tensor]:
         contexts, weights = [], []
         query_in = torch.cat([state, token], dim=-1)  # (B, H + E)
-        for hop, query_net in enumerate(self.queries):
-            query = query_net(query_in)  # (B, A)
-            scores = torch.bmm(memory.keys[hop], query.unsqueeze(2)).squeeze(2) * float(__import__("os").environ.get("ATT_SCALE", 1 / math.sqrt(self.attn_dim)))  # (B, R)
-            w = scores.softmax(dim=-1)  # (B, R)
-            context = torch.bmm(w.unsqueeze(1), memory.values).squeeze(1)  # (B, D)
+        for hop in range(self.num_hops):
+            query = self.query_proj[hop](query_in)  # (B, A)
+            hidden = torch.relu(memory.keys[hop] + query.unsqueeze(1))  # (B, R, A)
+            w = self.score[hop](hidden).squeeze(-1).softmax(dim=-1)  # (B, R)
+            context = self.value[hop](torch.bmm(w.unsqueeze(1), hidden).squeeze(1))  # (B, D)
             contexts.append(context)
             weights.append(w)
             query_in = torch.cat([state, token, context], dim=-1)  # (B, H + E + D)

@@ -6,7 +6,7 @@ import io
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from mmdemo.text import clean_text, id_to_token, tokenize
 
 MAX_PIXELS = 40_000_000  # larger images (decompression bombs included) are refused before decoding
 MAX_FILE_BYTES = 50 * 1024 * 1024
-ImageInput = Union[Image.Image, np.ndarray, str, Path, bytes]
+ImageInput = Image.Image | np.ndarray | str | Path | bytes
 
 
 class InputError(ValueError):

@@ -40,7 +40,8 @@ class FusionRNN(nn.Module):
         # The initial state sees the whole image (Show-Attend-Tell's init_h): every fusion gets it.
         self.init_state = nn.Linear(cfg.image_channels, 2 * h if cfg.cell == "lstm" else h)
         self.step_score = nn.Linear(h, 1)
-        self.head = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, len(cfg.labels)))
+        # The head reads the pooled RNN states and, as a short path for the gradient, the pooled fused inputs.
+        self.head = nn.Sequential(nn.Linear(h + self.fusion.out_dim, h), nn.ReLU(), nn.Linear(h, len(cfg.labels)))
 
     def encode_images(self, images: torch.Tensor) -> ImageMemory:
         """(N, 3, H, W) in [0, 1] -> per-image memory; run once per image, however many questions."""
@@ -73,7 +74,7 @@ class FusionRNN(nn.Module):
         tokens = self.text(token_ids, mask)  # (B, T, E)
         state = torch.tanh(self.init_state(memory.summary))  # (B, H) or (B, 2H)
         h, c = state.chunk(2, dim=-1) if self.cfg.cell == "lstm" else (state, None)
-        hiddens, weights = [], []
+        hiddens, weights, inputs = [], [], []
         for t in range(tokens.shape[1]):
             fused, w = self.fusion(tokens[:, t], h, memory)  # (B, F), (B, K, R)
             keep = mask[:, t : t + 1]  # (B, 1): padding steps leave the state untouched
@@ -84,12 +85,14 @@ class FusionRNN(nn.Module):
                 h, c = torch.where(keep, h_new, h), torch.where(keep, c_new, c)
             hiddens.append(h)
             weights.append(w)
+            inputs.append(fused)
         hiddens_t = torch.stack(hiddens, dim=1)  # (B, T, H)
         hop_attention = torch.stack(weights, dim=1)  # (B, T, K, R)
         scores = self.step_score(hiddens_t).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
         step_attention = scores.softmax(dim=-1)  # (B, T)
         pooled = torch.einsum("bt,bth->bh", step_attention, hiddens_t)  # (B, H)
-        logits = self.head(pooled)  # (B, C)
+        pooled_in = torch.einsum("bt,btf->bf", step_attention, torch.stack(inputs, dim=1))  # (B, F)
+        logits = self.head(torch.cat([pooled, pooled_in], dim=-1))  # (B, C)
         loss = F.cross_entropy(logits, targets) if targets is not None else None
         return ModelOutput(logits, hop_attention[:, :, 0], hop_attention, step_attention, loss)
 

@@ -9,14 +9,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from mmdemo.config import ModelConfig  # noqa: E402
+from mmdemo.config import ModelConfig
 
 
 def tiny_config(**overrides) -> ModelConfig:
-    base = dict(text_dim=16, hidden_dim=24, image_channels=12, attn_dim=8, grid=5, num_hops=2)
+    base = {"text_dim": 16, "hidden_dim": 24, "image_channels": 12, "attn_dim": 8, "grid": 5, "num_hops": 2}
     base.update(overrides)
     return ModelConfig(**base)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_config
+
 from mmdemo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
@@ -60,7 +60,7 @@ def test_other_cell_is_named_as_missing_and_unexpected(tmp_path: Path) -> None:
     config = json.loads((tmp_path / "config.json").read_text())
     config["model"]["fusion"] = "attention"
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=r"missing weight fusion\.key"):
+    with pytest.raises(CheckpointError, match=r"missing weight fusion\.region_proj"):
         load_checkpoint(tmp_path)
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_config
 from PIL import Image
 
-from conftest import tiny_config
 from mmdemo import load_predictor
 from mmdemo.checkpoint import save_checkpoint
 from mmdemo.data import sort_of_clevr as soc

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_config
+
 from mmdemo.batch import images_to_tensor, pad_token_ids
 from mmdemo.config import CELLS, FUSIONS
 from mmdemo.data import sort_of_clevr as soc

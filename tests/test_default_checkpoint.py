@@ -1,0 +1,75 @@
+"""The shipped default checkpoint: it loads, it still scores what its metrics.json says on a freshly
+generated test split, its attention lands on the named object, and wording does not change answers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mmdemo.checkpoint import DEFAULT, METRICS, load_checkpoint
+from mmdemo.data import sort_of_clevr as soc
+from mmdemo.evaluate import evaluate_model, predict_samples
+from mmdemo.model import pick_device
+
+pytestmark = pytest.mark.skipif(not (DEFAULT / "model.safetensors").is_file(), reason="no default checkpoint shipped")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_checkpoint(DEFAULT, "cpu")[0]
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict:
+    return json.loads((DEFAULT / METRICS).read_text())
+
+
+def test_fresh_split_matches_recorded_accuracy(model, recorded: dict) -> None:
+    fresh = soc.generate("test", 100, seed=20261129)  # not the split metrics.json was measured on
+    metrics = evaluate_model(model, pick_device("cpu"), fresh)
+    for key in ("nonrelational", "relational"):
+        assert metrics[key] >= recorded[key] - 0.05, (key, metrics[key], recorded[key])
+    assert metrics["nonrelational"] > 0.75 and metrics["relational"] > 0.65  # far above answer priors
+    if recorded.get("grounding") is not None:
+        assert metrics["grounding"] >= recorded["grounding"] - 0.08
+
+
+def _answers(model, samples: list[soc.Sample]) -> list[str]:
+    return [pred for _, _, pred, _, _ in predict_samples(model, samples, pick_device("cpu"))]
+
+
+def _reworded(samples: list[soc.Sample], transform) -> list[soc.Sample]:
+    out = []
+    for s in samples:
+        qs = [soc.Question(transform(q, i), q.answer, q.family, q.subtype, q.colour) for i, q in enumerate(s.questions)]
+        out.append(soc.Sample(s.index, s.scene, s.image, qs))
+    return out
+
+
+def test_case_punctuation_and_spaces_do_not_change_answers(model) -> None:
+    samples = soc.generate("test", 40, seed=77)
+    base = _answers(model, samples)
+    variants = {
+        "upper": lambda q, i: q.text.upper(),
+        "no punctuation": lambda q, i: q.text.rstrip("?"),
+        "spaces": lambda q, i: "  " + "   ".join(q.text.split()) + "  ",
+        "exclaim": lambda q, i: q.text.rstrip("?") + " ?!",
+    }
+    for name, transform in variants.items():
+        changed = np.mean([a != b for a, b in zip(base, _answers(model, _reworded(samples, transform)))])
+        assert changed <= 0.03, (name, changed)
+
+
+def test_heldout_rewordings_keep_answers(model) -> None:
+    """Rewordings never seen in training (HELDOUT_WORDINGS) mostly give the canonical question's answer."""
+    samples = soc.generate("test", 40, seed=78)
+    base = _answers(model, samples)
+    rng = np.random.default_rng(0)
+
+    def reword(q: soc.Question, i: int) -> str:
+        return soc.make_question(next(s.scene for s in samples if q in s.questions), q.subtype, q.colour, rng, "heldout").text
+
+    agree = np.mean([a == b for a, b in zip(base, _answers(model, _reworded(samples, reword)))])
+    assert agree >= 0.85, agree
