@@ -80,7 +80,7 @@ def run_bench(checkpoint: str | Path | None, device_name: str, steps: int, runs:
     return {
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(),
-        "checkpoint": str(folder),
+        "checkpoint": str(folder.resolve().relative_to(Path.cwd().resolve())) if folder.resolve().is_relative_to(Path.cwd().resolve()) else str(folder),
         "train_pairs_per_s": round(real, 1),
         "naive_train_pairs_per_s": round(naive, 1),
         "train_speedup": round(real / naive, 2),

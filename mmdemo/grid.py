@@ -31,11 +31,16 @@ def grid_folder(fusion: str, cell: str) -> Path:
 
 def train_grid(epochs: float, jobs: int, seed: int, force: bool) -> None:
     """Train each grid cell in its own process (one CPU thread each, `jobs` at a time)."""
-    todo = [(f, c) for f in FUSIONS for c in CELLS if force or not (grid_folder(f, c) / METRICS).is_file()]
+    todo = [(f, c) for f in FUSIONS for c in CELLS]
     running: list[tuple[subprocess.Popen, str, float]] = []
     while todo or running:
         while todo and len(running) < jobs:
             fusion, cell = todo.pop(0)
+            lock = grid_folder(fusion, cell) / ".training"
+            if not force and lock.parent.exists():
+                continue  # trained, or being trained by another runner
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            lock.touch()
             cmd = [
                 sys.executable, "-m", "mmdemo", "train", "--fusion", fusion, "--cell", cell, "--epochs", str(epochs),
                 "--seed", str(seed), "--threads", "1", "--quiet", "--out", str(grid_folder(fusion, cell)),
@@ -47,6 +52,7 @@ def train_grid(epochs: float, jobs: int, seed: int, force: bool) -> None:
             proc, name, start = item
             if proc.poll() is not None:
                 running.remove(item)
+                (grid_folder(*name.split("-")) / ".training").unlink(missing_ok=True)
                 status = "done" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
                 print(f"{status} {name} in {time.time() - start:.0f}s", flush=True)
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from mmdemo.checkpoint import save_checkpoint
 from mmdemo.data import sort_of_clevr as soc
-from mmdemo.inference import Predictor
+from mmdemo.registry import Registry
 from mmdemo.model import FusionRNN
 
 
@@ -34,9 +34,9 @@ def test_import_has_no_side_effects() -> None:
 def server(tmp_path_factory: pytest.TempPathFactory):
     import app
 
-    folder = tmp_path_factory.mktemp("ck")
-    save_checkpoint(FusionRNN(tiny_config()), folder)
-    demo = app.build_demo(Predictor.load(folder, device="cpu"))
+    root = tmp_path_factory.mktemp("ck")
+    save_checkpoint(FusionRNN(tiny_config()), root / "sort-of-clevr" / "default")
+    demo = app.build_demo(registry=Registry(root, device="cpu"), example_dir=root / "examples")
     demo.queue(default_concurrency_limit=4)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -50,9 +50,9 @@ def test_predict_through_client(server: str, tmp_path: Path) -> None:
     path = tmp_path / "scene.png"
     Image.fromarray(soc.generate("test", 1)[0].image).save(path)
     client = Client(server, verbose=False, analytics_enabled=False, download_files=False)
-    answer, probs = client.predict(handle_file(str(path)), "What shape is the red object?", api_name="/predict")
-    assert answer in tiny_config().labels
-    assert probs["label"] == answer
+    result = client.predict(handle_file(str(path)), "What shape is the red object?", "sort-of-clevr/default", api_name="/predict")
+    answer_md, probs = result[0], result[1]
+    assert probs["label"] in tiny_config().labels and probs["label"] in answer_md
 
 
 def test_bad_input_is_a_clear_error_and_server_keeps_serving(server: str, tmp_path: Path) -> None:
@@ -62,8 +62,78 @@ def test_bad_input_is_a_clear_error_and_server_keeps_serving(server: str, tmp_pa
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"definitely not a png")
     with pytest.raises(Exception, match="Not a readable image"):
-        client.predict(handle_file(str(bad)), "What shape is the red object?", api_name="/predict")
+        client.predict(handle_file(str(bad)), "What shape is the red object?", "sort-of-clevr/default", api_name="/predict")
     good = tmp_path / "good.png"
     Image.fromarray(np.full((75, 75, 3), 255, np.uint8)).save(good)
-    answer, _ = client.predict(handle_file(str(good)), "Is the red object at the top?", api_name="/predict")
-    assert answer in tiny_config().labels
+    result = client.predict(handle_file(str(good)), "Is the red object at the top?", "sort-of-clevr/default", api_name="/predict")
+    assert result[1]["label"] in tiny_config().labels
+
+
+# ----------------------------------------------------------------------------- handlers as functions
+
+
+@pytest.fixture(scope="module")
+def handlers(tmp_path_factory: pytest.TempPathFactory):
+    import app
+
+    root = tmp_path_factory.mktemp("reg")
+    save_checkpoint(FusionRNN(tiny_config()), root / "sort-of-clevr" / "default")
+    save_checkpoint(FusionRNN(tiny_config()), root / "sort-of-clevr" / "attention-gru")
+    save_checkpoint(FusionRNN(tiny_config(fusion="sum")), root / "sort-of-clevr" / "sum-rnn")
+    return app.Handlers(Registry(root, device="cpu"))
+
+
+def test_random_scene_is_seeded(handlers) -> None:
+    a, scene_a, seed_a, _ = handlers.random_scene(42)
+    b, scene_b, seed_b, _ = handlers.random_scene(42)
+    assert seed_a == seed_b == 42 and scene_a == scene_b and (a == b).all()
+    _, _, drawn, _ = handlers.random_scene(-1)
+    assert drawn >= 0
+
+
+def test_ask_returns_answer_heatmap_overlay_and_truth(handlers) -> None:
+    image, scene, _, _ = handlers.random_scene(7)
+    out = handlers.ask(image, "What shape is the red object?", "sort-of-clevr/default", scene)
+    answer_md, probs, fig, over, slider, highlights, truth, view = out
+    assert max(probs, key=probs.get) in answer_md
+    assert len(fig.data[0].z) == len(view["pred"]["tokens"])
+    assert over.shape == (300, 300, 3)
+    assert "True answer" in truth and ("right" in truth or "wrong" in truth)
+    assert [t for t, _ in highlights] == view["pred"]["tokens"]
+    first, last = handlers.overlay_at(view, 0, 0), handlers.overlay_at(view, len(highlights) - 1, 1)
+    assert first.shape == last.shape and not np.array_equal(first, last)
+
+
+def test_truth_follows_the_edited_scene(handlers) -> None:
+    from mmdemo.data import sort_of_clevr as sc
+
+    image, scene, _, _ = handlers.random_scene(11)
+    red = next(o for o in scene if o["colour"] == "red")
+    before = sc.true_answer(sc.scene_from_dicts(scene), "What shape is the red object?")
+    img2, scene2, _ = handlers.edit(scene, "red", "reshape", 0, 0, "")
+    after = sc.true_answer(sc.scene_from_dicts(scene2), "What shape is the red object?")
+    assert before == red["shape"] and after != before and not np.array_equal(image, img2)
+    img3, scene3, _ = handlers.edit(scene, "red", "move", 10, 10, "")
+    assert next(o for o in scene3 if o["colour"] == "red")["x"] == 10
+    _, scene4, _ = handlers.edit(scene, "red", "remove", 0, 0, "")
+    assert "red" not in [o["colour"] for o in scene4]
+
+
+def test_compare_runs_every_grid_checkpoint(handlers, monkeypatch) -> None:
+    import app
+
+    monkeypatch.setattr(app, "grid_folder", lambda f, c: handlers.registry.root / "sort-of-clevr" / f"{f}-{c}")
+    image, _, _, _ = handlers.random_scene(5)
+    rows, gallery = handlers.compare(image, "Is the green object on the left?")
+    assert {r[0] for r in rows} == {"attention-gru", "sum-rnn"} and len(gallery) == 2
+
+
+@pytest.mark.parametrize("question", ["", "   \x00"])
+def test_ask_with_bad_input_is_a_gradio_error(handlers, question: str) -> None:
+    import gradio as gr
+
+    image, scene, _, _ = handlers.random_scene(1)
+    with pytest.raises(gr.Error, match="empty"):
+        handlers.ask(image, question, "sort-of-clevr/default", scene)
+    with pytest.raises(gr.Error, match="No image"):
+        handlers.ask(None, "What shape is the red object?", "sort-of-clevr/default", None)

@@ -68,7 +68,7 @@ def test_other_cell_is_named_as_missing_and_unexpected(tmp_path: Path) -> None:
     "setup, message",
     [
         (lambda d: None, "needs config.json"),
-        (lambda d: (d / "config.json").write_text("{oops"), "not valid JSON"),
+        (lambda d: ((d / "config.json").write_text("{oops"), (d / "model.safetensors").write_bytes(b"x")), "not valid JSON"),
         (lambda d: ((d / "config.json").write_text('{"a": 1}'), (d / "model.safetensors").write_bytes(b"x")), "not an mmdemo"),
     ],
 )

@@ -31,7 +31,13 @@ def test_fresh_split_matches_recorded_accuracy(model, recorded: dict) -> None:
     metrics = evaluate_model(model, pick_device("cpu"), fresh)
     for key in ("nonrelational", "relational"):
         assert metrics[key] >= recorded[key] - 0.05, (key, metrics[key], recorded[key])
-    assert metrics["nonrelational"] > 0.75 and metrics["relational"] > 0.65  # far above answer priors
+    # Better than answering each question type with its most common answer (it uses the image).
+    answers: dict[str, list[str]] = {}
+    for s in fresh:
+        for q in s.questions:
+            answers.setdefault(q.subtype, []).append(q.answer)
+    prior = sum(max(a.count(x) for x in set(a)) for a in answers.values()) / sum(len(a) for a in answers.values())
+    assert metrics["overall"] > prior + 0.1, (metrics["overall"], prior)
     if recorded.get("grounding") is not None:
         assert metrics["grounding"] >= recorded["grounding"] - 0.08
 

@@ -285,3 +285,74 @@ def generate(split: str, num_images: int, seed: int = 0, wording: str = "canonic
 def test_split(wording: str = "canonical") -> list[Sample]:
     """The spec's 200-image test split (4,000 questions), seeded and disjoint from training."""
     return generate("test", TEST_IMAGES, seed=0, wording=wording)
+
+
+# ---------------------------------------------------------------------------- editing and free text
+
+EDIT_ACTIONS = ("move", "reshape", "swap colour", "remove")
+_SUBTYPE_WORDS = [  # checked in order: relational words first, they also contain "shape"
+    ("closest", ("closest", "nearest")),
+    ("furthest", ("furthest", "farthest", "most distant")),
+    ("count", ("how many", "count", "number of")),
+    ("left", ("left", "right")),
+    ("top", ("top", "upper", "above", "bottom", "lower", "below")),
+    ("shape", ("shape", "square or", "circle or")),
+]
+
+
+def scene_from_dicts(objects: list[dict]) -> Scene:
+    """Inverse of Scene.to_dict, with checks; raises ValueError on anything malformed."""
+    out = []
+    for o in objects:
+        if o.get("colour") not in COLOURS or o.get("shape") not in SHAPES:
+            raise ValueError(f"bad object {o!r}")
+        out.append(SceneObject(o["colour"], o["shape"], int(np.clip(o["x"], 0, SIZE - 1)), int(np.clip(o["y"], 0, SIZE - 1))))
+    return Scene(tuple(out))
+
+
+def edit_scene(scene: Scene, colour: str, action: str, x: int = 0, y: int = 0, other: str = "") -> Scene:
+    """A counterfactual scene: move, reshape, swap colours with `other`, or remove the `colour` object."""
+    target = scene.find(colour)
+    objects = list(scene.objects)
+    if action == "move":
+        objects = [SceneObject(o.colour, o.shape, int(np.clip(x, HALF_SIDE, SIZE - HALF_SIDE - 1)), int(np.clip(y, HALF_SIDE, SIZE - HALF_SIDE - 1))) if o is target else o for o in objects]
+    elif action == "reshape":
+        flipped = "circle" if target.shape == "square" else "square"
+        objects = [SceneObject(o.colour, flipped, o.x, o.y) if o is target else o for o in objects]
+    elif action == "swap colour":
+        partner = scene.find(other)
+        swap = {colour: other, other: colour}
+        objects = [SceneObject(swap[o.colour], o.shape, o.x, o.y) if o in (target, partner) else o for o in objects]
+    elif action == "remove":
+        if len(objects) <= 2:
+            raise ValueError("a scene needs at least two objects")
+        objects = [o for o in objects if o is not target]
+    else:
+        raise ValueError(f"unknown action {action!r}")
+    return Scene(tuple(objects))
+
+
+def parse_question(text: str) -> tuple[str, str, bool] | None:
+    """(subtype, colour, negate) for a question in the spirit of the spec, or None if not understood."""
+    lower = " ".join(text.lower().replace("grey", "gray").split())
+    colours = [c for c in COLOURS if c in lower.replace("?", " ").split() or f"{c}'" in lower]
+    if len(colours) != 1:
+        return None
+    for subtype, words in _SUBTYPE_WORDS:
+        hits = [w for w in words if w in lower]
+        if hits:
+            negate = any(w in hits for w in ("right", "bottom", "lower", "below"))
+            return subtype, colours[0], negate
+    return None
+
+
+def true_answer(scene: Scene, text: str) -> str | None:
+    """The ground-truth answer to a free-text question about a generated scene, when it can be parsed."""
+    parsed = parse_question(text)
+    if parsed is None:
+        return None
+    subtype, colour, negate = parsed
+    try:
+        return answer(scene, subtype, colour, negate)
+    except KeyError:
+        return None
