@@ -44,6 +44,8 @@ EXAMPLE_QUESTIONS = (
 class SafeImage(gr.Image):
     """gr.Image whose upload step turns unreadable files into a clear message instead of a traceback."""
 
+    is_template = True  # render with gradio's own Image frontend, not as a custom component
+
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
@@ -103,7 +105,7 @@ class Handlers:
             pred.probs,
             attention_heatmap(np.asarray(pred.region_attention), pred.tokens, tuple(pred.grid), "hop-1 attention: tokens x image regions"),
             self.overlay_at(view, step, 0),
-            gr.Slider(minimum=0, maximum=max(0, len(pred.tokens) - 1), value=step, step=1, label=f"RNN step (token); now: {html.escape(pred.tokens[step])}"),
+            gr.Slider(minimum=0, maximum=max(0, len(pred.tokens) - 1), value=step, step=1, label="RNN step (token index, as in the heatmap rows)"),
             step_highlights(pred.tokens, pred.step_attention),
             self.truth_markdown(scene, question, pred, predictor),
             view,
@@ -219,7 +221,7 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
                 with gr.Column(scale=1):
                     image = SafeImage(type="filepath", image_mode=None, label="Image", height=300, elem_id="image")
                     with gr.Row():
-                        seed = gr.Number(value=-1, precision=0, label="seed (-1: random)", minimum=-1)
+                        seed = gr.Number(value=-1, precision=0, label="seed (-1: random)", minimum=-1, elem_id="seed")
                         new_scene = gr.Button("New random scene", elem_id="new-scene")
                     scene_info = gr.Markdown("Upload an image, pick an example, or generate a scene.")
                     question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[0], max_length=10_000, elem_id="question")
