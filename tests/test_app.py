@@ -13,8 +13,8 @@ from PIL import Image
 
 from mmdemo.checkpoint import save_checkpoint
 from mmdemo.data import sort_of_clevr as soc
-from mmdemo.registry import Registry
 from mmdemo.model import FusionRNN
+from mmdemo.registry import Registry
 
 
 def free_port() -> int:
@@ -94,7 +94,7 @@ def test_random_scene_is_seeded(handlers) -> None:
 def test_ask_returns_answer_heatmap_overlay_and_truth(handlers) -> None:
     image, scene, _, _ = handlers.random_scene(7)
     out = handlers.ask(image, "What shape is the red object?", "sort-of-clevr/default", scene)
-    answer_md, probs, fig, over, slider, highlights, truth, view = out
+    answer_md, probs, fig, over, _slider, highlights, truth, view = out
     assert max(probs, key=probs.get) in answer_md
     assert len(fig.data[0].z) == len(view["pred"]["tokens"])
     assert over.shape == (300, 300, 3)
@@ -113,7 +113,7 @@ def test_truth_follows_the_edited_scene(handlers) -> None:
     img2, scene2, _ = handlers.edit(scene, "red", "reshape", 0, 0, "")
     after = sc.true_answer(sc.scene_from_dicts(scene2), "What shape is the red object?")
     assert before == red["shape"] and after != before and not np.array_equal(image, img2)
-    img3, scene3, _ = handlers.edit(scene, "red", "move", 10, 10, "")
+    _, scene3, _ = handlers.edit(scene, "red", "move", 10, 10, "")
     assert next(o for o in scene3 if o["colour"] == "red")["x"] == 10
     _, scene4, _ = handlers.edit(scene, "red", "remove", 0, 0, "")
     assert "red" not in [o["colour"] for o in scene4]
@@ -137,3 +137,77 @@ def test_ask_with_bad_input_is_a_gradio_error(handlers, question: str) -> None:
         handlers.ask(image, question, "sort-of-clevr/default", scene)
     with pytest.raises(gr.Error, match="No image"):
         handlers.ask(None, "What shape is the red object?", "sort-of-clevr/default", None)
+
+
+# ---------------------------------------------------------------------- bad input through the client
+
+
+def _client(server: str):
+    from gradio_client import Client
+
+    return Client(server, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def _save(tmp_path: Path, name: str, im: Image.Image, **kw) -> str:
+    path = tmp_path / name
+    im.save(path, **kw)
+    return str(path)
+
+
+def test_odd_images_and_texts_through_client(server: str, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    scene = Image.fromarray(soc.generate("test", 1)[0].image)
+    frames = [scene, scene.convert("L").convert("RGB")]
+    images = {
+        "gray": _save(tmp_path, "g.png", scene.convert("L")),
+        "rgba": _save(tmp_path, "a.png", scene.convert("RGBA")),
+        "palette": _save(tmp_path, "p.png", scene.convert("P")),
+        "16-bit": _save(tmp_path, "i16.png", scene.convert("I").convert("I;16")),
+        "animated": _save(tmp_path, "anim.gif", frames[0], save_all=True, append_images=frames[1:]),
+        "jpeg": _save(tmp_path, "s.jpg", scene),
+    }
+    client = _client(server)
+    for name, path in images.items():
+        out = client.predict(handle_file(path), "What shape is the red object?", "sort-of-clevr/default", api_name="/predict")
+        assert out[1]["label"] in tiny_config().labels, name
+    texts = ["x" * 10_000, "red?\x00\x07\x1b[31m", "What shape is the 🔴 object? 🤔", "ما شكل الجسم الأحمر؟", "<script>alert('x')</script><b>red</b>"]
+    for text in texts:
+        out = client.predict(handle_file(images["jpeg"]), text, "sort-of-clevr/default", api_name="/predict")
+        assert out[1]["label"] in tiny_config().labels
+        assert "<script>" not in out[0] and "<b>" not in out[0]
+
+
+def test_huge_image_and_missing_inputs_are_clear_errors(server: str, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    bomb = _save(tmp_path, "bomb.png", Image.new("1", (20000, 20000)))  # ~50 kB file, 400 Mpx image
+    client = _client(server)
+    for image, text, message in [(bomb, "What shape is the red object?", "Not a readable image|too large"), (None, "hi", "No image"), (bomb, "", "Not a readable image|too large|empty")]:
+        with pytest.raises(Exception, match=message):
+            client.predict(handle_file(image) if image else None, text, "sort-of-clevr/default", api_name="/predict")
+    good = _save(tmp_path, "ok.png", Image.fromarray(soc.generate("test", 1)[0].image))
+    with pytest.raises(Exception, match="empty"):
+        client.predict(handle_file(good), "   ", "sort-of-clevr/default", api_name="/predict")
+    assert client.predict(handle_file(good), "Is the red object at the top?", "sort-of-clevr/default", api_name="/predict")[1]["label"]
+
+
+def test_four_requests_in_flight_get_their_own_answers(server: str, tmp_path: Path) -> None:
+    """Concurrent requests share one model; each answer must equal the same request made alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import handle_file
+
+    samples = soc.generate("test", 4, seed=5)
+    paths = [_save(tmp_path, f"c{i}.png", Image.fromarray(s.image)) for i, s in enumerate(samples)]
+    questions = [s.questions[i].text for i, s in enumerate(samples)]
+    client = _client(server)
+
+    def call(i: int) -> dict:
+        return client.predict(handle_file(paths[i]), questions[i], "sort-of-clevr/default", api_name="/predict")[1]
+
+    alone = [call(i) for i in range(4)]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(call, list(range(4)) * 3))
+    for i, probs in enumerate(together):
+        assert probs == alone[i % 4]
