@@ -111,6 +111,13 @@ class Handlers:
             view,
         )
 
+    def answer(self, image: Any, question: str, checkpoint: str | None) -> dict:
+        """API only: the Prediction as JSON (the predict --json contract), no pictures."""
+        try:
+            return self.predictor(checkpoint).predict(image, question).to_dict()
+        except InputError as e:
+            raise _error(str(e)) from None
+
     @staticmethod
     def overlay_at(view: dict | None, step: float, hop: float) -> np.ndarray | None:
         """The image tinted by one step's (and hop's) attention."""
@@ -271,6 +278,10 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
             handlers.edit, [scene_state, edit_colour, edit_action, edit_x, edit_y, edit_other], [image, scene_state, scene_info], api_name="edit_scene"
         ).then(handlers.ask, [image, question, checkpoint, scene_state], outputs, api_name=False)
         compare_btn.click(handlers.compare, [image, question], [compare_table, compare_gallery], api_name="compare")
+        # API-only endpoint: the prediction as JSON, without rendering heatmaps or overlays.
+        answer_json = gr.JSON(visible=False)
+        answer_btn = gr.Button(visible=False)
+        answer_btn.click(handlers.answer, [image, question, checkpoint], answer_json, api_name="answer")
     return demo
 
 
