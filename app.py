@@ -24,7 +24,7 @@ from PIL import Image
 from mmdemo.checkpoint import CheckpointError, read_metrics
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.evaluate import most_attended_region, region_holds
-from mmdemo.grid import grid_folder, results_table
+from mmdemo.grid import grid_folder, paper_table, results_table
 from mmdemo.inference import InputError, Prediction, Predictor
 from mmdemo.plots import attention_heatmap, overlay, step_highlights
 from mmdemo.registry import Registry
@@ -261,6 +261,7 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
                 interactive=False, elem_id="compare-table",
             )
             compare_gallery = gr.Gallery(label="Most-attended step of each model", columns=3, height="auto")
+            gr.Markdown("Reference results on the original Sort-of-CLEVR (binary-coded questions):\n\n" + paper_table())
         with gr.Tab("Model card"):
             gr.Markdown(MODEL_CARD)
             gr.Markdown("### Benchmark (test split, from each checkpoint's metrics.json)\n" + results_table())

@@ -25,6 +25,12 @@ PAPER = [  # (model, non-relational, relational, closest/furthest), from the spe
 ]
 
 
+def paper_table() -> str:
+    """Markdown: the reference results on the original (binary-question) Sort-of-CLEVR."""
+    rows = ["| model | non-relational | relational | closest/furthest |", "|---|---|---|---|"]
+    return "\n".join(rows + [f"| {m} | {a} | {b} | {c} |" for m, a, b, c in PAPER])
+
+
 def grid_folder(fusion: str, cell: str) -> Path:
     return GRID_ROOT / f"{fusion}-{cell}"
 
