@@ -94,8 +94,8 @@ class Handlers:
         """Answer, probabilities, heatmap, overlay at the most-attended step, step slider, token weights, truth."""
         predictor = self.predictor(checkpoint)
         try:
-            pred = predictor.predict(image, question)
-            pixels = predictor.prepare(image)
+            pixels = predictor.prepare(image)  # decode once; predict on the exact pixels shown
+            pred = predictor.predict(pixels, question)
         except InputError as e:
             raise _error(str(e)) from None
         step = int(np.argmax(np.asarray(pred.region_attention).max(1))) if pred.tokens else 0
@@ -164,8 +164,8 @@ class Handlers:
                     continue
                 predictor = self.predictor(self.registry.name(folder))
                 try:
-                    pred = predictor.predict(image, question)
                     pixels = predictor.prepare(image)
+                    pred = predictor.predict(pixels, question)
                 except InputError as e:
                     raise _error(str(e)) from None
                 m = read_metrics(folder) or {}

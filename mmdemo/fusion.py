@@ -64,8 +64,8 @@ class AttentionFusion(nn.Module):
     Each hop scores every region with a small MLP over [region; query] (Bahdanau-style):
     hidden_r = relu(W_r region_r + W_q query), score_r = w . hidden_r, and the context is
     U sum_r weight_r hidden_r. Because hidden_r is conditioned on the query, even a flat attention
-    already carries question-specific evidence (as in a relation network's g), so training does not
-    stall waiting for the attention to sharpen. Hop 1 is queried by the RNN state and the current
+    carries question-specific evidence (as in a relation network's g). (On 2 CPU cores this did not
+    yet make the colour binding learnable in budget: see README, "What we learned".) Hop 1 is queried by the RNN state and the current
     token; hop k > 1 also by hop k-1's context, so one step can find the named object and then look
     relative to it (closest, furthest, same shape). Output: [token; context_1; ...; context_K].
     """

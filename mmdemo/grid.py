@@ -1,6 +1,6 @@
 """The ablation grid: fusion x cell, same budget and seed; and the results table README shows.
 
-python -m mmdemo.grid train [--epochs E] [--jobs N]   trains every missing checkpoint of the grid
+python -m mmdemo.grid train [--epochs E] [--jobs N]   trains every grid model without metrics.json
 python -m mmdemo.grid table                          prints the markdown table from metrics.json files
 """
 
@@ -43,7 +43,7 @@ def train_grid(epochs: float, jobs: int, seed: int, force: bool) -> None:
         while todo and len(running) < jobs:
             fusion, cell = todo.pop(0)
             lock = grid_folder(fusion, cell) / ".training"
-            if not force and lock.parent.exists():
+            if not force and (lock.exists() or (lock.parent / METRICS).is_file()):
                 continue  # trained, or being trained by another runner
             lock.parent.mkdir(parents=True, exist_ok=True)
             lock.touch()
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmdemo.grid", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the fusion x cell grid")
-    t.add_argument("--epochs", type=float, default=4.0, help="epochs for every grid model (default %(default)s)")
+    t.add_argument("--epochs", type=float, default=2.0, help="epochs for every grid model (default %(default)s)")
     t.add_argument("--jobs", type=int, default=2, help="models trained at once, one thread each (default %(default)s)")
     t.add_argument("--seed", type=int, default=0, help="seed for every grid model (default %(default)s)")
     t.add_argument("--force", action="store_true", help="retrain models that already have metrics.json")
