@@ -8,7 +8,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from mmdemo.config import CELLS, FUSIONS, TEXT_ENCODERS, ModelConfig, TrainConfig
+from mmdemo.config import ATTENTIONS, CELLS, FUSIONS, TEXT_ENCODERS, ModelConfig, TrainConfig
 
 
 class CliError(Exception):
@@ -31,6 +31,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden-dim", type=int, default=m.hidden_dim, help="RNN hidden size (default %(default)s)")
     p.add_argument("--image-channels", type=int, default=m.image_channels, help="region vector width (default %(default)s)")
     p.add_argument("--attn-dim", type=int, default=m.attn_dim, help="attention query/key width (default %(default)s)")
+    p.add_argument("--attention", choices=ATTENTIONS, default=m.attention, help="how regions are scored (default %(default)s)")
     p.add_argument("--hops", type=int, default=m.num_hops, help="attention hops per step (default %(default)s)")
     p.add_argument("--grid", type=int, default=m.grid, help="regions per side (default %(default)s)")
     p.add_argument("--out", default=t.out, help="checkpoint folder to write (default %(default)s)")
@@ -38,6 +39,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-images", type=int, default=t.train_images, help="training images, 20 questions each (default %(default)s)")
     p.add_argument("--batch-images", type=int, default=t.batch_images, help="images per step (default %(default)s)")
     p.add_argument("--lr", type=float, default=t.lr, help="peak learning rate (default %(default)s)")
+    p.add_argument("--attn-supervision", type=float, default=t.attn_supervision, help="weight of the loss that tells attention where the named object is (attention fusion; 0 = off; default %(default)s)")
     p.add_argument("--seed", type=int, default=t.seed, help="random seed (default %(default)s)")
     p.add_argument("--device", default=t.device, help="auto | cpu | cuda (default %(default)s)")
     p.add_argument("--threads", type=int, default=t.threads, help="CPU threads, 0 = torch default (default %(default)s)")
@@ -87,13 +89,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         model_cfg = ModelConfig(
             cell=args.cell, fusion=args.fusion, text_encoder=args.text_encoder, text_dim=args.text_dim,
             hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=args.attn_dim,
-            num_hops=args.hops, grid=args.grid,
+            num_hops=args.hops, grid=args.grid, attention=args.attention,
         )
     except ValueError as e:
         raise CliError(str(e)) from None
     for name in ("epochs", "train_images", "batch_images", "lr"):
         if getattr(args, name) <= 0:
             raise CliError(f"--{name.replace('_', '-')} must be positive")
+    if args.attn_supervision < 0:
+        raise CliError("--attn-supervision must be >= 0")
     train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     _, metrics = train(model_cfg, train_cfg, progress=not args.quiet)
     print(f"wrote {train_cfg.out}")

@@ -8,6 +8,7 @@ from typing import Any
 CELLS = ("rnn", "lstm", "gru")
 FUSIONS = ("sum", "concat", "attention")
 TEXT_ENCODERS = ("minilm", "minilm_static", "learned")
+ATTENTIONS = ("additive", "dot")
 ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 
 
@@ -25,6 +26,7 @@ class ModelConfig:
     grid: int = 5  # the CNN yields grid x grid regions (R = grid * grid)
     hidden_dim: int = 64  # RNN hidden size
     attn_dim: int = 64  # query/key width of region attention
+    attention: str = "additive"  # region scoring: additive (MLP over [region; query]) | dot (scaled dot product)
     num_hops: int = 2  # attention hops per RNN step (stacked attention); ignored by sum/concat
     max_tokens: int = 32  # questions are truncated to this many tokenizer tokens
     labels: tuple[str, ...] = ANSWERS  # class names, in logit order
@@ -38,6 +40,8 @@ class ModelConfig:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.text_encoder not in TEXT_ENCODERS:
             raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.num_hops < 1 or self.grid < 1 or self.max_tokens < 2:
             raise ValueError("num_hops, grid must be >= 1 and max_tokens >= 2")
 
@@ -73,6 +77,7 @@ class TrainConfig:
     batch_images: int = 32  # images per step; every image brings its 20 questions
     lr: float = 3e-3  # Adam peak learning rate (linear warm-up, cosine decay)
     weight_decay: float = 0.0  # AdamW weight decay
+    attn_supervision: float = 1.0  # weight of the attention-supervision loss (attention fusion only; 0 = off)
     seed: int = 0  # seeds data order, initialisation and the training scenes
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int = 0  # torch CPU threads; 0 = torch's default

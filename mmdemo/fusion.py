@@ -17,12 +17,15 @@ class ImageMemory(NamedTuple):
     """What a fusion reads from one image, computed once per image and shared by its questions."""
 
     values: torch.Tensor  # (B, R, D) region vectors
-    keys: torch.Tensor  # (K, B, R, A) attention keys, one set per hop (empty for sum/concat)
+    keys: tuple[torch.Tensor, ...]  # K tensors (B, R, A): attention keys per hop (empty for sum/concat).
+    # A tuple, not one (K, B, R, A) tensor: indexing a stacked tensor at every step would make autograd
+    # allocate and fill the whole (K, B, R, A) gradient once per step and hop.
     summary: torch.Tensor  # (B, D) mean over regions
 
     def select(self, index: torch.Tensor) -> ImageMemory:
         """Rows for each question, given the image index of each question."""
-        return ImageMemory(self.values.index_select(0, index), self.keys.index_select(1, index), self.summary.index_select(0, index))
+        keys = tuple(k.index_select(0, index) for k in self.keys)
+        return ImageMemory(self.values.index_select(0, index), keys, self.summary.index_select(0, index))
 
 
 def uniform_weights(values: torch.Tensor) -> torch.Tensor:
@@ -40,7 +43,7 @@ class SumFusion(nn.Module):
         self.out_dim = cfg.text_dim
 
     def prepare(self, regions: torch.Tensor) -> ImageMemory:
-        return ImageMemory(regions, regions.new_zeros(0, regions.shape[0], 0, 0), regions.mean(1))
+        return ImageMemory(regions, (), regions.mean(1))
 
     def forward(self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory) -> tuple[torch.Tensor, torch.Tensor]:
         return token + self.image_proj(memory.summary), uniform_weights(memory.values)
@@ -79,12 +82,12 @@ class AttentionFusion(nn.Module):
             nn.Linear(cfg.hidden_dim + cfg.text_dim + (d if hop else 0), a) for hop in range(k)
         )
         self.score = nn.ModuleList(nn.Linear(a, 1, bias=False) for _ in range(k))
-        self.value = nn.ModuleList(nn.Linear(a, d) for _ in range(k))
+        self.value = nn.ModuleList(nn.Linear(d, d) for _ in range(k))
         self.out_dim = cfg.text_dim + k * d
 
     def prepare(self, regions: torch.Tensor) -> ImageMemory:
         b, r, _ = regions.shape
-        keys = self.region_proj(regions).view(b, r, self.num_hops, self.attn_dim).permute(2, 0, 1, 3).contiguous()  # (K, B, R, A)
+        keys = self.region_proj(regions).view(b, r, self.num_hops, self.attn_dim).unbind(2)  # K x (B, R, A)
         return ImageMemory(regions, keys, regions.mean(1))
 
     def forward(self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +97,34 @@ class AttentionFusion(nn.Module):
             query = self.query_proj[hop](query_in)  # (B, A)
             hidden = torch.relu(memory.keys[hop] + query.unsqueeze(1))  # (B, R, A)
             w = self.score[hop](hidden).squeeze(-1).softmax(dim=-1)  # (B, R)
-            context = self.value[hop](torch.bmm(w.unsqueeze(1), hidden).squeeze(1))  # (B, D)
+            context = self.value[hop](torch.bmm(w.unsqueeze(1), memory.values).squeeze(1))  # (B, D)
+            contexts.append(context)
+            weights.append(w)
+            query_in = torch.cat([state, token, context], dim=-1)  # (B, H + E + D)
+        return torch.cat([token, *contexts], dim=-1), torch.stack(weights, dim=1)  # (B, F), (B, K, R)
+
+
+class DotAttentionFusion(AttentionFusion):
+    """Stacked scaled dot-product attention: score_r = q . k_r / sqrt(A), context = V sum_r weight_r region_r.
+
+    Cheaper than the additive scorer (no (B, R, A) hidden layer per step), so finer grids fit the CPU
+    budget. Hops chain as in AttentionFusion; the output layout is the same.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        d, k = cfg.image_channels, cfg.num_hops
+        del self.score
+        self.value = nn.ModuleList(nn.Linear(d, d) for _ in range(k))
+
+    def forward(self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory) -> tuple[torch.Tensor, torch.Tensor]:
+        contexts, weights = [], []
+        query_in = torch.cat([state, token], dim=-1)  # (B, H + E)
+        scale = self.attn_dim**-0.5
+        for hop in range(self.num_hops):
+            query = self.query_proj[hop](query_in)  # (B, A)
+            w = (torch.bmm(memory.keys[hop], query.unsqueeze(-1)).squeeze(-1) * scale).softmax(dim=-1)  # (B, R)
+            context = self.value[hop](torch.bmm(w.unsqueeze(1), memory.values).squeeze(1))  # (B, D)
             contexts.append(context)
             weights.append(w)
             query_in = torch.cat([state, token, context], dim=-1)  # (B, H + E + D)
@@ -102,4 +132,6 @@ class AttentionFusion(nn.Module):
 
 
 def make_fusion(cfg: ModelConfig) -> nn.Module:
-    return {"sum": SumFusion, "concat": ConcatFusion, "attention": AttentionFusion}[cfg.fusion](cfg)
+    if cfg.fusion == "attention":
+        return DotAttentionFusion(cfg) if cfg.attention == "dot" else AttentionFusion(cfg)
+    return {"sum": SumFusion, "concat": ConcatFusion}[cfg.fusion](cfg)

@@ -17,6 +17,7 @@ from mmdemo.checkpoint import METRICS, save_checkpoint
 from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN, pick_device
+from mmdemo.supervision import attention_loss, attention_targets
 from mmdemo.text import tokenize
 
 
@@ -31,6 +32,7 @@ class QuestionBatch:
         self.image_index = torch.tensor([i for i, qs in enumerate(questions) for _ in qs])  # (B,)
         self.targets = torch.tensor([cfg.labels.index(q.answer) for q in flat])  # (B,)
         self.questions = flat
+        self.question_image = [i for i, qs in enumerate(questions) for _ in qs]  # image index per question
 
     def to(self, device: torch.device) -> QuestionBatch:
         for name in ("images", "token_ids", "token_mask", "image_index", "targets"):
@@ -62,6 +64,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
     total = max(1, int(cfg.epochs * steps_per_epoch))
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
+    supervise = model_cfg.fusion == "attention" and cfg.attn_supervision > 0
     started, step, seen = time.time(), 0, 0
     bar = tqdm(total=total, desc=f"train {model_cfg.fusion}-{model_cfg.cell}", disable=not progress, unit="step")
     running_loss, running_acc = 0.0, 0.0
@@ -78,8 +81,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg.lr)
             out = model(batch.images, batch.token_ids, batch.token_mask, batch.image_index, batch.targets)
+            loss = out.loss
+            if supervise:
+                scenes = [samples[idx[i]].scene for i in batch.question_image]
+                targets = attention_targets(batch.token_ids.cpu(), batch.questions, scenes, model_cfg.grid)
+                loss = loss + cfg.attn_supervision * attention_loss(out.hop_attention, targets)
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             step += 1

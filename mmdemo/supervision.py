@@ -1,0 +1,100 @@
+"""Attention supervision on generated scenes (training only).
+
+Sort-of-CLEVR-NL knows where every object is, so training can tell the attention where to look, as in
+supervised attention for VQA (Liu et al. 2017, "Attention Correctness in Neural Image Captioning";
+Qiao et al. 2018, "Exploring Human-like Attention Supervision in VQA"). At the step that reads the
+colour word:
+
+- hop 1 should put its weight on the named object X (every question);
+- hop 2 should put it on the object the answer is about: the closest / furthest other object, or for
+  "count" every object with X's shape (X included). Non-relational questions leave hop 2 free.
+
+The loss for one target is -log(weight mass on the target's regions); a region "holds" an object by the
+same rule as the grounding metric (evaluate.region_holds: its cell overlaps the object's 10 x 10 footprint). Nothing here is used
+at inference: predictions and the measured grounding come from the model alone.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from mmdemo.data import sort_of_clevr as soc
+
+COLOUR_WORDS = (*soc.COLOURS, "grey")
+
+
+@lru_cache(maxsize=1)
+def colour_token_ids() -> frozenset[int]:
+    """Tokenizer ids of the colour words (each is a single WordPiece)."""
+    from mmdemo.text import load_tokenizer
+
+    tok = load_tokenizer()
+    return frozenset(int(tok.convert_tokens_to_ids(w)) for w in COLOUR_WORDS)
+
+
+class AttentionTargets(NamedTuple):
+    step: torch.Tensor  # (B,) position of the colour word in each question (-1: none found)
+    hop1: torch.Tensor  # (B, R) bool, regions of the named object
+    hop2: torch.Tensor  # (B, R) bool, regions of the object(s) the answer is about (all False: no target)
+
+
+def region_masks(objects: list[soc.SceneObject], grid: int) -> np.ndarray:
+    """(R,) bool: regions that hold any of the objects (region_holds, vectorised over the grid)."""
+    if not objects:
+        return np.zeros(grid * grid, dtype=bool)
+    edges = np.arange(grid + 1) * (soc.SIZE / grid)  # cell boundaries, px
+    lo, hi = edges[:-1], edges[1:]
+    xy = np.array([(o.x, o.y) for o in objects], dtype=np.float64)  # (O, 2)
+    cols = (lo[None] < xy[:, :1] + soc.HALF_SIDE) & (xy[:, :1] - soc.HALF_SIDE < hi[None])  # (O, g)
+    rows = (lo[None] < xy[:, 1:] + soc.HALF_SIDE) & (xy[:, 1:] - soc.HALF_SIDE < hi[None])  # (O, g)
+    return (rows[:, :, None] & cols[:, None, :]).any(0).reshape(-1)  # row-major (R,)
+
+
+def hop2_objects(scene: soc.Scene, question: soc.Question) -> list[soc.SceneObject]:
+    """The object(s) a relational question's answer is read from; [] for non-relational questions."""
+    x = scene.find(question.colour)
+    others = [o for o in scene.objects if o is not x]
+    if question.subtype in ("closest", "furthest"):
+        dist = [math.dist((x.x, x.y), (o.x, o.y)) for o in others]
+        pick = min if question.subtype == "closest" else max
+        return [others[dist.index(pick(dist))]]
+    if question.subtype == "count":
+        return [o for o in scene.objects if o.shape == x.shape]
+    return []
+
+
+def attention_targets(
+    token_ids: torch.Tensor, questions: list[soc.Question], scenes: list[soc.Scene], grid: int
+) -> AttentionTargets:
+    """Targets for a batch: token_ids (B, T), one question and its scene per row."""
+    colour_ids = colour_token_ids()
+    steps, hop1, hop2 = [], [], []
+    for row, q, scene in zip(token_ids.tolist(), questions, scenes):
+        steps.append(next((t for t, i in enumerate(row) if i in colour_ids), -1))
+        hop1.append(region_masks([scene.find(q.colour)], grid))
+        hop2.append(region_masks(hop2_objects(scene, q), grid))
+    return AttentionTargets(torch.tensor(steps), torch.from_numpy(np.stack(hop1)), torch.from_numpy(np.stack(hop2)))
+
+
+def attention_loss(hop_attention: torch.Tensor, targets: AttentionTargets, eps: float = 1e-6) -> torch.Tensor:
+    """Mean -log(target mass) over the supervised (question, hop) pairs; hop_attention (B, T, K, R)."""
+    b, _, k, _ = hop_attention.shape
+    found = targets.step >= 0
+    rows = torch.arange(b, device=hop_attention.device)
+    at_step = hop_attention[rows, targets.step.clamp(min=0).to(hop_attention.device)]  # (B, K, R)
+    losses, weights = [], []
+    for hop, mask in ((0, targets.hop1), (1, targets.hop2)):
+        if hop >= k:
+            break
+        mask = mask.to(hop_attention.device)
+        use = (found & mask.cpu().any(-1)).to(hop_attention.device).float()  # (B,)
+        mass = (at_step[:, hop] * mask).sum(-1)  # (B,)
+        losses.append(-(mass + eps).log() * use)
+        weights.append(use)
+    total = torch.stack(weights).sum().clamp(min=1.0)
+    return torch.stack(losses).sum() / total
