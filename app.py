@@ -111,6 +111,47 @@ class Handlers:
             view,
         )
 
+    def photo_match(self, image: Any, sentence: str, checkpoint: str | None):
+        """Photos mode: match probability, per-word attention heatmap, overlay + step slider, step weights."""
+        if not checkpoint:
+            raise _error("No photo (image-text matching) checkpoint found under checkpoints/.")
+        predictor = self.predictor(checkpoint)
+        try:
+            pixels = predictor.prepare(image)
+            pred = predictor.predict(pixels, sentence)
+        except InputError as e:
+            raise _error(str(e)) from None
+        step = int(np.argmax(np.asarray(pred.region_attention).max(1))) if pred.tokens else 0
+        view = {"pred": pred.to_dict(), "pixels": pixels.tolist(), "checkpoint": checkpoint}
+        p_match = pred.probs.get("match")
+        head = f"## {html.escape(pred.answer)}\n" + (f"P(match) = {100 * p_match:.1f}%" if p_match is not None else "")
+        return (
+            head,
+            pred.probs,
+            attention_heatmap(np.asarray(pred.region_attention), pred.tokens, tuple(pred.grid), "attention: words x 7x7 photo regions"),
+            self.overlay_at(view, step, 0),
+            gr.Slider(minimum=0, maximum=max(0, len(pred.tokens) - 1), value=step, step=1, label="RNN step (word)"),
+            step_highlights(pred.tokens, pred.step_attention),
+            view,
+        )
+
+    def search(self, sentence: str, checkpoint: str | None) -> list[tuple[np.ndarray, str]]:
+        """Search by sentence: the example photos ranked by P(match) for the sentence."""
+        from mmdemo.photos import gallery
+
+        if not checkpoint:
+            raise _error("No photo (image-text matching) checkpoint found under checkpoints/.")
+        predictor = self.predictor(checkpoint)
+        scored = []
+        for photo in gallery():
+            try:
+                pred = predictor.predict(photo.pixels, sentence)
+            except InputError as e:
+                raise _error(str(e)) from None
+            scored.append((pred.probs.get("match", 0.0), photo))
+        scored.sort(key=lambda t: -t[0])
+        return [(photo.pixels, f"{rank}. {photo.caption}: P(match) {100 * p:.1f}%") for rank, (p, photo) in enumerate(scored, start=1)]
+
     def answer(self, image: Any, question: str, checkpoint: str | None) -> dict:
         """API only: the Prediction as JSON (the predict --json contract), no pictures."""
         try:
@@ -196,6 +237,19 @@ def _examples(cache: Path) -> list[list[str]]:
     return out
 
 
+def _photo_examples(cache: Path) -> list[list[str]]:
+    from mmdemo.photos import gallery
+
+    cache.mkdir(parents=True, exist_ok=True)
+    out = []
+    for photo, sentence in zip(gallery()[:6], ("a cat", "an astronaut", "a cup of coffee", "a rocket", "a motorcycle", "a red car")):
+        path = cache / f"photo-{photo.name}.png"
+        if not path.is_file():
+            Image.fromarray(photo.pixels).save(path)
+        out.append([str(path), sentence])
+    return out
+
+
 MODEL_CARD = """
 ### What this is
 An RNN reads the question token by token (the real MiniLM WordPiece tokens); at every step a fusion
@@ -215,8 +269,10 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
     """The whole UI over a registry of checkpoints (the given predictor is served first)."""
     registry = registry or Registry(preload=predictor)
     handlers = Handlers(registry)
-    choices = registry.choices()
+    choices = registry.choices("sort-of-clevr")
     default_choice = registry.name(predictor.folder) if predictor is not None else (choices[0][1] if choices else None)
+    photo_choices = registry.choices("match")
+    photo_default = photo_choices[0][1] if photo_choices else None
     example_dir = example_dir or Path(os.environ.get("MMDEMO_EXAMPLES", "/tmp/mmdemo-examples"))
 
     with gr.Blocks(title="mmdemo: where does the RNN look?") as demo:
@@ -253,6 +309,30 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
                     edit_x = gr.Slider(5, 69, value=37, step=1, label="new x")
                     edit_y = gr.Slider(5, 69, value=37, step=1, label="new y")
                 apply_edit = gr.Button("Apply and ask again", elem_id="apply-edit")
+        with gr.Tab("Photos"):
+            photo_view = gr.State(None)
+            gr.Markdown(
+                "Real photos: does the sentence describe the photo? Frozen EfficientNet-Lite0 (7 x 7 regions) and "
+                "frozen MiniLM, with the same RNN + attention fusion, trained on public-domain Open Clip Art."
+            )
+            with gr.Row():
+                with gr.Column(scale=1):
+                    photo = SafeImage(type="filepath", image_mode=None, label="Photo", height=300, elem_id="photo")
+                    sentence = gr.Textbox(label="Sentence", value="a cat", max_length=10_000, elem_id="sentence")
+                    photo_checkpoint = gr.Dropdown(choices=photo_choices, value=photo_default, label="Matching checkpoint", elem_id="photo-checkpoint")
+                    match_btn = gr.Button("Match", variant="primary", elem_id="match")
+                with gr.Column(scale=1):
+                    photo_answer = gr.Markdown(elem_id="photo-answer")
+                    photo_probs = gr.Label(num_top_classes=2, label="Probabilities")
+                    photo_overlay = gr.Image(label="Attention at one step (magenta = more)", interactive=False, height=300, elem_id="photo-overlay")
+                    photo_step = gr.Slider(0, 1, value=0, step=1, label="RNN step (word)", elem_id="photo-step")
+            photo_steps = gr.HighlightedText(label="Attention over steps", elem_id="photo-steps")
+            photo_heatmap = gr.Plot(label="Per-word attention over the 7 x 7 grid", elem_id="photo-heatmap")
+            gr.Examples(_photo_examples(example_dir), inputs=[photo, sentence], label="Example photos (scikit-image)")
+            with gr.Accordion("Search by sentence: rank the example photos", open=True):
+                query = gr.Textbox(label="Sentence", value="a cup of coffee", max_length=10_000, elem_id="query")
+                search_btn = gr.Button("Search", elem_id="search")
+                ranked = gr.Gallery(label="Example photos, best match first", columns=4, height="auto", elem_id="ranked")
         with gr.Tab("Compare"):
             gr.Markdown("The same image and question through every ablation checkpoint: sum / concat / attention x rnn / lstm / gru.")
             compare_btn = gr.Button("Compare all fusions", variant="primary", elem_id="compare")
@@ -278,6 +358,11 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
         apply_edit.click(
             handlers.edit, [scene_state, edit_colour, edit_action, edit_x, edit_y, edit_other], [image, scene_state, scene_info], api_name="edit_scene"
         ).then(handlers.ask, [image, question, checkpoint, scene_state], outputs, api_name=False)
+        photo_outputs = [photo_answer, photo_probs, photo_heatmap, photo_overlay, photo_step, photo_steps, photo_view]
+        match_btn.click(handlers.photo_match, [photo, sentence, photo_checkpoint], photo_outputs, api_name="photo_match")
+        sentence.submit(handlers.photo_match, [photo, sentence, photo_checkpoint], photo_outputs, api_name=False)
+        photo_step.change(handlers.overlay_at, [photo_view, photo_step, gr.State(0)], photo_overlay, api_name=False, show_progress="hidden")
+        search_btn.click(handlers.search, [query, photo_checkpoint], ranked, api_name="search")
         compare_btn.click(handlers.compare, [image, question], [compare_table, compare_gallery], api_name="compare")
         # API-only endpoint: the prediction as JSON, without rendering heatmaps or overlays.
         answer_json = gr.JSON(visible=False)

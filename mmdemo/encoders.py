@@ -55,6 +55,41 @@ class ImageEncoder(nn.Module):
         return x.flatten(2).transpose(1, 2)  # (B, R, D)
 
 
+class PretrainedImageEncoder(nn.Module):
+    """Frozen EfficientNet-Lite0 (from its pip wheel) -> 7 x 7 regions -> trained projection (B, 49, D).
+
+    Frozen features come from a content-keyed FeatureCache, so the same picture is encoded once; training
+    on a manifest feeds cached features straight to `project`. The last two channels are the cell centre.
+    """
+
+    def __init__(self, cfg: ModelConfig, cache_items: int = 256) -> None:
+        super().__init__()
+        from mmdemo.pretrained import FEATURE_DIM, FeatureCache
+
+        self.grid = cfg.grid
+        self.proj = nn.Sequential(nn.LayerNorm(FEATURE_DIM), nn.Linear(FEATURE_DIM, cfg.image_channels - 2))
+        self.cache = FeatureCache(max_items=cache_items)
+
+    def frozen_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 224, 224) in [0, 1] -> (B, 1280, 7, 7), through the cache."""
+        pixels = images.mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return self.cache.get(list(pixels), device=images.device).to(images.device)
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, 1280, 7, 7) frozen features -> regions (B, 49, D), row-major."""
+        b = features.shape[0]
+        x = self.proj(features.flatten(2).transpose(1, 2))  # (B, 49, D - 2)
+        coords = coord_channels(b, self.grid, self.grid, x).flatten(2).transpose(1, 2)  # (B, 49, 2)
+        return torch.cat([x, coords], dim=-1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.project(self.frozen_features(images))
+
+
+def make_image_encoder(cfg: ModelConfig) -> nn.Module:
+    return PretrainedImageEncoder(cfg) if cfg.image_encoder == "efficientnet_lite0" else ImageEncoder(cfg)
+
+
 class TextEncoder(nn.Module):
     """Token ids (B, T) -> per-token vectors (B, T, E).
 

@@ -136,6 +136,13 @@ class Predictor:
         model, config = load_checkpoint(folder, dev)
         return cls(model, config, dev, folder)
 
+    def clear_caches(self) -> None:
+        """Forget cached frozen features (text states, image features): the next call pays for them."""
+        self.model.text.clear_cache()
+        cache = getattr(self.model.image, "cache", None)
+        if cache is not None:
+            cache.clear()
+
     def prepare(self, image: ImageInput) -> np.ndarray:
         """The exact (size, size, 3) uint8 array the model sees."""
         return prepare_image(load_image(image), self.cfg.image_size)

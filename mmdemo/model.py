@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdemo.config import ModelConfig
-from mmdemo.encoders import ImageEncoder, TextEncoder
+from mmdemo.encoders import TextEncoder, make_image_encoder
 from mmdemo.fusion import ImageMemory, make_fusion
 
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
@@ -34,7 +34,8 @@ class FusionRNN(nn.Module):
         self.cfg = cfg
         h = cfg.hidden_dim
         self.text = TextEncoder(cfg)
-        self.image = ImageEncoder(cfg)
+        self.question_proj = nn.Linear(cfg.text_dim, cfg.text_dim) if cfg.question_context else None
+        self.image = make_image_encoder(cfg)
         self.fusion = make_fusion(cfg)
         self.cell = CELLS[cfg.cell](self.fusion.out_dim, h)
         # The initial state sees the whole image (Show-Attend-Tell's init_h): every fusion gets it.
@@ -45,7 +46,13 @@ class FusionRNN(nn.Module):
 
     def encode_images(self, images: torch.Tensor) -> ImageMemory:
         """(N, 3, H, W) in [0, 1] -> per-image memory; run once per image, however many questions."""
-        return self.fusion.prepare(self.image(images))
+        return self.encode_regions(self.image(images))
+
+    def encode_regions(self, regions: torch.Tensor) -> ImageMemory:
+        """(N, R, D) region vectors -> memory (the image-only baseline sees them; text-only gets zeros)."""
+        if self.cfg.modality == "text":
+            regions = torch.zeros_like(regions)
+        return self.fusion.prepare(regions)
 
     def forward(
         self,
@@ -72,6 +79,12 @@ class FusionRNN(nn.Module):
             memory = memory.select(image_index)
         mask = token_mask.bool()  # (B, T)
         tokens = self.text(token_ids, mask)  # (B, T, E)
+        if self.cfg.modality == "image":
+            tokens = torch.zeros_like(tokens)  # the image-only baseline: the words carry nothing
+        if self.question_proj is not None:
+            keep = mask.unsqueeze(-1).to(tokens.dtype)  # (B, T, 1)
+            question = (tokens * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # (B, E) masked mean
+            tokens = tokens + self.question_proj(question).unsqueeze(1)  # (B, T, E)
         state = torch.tanh(self.init_state(memory.summary))  # (B, H) or (B, 2H)
         h, c = state.chunk(2, dim=-1) if self.cfg.cell == "lstm" else (state, None)
         hiddens, weights, inputs = [], [], []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from mmdemo.checkpoint import DEFAULT, ROOT, find_checkpoints, read_metrics
+from mmdemo.checkpoint import DEFAULT, ROOT, CheckpointError, find_checkpoints, read_config, read_metrics
 from mmdemo.inference import Predictor
 
 
@@ -19,10 +19,19 @@ class Registry:
         if preload is not None:
             self._cache[preload.folder.resolve()] = preload
 
-    def folders(self) -> list[Path]:
-        found = find_checkpoints(self.root)
+    def folders(self, task: str | None = None) -> list[Path]:
+        """Checkpoint folders (the default first); with task, only those trained for it."""
+        found = [f for f in find_checkpoints(self.root) if task is None or self.task(f) == task]
         default = (self.root / DEFAULT.relative_to(ROOT)).resolve()
         return sorted(found, key=lambda p: (p.resolve() != default, str(p)))
+
+    @staticmethod
+    def task(folder: Path) -> str | None:
+        """'sort-of-clevr', 'match', 'classify', ... from config.json; None if unreadable."""
+        try:
+            return read_config(folder)["model"].get("task", "sort-of-clevr")
+        except (CheckpointError, KeyError, TypeError, AttributeError):
+            return None
 
     def name(self, folder: Path) -> str:
         try:
@@ -35,13 +44,15 @@ class Registry:
         m = read_metrics(folder)
         if m and m.get("overall") is not None:
             return f"{self.name(folder)}: {100 * m['overall']:.1f}% overall"
+        if m and m.get("accuracy") is not None:
+            return f"{self.name(folder)}: {100 * m['accuracy']:.1f}% val accuracy"
         return self.name(folder)
 
-    def choices(self) -> list[tuple[str, str]]:
-        return [(self.label(f), self.name(f)) for f in self.folders()]
+    def choices(self, task: str | None = None) -> list[tuple[str, str]]:
+        return [(self.label(f), self.name(f)) for f in self.folders(task)]
 
-    def get(self, name: str | None) -> Predictor:
-        folder = (self.root / name) if name else next(iter(self.folders()), self.root / DEFAULT.relative_to(ROOT))
+    def get(self, name: str | None, task: str | None = None) -> Predictor:
+        folder = (self.root / name) if name else next(iter(self.folders(task)), self.root / DEFAULT.relative_to(ROOT))
         key = folder.resolve()
         with self._lock:
             if key not in self._cache:

@@ -23,6 +23,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def tiny_match_config():
+    return tiny_config(image_encoder="efficientnet_lite0", image_size=224, grid=7, labels=("match", "mismatch"), task="match", num_hops=1)
+
+
 def test_import_has_no_side_effects() -> None:
     import app
 
@@ -36,6 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("ck")
     save_checkpoint(FusionRNN(tiny_config()), root / "sort-of-clevr" / "default")
+    save_checkpoint(FusionRNN(tiny_match_config()), root / "photos" / "match")
     demo = app.build_demo(registry=Registry(root, device="cpu"), example_dir=root / "examples")
     demo.queue(default_concurrency_limit=4)
     port = free_port()
@@ -80,6 +85,7 @@ def handlers(tmp_path_factory: pytest.TempPathFactory):
     save_checkpoint(FusionRNN(tiny_config()), root / "sort-of-clevr" / "default")
     save_checkpoint(FusionRNN(tiny_config()), root / "sort-of-clevr" / "attention-gru")
     save_checkpoint(FusionRNN(tiny_config(fusion="sum")), root / "sort-of-clevr" / "sum-rnn")
+    save_checkpoint(FusionRNN(tiny_match_config()), root / "photos" / "match")
     return app.Handlers(Registry(root, device="cpu"))
 
 
@@ -126,6 +132,25 @@ def test_compare_runs_every_grid_checkpoint(handlers, monkeypatch) -> None:
     image, _, _, _ = handlers.random_scene(5)
     rows, gallery = handlers.compare(image, "Is the green object on the left?")
     assert {r[0] for r in rows} == {"attention-gru", "sum-rnn"} and len(gallery) == 2
+
+
+def test_registry_offers_each_tab_its_own_checkpoints(handlers) -> None:
+    assert [n for _, n in handlers.registry.choices("match")] == ["photos/match"]
+    assert "photos/match" not in [n for _, n in handlers.registry.choices("sort-of-clevr")]
+
+
+def test_photo_match_and_search(handlers) -> None:
+    from mmdemo.photos import gallery
+
+    cat = gallery()[0].pixels
+    head, probs, fig, over, _slider, highlights, view = handlers.photo_match(cat, "a cat on a blanket", "photos/match")
+    assert set(probs) == {"match", "mismatch"} and "P(match)" in head
+    assert len(fig.data[0].z) == len(view["pred"]["tokens"]) and len(fig.data[0].z[0]) == 49
+    assert over.shape[2] == 3 and [t for t, _ in highlights] == view["pred"]["tokens"]
+    ranked = handlers.search("a cup of coffee", "photos/match")
+    assert len(ranked) == len(gallery())
+    scores = [float(caption.rsplit(" ", 1)[1].rstrip("%")) for _, caption in ranked]
+    assert scores == sorted(scores, reverse=True)
 
 
 @pytest.mark.parametrize("question", ["", "   \x00"])
@@ -190,6 +215,21 @@ def test_huge_image_and_missing_inputs_are_clear_errors(server: str, tmp_path: P
     with pytest.raises(Exception, match="empty"):
         client.predict(handle_file(good), "   ", "sort-of-clevr/default", api_name="/predict")
     assert client.predict(handle_file(good), "Is the red object at the top?", "sort-of-clevr/default", api_name="/predict")[1]["label"]
+
+
+def test_photo_endpoints_through_client(server: str, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    from mmdemo.photos import gallery
+
+    path = _save(tmp_path, "cat.jpg", Image.fromarray(gallery()[0].pixels))
+    client = _client(server)
+    out = client.predict(handle_file(path), "a cat", "photos/match", api_name="/photo_match")
+    assert out[1]["label"] in ("match", "mismatch") and "P(match)" in out[0]
+    ranked = client.predict("a rocket", "photos/match", api_name="/search")
+    assert len(ranked) == len(gallery())
+    with pytest.raises(Exception, match="empty"):
+        client.predict(handle_file(path), "  ", "photos/match", api_name="/photo_match")
 
 
 def test_four_requests_in_flight_get_their_own_answers(server: str, tmp_path: Path) -> None:

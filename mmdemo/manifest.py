@@ -1,0 +1,127 @@
+"""Your own data: a CSV or JSONL manifest of (image, text[, label]) rows, validated before any training.
+
+Columns: `image` (a path relative to the manifest's folder), `text`, and for `--task classify` a `label`.
+An optional `group` column (e.g. a category) lets `--task match` draw its negatives from other groups.
+Every bad row is named (missing file, unreadable image, empty text, unknown or too-rare label); the split
+into train and validation is a pure function of each row's content, so it never changes between runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmdemo.text import clean_text
+
+TASKS = ("classify", "match")
+MATCH_LABELS = ("match", "mismatch")
+
+
+class ManifestError(ValueError):
+    """The manifest cannot be used as it is; the message names every bad row."""
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int  # 1-based row number as a person counts it (CSV: header is line 1)
+    image: Path  # resolved path
+    text: str  # cleaned
+    label: str | None
+    group: str | None
+
+
+def _records(path: Path) -> list[tuple[int, dict]]:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        out = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{path.name} line {n}: not valid JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise ManifestError(f"{path.name} line {n}: each line must be a JSON object")
+            out.append((n, rec))
+        return out
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or "image" not in reader.fieldnames or "text" not in reader.fieldnames:
+                raise ManifestError(f"{path.name}: the header must name the columns image and text (got {reader.fieldnames})")
+            return [(n, rec) for n, rec in enumerate(reader, start=2)]
+    raise ManifestError(f"{path.name}: a manifest must be .csv or .jsonl")
+
+
+def read_manifest(
+    path: str | Path, task: str, labels: tuple[str, ...] | None = None, min_per_label: int = 2, check_images: bool = True
+) -> list[Row]:
+    """Validated rows; raises ManifestError naming each bad row (up to 20, then a count)."""
+    from mmdemo.inference import InputError, load_image
+
+    path = Path(path)
+    if task not in TASKS:
+        raise ManifestError(f"task must be one of {TASKS}, got {task!r}")
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}")
+    problems: list[str] = []
+    rows: list[Row] = []
+    for n, rec in _records(path):
+        where = f"row {n}"
+        image_field = str(rec.get("image") or "").strip()
+        text = clean_text(rec.get("text") or "")
+        label = str(rec.get("label") or "").strip() or None
+        group = str(rec.get("group") or "").strip() or None
+        bad = []
+        image = (path.parent / image_field).resolve() if image_field else None
+        if image is None:
+            bad.append("no image path")
+        elif not image.is_file():
+            bad.append(f"image not found: {image_field}")
+        elif check_images:
+            try:
+                load_image(image)
+            except InputError as e:
+                bad.append(f"unreadable image {image_field}: {e}")
+        if not text:
+            bad.append("empty text")
+        if task == "classify":
+            if label is None:
+                bad.append("no label")
+            elif labels is not None and label not in labels:
+                bad.append(f"unknown label {label!r} (allowed: {', '.join(labels)})")
+        if bad:
+            problems.append(f"{where}: {'; '.join(bad)}")
+        else:
+            rows.append(Row(n, image, text, label, group))  # type: ignore[arg-type]
+    if task == "classify":
+        counts = Counter(r.label for r in rows)
+        rare = {lab for lab, c in counts.items() if c < min_per_label}
+        problems += [f"row {r.line}: label {r.label!r} is too rare ({counts[r.label]} row(s); need {min_per_label})" for r in rows if r.label in rare]
+        if not problems and len(counts) < 2:
+            problems.append("classify needs at least two different labels")
+    elif not problems and len({r.image for r in rows}) < 2:
+        problems.append("match needs at least two different images")
+    if not rows and not problems:
+        problems.append("the manifest has no rows")
+    if problems:
+        shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise ManifestError(f"{path.name}: {len(problems)} bad row(s): {shown}")
+    return rows
+
+
+def split_rows(rows: list[Row], val_fraction: float = 0.1) -> tuple[list[Row], list[Row]]:
+    """Deterministic train/validation split by a hash of each row's image file name and text."""
+    def bucket(r: Row) -> float:
+        digest = hashlib.sha1(f"{r.image.name}\t{r.text}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    train = [r for r in rows if bucket(r) >= val_fraction]
+    val = [r for r in rows if bucket(r) < val_fraction]
+    if not val or not train:  # tiny manifests: keep at least one row on each side
+        train, val = rows[1:] if len(rows) > 1 else rows, rows[:1]
+    return train, val

@@ -1,0 +1,39 @@
+"""The shipped real-image matching checkpoint on scikit-image's sample photos: it must make sense."""
+
+import pytest
+
+from mmdemo.checkpoint import ROOT
+from mmdemo.inference import Predictor
+from mmdemo.photos import gallery
+
+PHOTO_CHECKPOINT = ROOT / "photos" / "match"
+CASES = [  # (photo, sentence, expected), written before the model was trained
+    ("chelsea", "a cat", "match"),
+    ("chelsea", "a red car", "mismatch"),
+    ("coffee", "a cup of coffee", "match"),
+    ("coffee", "a motorcycle", "mismatch"),
+    ("rocket", "a rocket", "match"),
+    ("rocket", "a cat", "mismatch"),
+    ("astronaut", "a cup of coffee", "mismatch"),
+    ("stereo_motorcycle", "a motorcycle", "match"),
+]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Predictor:
+    return Predictor.load(PHOTO_CHECKPOINT, device="cpu")
+
+
+@pytest.mark.parametrize(("name", "sentence", "expected"), CASES)
+def test_photo_cases(matcher, name, sentence, expected):
+    photo = next(p for p in gallery() if p.name == name)
+    pred = matcher.predict(photo.pixels, sentence)
+    assert pred.answer == expected, f"{name} + {sentence!r}: P(match) = {pred.probs['match']:.3f}"
+
+
+def test_photo_prediction_contract(matcher):
+    photo = gallery()[0]
+    pred = matcher.predict(photo.pixels, "a cat on a blanket")
+    assert set(pred.probs) == {"match", "mismatch"} and pred.grid == [7, 7]
+    assert len(pred.region_attention) == len(pred.tokens) and all(abs(sum(row) - 1) < 1e-4 for row in pred.region_attention)
+    assert pred.tokens[0] == "[CLS]" and "cat" in pred.tokens
