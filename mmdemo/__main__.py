@@ -28,6 +28,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion", choices=FUSIONS, default=m.fusion, help="how the image enters each step (default %(default)s)")
     p.add_argument("--text-encoder", choices=TEXT_ENCODERS, default=None, help=f"token vectors (default {m.text_encoder}; minilm with --manifest)")
     p.add_argument("--image-encoder", choices=IMAGE_ENCODERS, default=None, help=f"image regions (default {m.image_encoder}; efficientnet_lite0 with --manifest)")
+    p.add_argument("--label-bridge", action=argparse.BooleanOptionalAction, default=None, help="compare words with the ImageNet class names of each region (default: on with --manifest, efficientnet_lite0 and minilm)")
     p.add_argument("--modality", choices=MODALITIES, default=m.modality, help="both, or a single-modality baseline (default %(default)s)")
     p.add_argument("--text-dim", type=int, default=m.text_dim, help="token vector width (default %(default)s)")
     p.add_argument("--hidden-dim", type=int, default=m.hidden_dim, help="RNN hidden size (default %(default)s)")
@@ -93,9 +94,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     own_data = args.manifest is not None
     image_encoder = args.image_encoder or ("efficientnet_lite0" if own_data else "cnn")
     pretrained = image_encoder == "efficientnet_lite0"
+    text_encoder = args.text_encoder or ("minilm" if own_data else "minilm_static")
+    bridge = args.label_bridge if args.label_bridge is not None else (own_data and pretrained and text_encoder == "minilm")
     try:
         model_cfg = ModelConfig(
-            cell=args.cell, fusion=args.fusion, text_encoder=args.text_encoder or ("minilm" if own_data else "minilm_static"),
+            cell=args.cell, fusion=args.fusion, text_encoder=text_encoder, label_bridge=bridge,
             text_dim=args.text_dim, hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=args.attn_dim,
             num_hops=args.hops, grid=args.grid or (7 if pretrained else 5), attention=args.attention,
             image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality,

@@ -25,6 +25,8 @@ class ModelConfig:
     text_dim: int = 64  # width of the per-token vectors fed to the RNN
     image_encoder: str = "cnn"  # cnn (trained from scratch) | efficientnet_lite0 (frozen, from its pip wheel;
     # needs image_size 224 and grid 7)
+    label_bridge: bool = False  # efficientnet_lite0 only: also compare each word with each region's ImageNet
+    # class names in MiniLM space (2 extra inputs per step: attended and best similarity)
     image_channels: int = 64  # width of each image region vector
     image_size: int = 75  # images are resized to image_size x image_size before the CNN
     grid: int = 5  # the CNN yields grid x grid regions (R = grid * grid)
@@ -51,6 +53,8 @@ class ModelConfig:
             raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {self.image_encoder!r}")
         if self.image_encoder == "efficientnet_lite0" and (self.image_size, self.grid) != (224, 7):
             raise ValueError("image_encoder efficientnet_lite0 needs image_size 224 and grid 7")
+        if self.label_bridge and (self.image_encoder != "efficientnet_lite0" or self.text_encoder != "minilm"):
+            raise ValueError("label_bridge needs image_encoder efficientnet_lite0 and text_encoder minilm")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.attention not in ATTENTIONS:

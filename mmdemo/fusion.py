@@ -21,11 +21,13 @@ class ImageMemory(NamedTuple):
     # A tuple, not one (K, B, R, A) tensor: indexing a stacked tensor at every step would make autograd
     # allocate and fill the whole (K, B, R, A) gradient once per step and hop.
     summary: torch.Tensor  # (B, D) mean over regions
+    semantic: torch.Tensor | None = None  # (B, R, 384) regions in the text encoder's space (label bridge)
 
     def select(self, index: torch.Tensor) -> ImageMemory:
         """Rows for each question, given the image index of each question."""
         keys = tuple(k.index_select(0, index) for k in self.keys)
-        return ImageMemory(self.values.index_select(0, index), keys, self.summary.index_select(0, index))
+        semantic = None if self.semantic is None else self.semantic.index_select(0, index)
+        return ImageMemory(self.values.index_select(0, index), keys, self.summary.index_select(0, index), semantic)
 
 
 def uniform_weights(values: torch.Tensor) -> torch.Tensor:

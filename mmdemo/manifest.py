@@ -3,7 +3,7 @@
 Columns: `image` (a path relative to the manifest's folder), `text`, and for `--task classify` a `label`.
 An optional `group` column (e.g. a category) lets `--task match` draw its negatives from other groups.
 Every bad row is named (missing file, unreadable image, empty text, unknown or too-rare label); the split
-into train and validation is a pure function of each row's content, so it never changes between runs.
+into train and validation is a pure function of each row's image name (all rows of one image stay together).
 """
 
 from __future__ import annotations
@@ -115,13 +115,15 @@ def read_manifest(
 
 
 def split_rows(rows: list[Row], val_fraction: float = 0.1) -> tuple[list[Row], list[Row]]:
-    """Deterministic train/validation split by a hash of each row's image file name and text."""
+    """Deterministic train/validation split by a hash of each row's image file name: all rows of one
+    image fall on the same side, so no picture is both trained on and validated on."""
     def bucket(r: Row) -> float:
-        digest = hashlib.sha1(f"{r.image.name}\t{r.text}".encode()).digest()
+        digest = hashlib.sha1(r.image.name.encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
     train = [r for r in rows if bucket(r) >= val_fraction]
     val = [r for r in rows if bucket(r) < val_fraction]
-    if not val or not train:  # tiny manifests: keep at least one row on each side
-        train, val = rows[1:] if len(rows) > 1 else rows, rows[:1]
+    if not val or not train:  # tiny manifests: keep at least one image on each side
+        first = rows[0].image
+        train, val = [r for r in rows if r.image != first] or rows, [r for r in rows if r.image == first]
     return train, val

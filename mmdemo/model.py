@@ -37,16 +37,29 @@ class FusionRNN(nn.Module):
         self.question_proj = nn.Linear(cfg.text_dim, cfg.text_dim) if cfg.question_context else None
         self.image = make_image_encoder(cfg)
         self.fusion = make_fusion(cfg)
-        self.cell = CELLS[cfg.cell](self.fusion.out_dim, h)
+        self.bridge_dim = 2 if cfg.label_bridge else 0  # [attended similarity, best similarity] per step
+        in_dim = self.fusion.out_dim + self.bridge_dim
+        self.cell = CELLS[cfg.cell](in_dim, h)
         # The initial state sees the whole image (Show-Attend-Tell's init_h): every fusion gets it.
         self.init_state = nn.Linear(cfg.image_channels, 2 * h if cfg.cell == "lstm" else h)
         self.step_score = nn.Linear(h, 1)
         # The head reads the pooled RNN states and, as a short path for the gradient, the pooled fused inputs.
-        self.head = nn.Sequential(nn.Linear(h + self.fusion.out_dim, h), nn.ReLU(), nn.Linear(h, len(cfg.labels)))
+        self.head = nn.Sequential(nn.Linear(h + in_dim, h), nn.ReLU(), nn.Linear(h, len(cfg.labels)))
 
     def encode_images(self, images: torch.Tensor) -> ImageMemory:
         """(N, 3, H, W) in [0, 1] -> per-image memory; run once per image, however many questions."""
+        if self.cfg.image_encoder != "cnn":
+            return self.encode_features(self.image.frozen_features(images))
         return self.encode_regions(self.image(images))
+
+    def encode_features(self, features: torch.Tensor) -> ImageMemory:
+        """Frozen pretrained features (N, 1280, 7, 7) -> memory (with the label bridge's semantic regions)."""
+        memory = self.encode_regions(self.image.project(features))
+        if self.cfg.label_bridge:
+            from mmdemo.pretrained import semantic_regions
+
+            memory = memory._replace(semantic=semantic_regions(features))
+        return memory
 
     def encode_regions(self, regions: torch.Tensor) -> ImageMemory:
         """(N, R, D) region vectors -> memory (the image-only baseline sees them; text-only gets zeros)."""
@@ -65,6 +78,16 @@ class FusionRNN(nn.Module):
         """images (N, 3, H, W); token_ids, token_mask (B, T); image_index (B,) picks each question's image."""
         memory = self.encode_images(images)
         return self.answer(memory, token_ids, token_mask, image_index, targets)
+
+    def bridge_similarity(self, token_ids: torch.Tensor, mask: torch.Tensor, memory: ImageMemory) -> torch.Tensor | None:
+        """(B, T, R) cosine of each word's frozen MiniLM state with each region's class-name vector."""
+        if not self.cfg.label_bridge:
+            return None
+        words = F.normalize(self.text.frozen_features(token_ids, mask).to(memory.values.device), dim=-1)  # (B, T, 384)
+        sims = torch.einsum("btd,brd->btr", words, memory.semantic)
+        if self.cfg.modality != "both":  # single-modality baselines must not see the other input through here
+            sims = torch.zeros_like(sims)
+        return sims
 
     def answer(
         self,
@@ -87,9 +110,12 @@ class FusionRNN(nn.Module):
             tokens = tokens + self.question_proj(question).unsqueeze(1)  # (B, T, E)
         state = torch.tanh(self.init_state(memory.summary))  # (B, H) or (B, 2H)
         h, c = state.chunk(2, dim=-1) if self.cfg.cell == "lstm" else (state, None)
+        sims = self.bridge_similarity(token_ids, mask, memory)  # (B, T, R) or None
         hiddens, weights, inputs = [], [], []
         for t in range(tokens.shape[1]):
             fused, w = self.fusion(tokens[:, t], h, memory)  # (B, F), (B, K, R)
+            if sims is not None:  # how well this word agrees with what the step looks at, and with the best region
+                fused = torch.cat([fused, (w[:, 0] * sims[:, t]).sum(-1, keepdim=True), sims[:, t].amax(-1, keepdim=True)], dim=-1)
             keep = mask[:, t : t + 1]  # (B, 1): padding steps leave the state untouched
             if c is None:
                 h = torch.where(keep, self.cell(fused, h), h)

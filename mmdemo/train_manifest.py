@@ -63,7 +63,7 @@ class PairData:
     def memory(self, model: FusionRNN, image_idx: list[int], device: torch.device):
         if self.pretrained:
             feats = self.features[image_idx].float().to(device)
-            return model.encode_regions(model.image.project(feats))
+            return model.encode_features(feats)
         return model.encode_images(self.pixels[image_idx].to(device))
 
 

@@ -34,16 +34,50 @@ Image.fromarray(soc.generate("test", 1)[0].image).save(path)
 client = Client("http://127.0.0.1:7899/", verbose=False, analytics_enabled=False, download_files=False)
 out = client.predict(handle_file(path), "What shape is the red object?", "sort-of-clevr/default", api_name="/predict")
 print("OFFLINE-ANSWER", out[1]["label"])
+out = client.predict(handle_file(path), "a cat", "photos/match", api_name="/photo_match")
+print("OFFLINE-PHOTO", out[1]["label"])
 demo.close()
 """
+
+# Real images and your own data: load the photo model, predict, and train from a manifest, all offline.
+PHOTO_SCRIPT = r"""
+import json, os, sys
+for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.pop(var, None)
+from PIL import Image
+from mmdemo.__main__ import main
+from mmdemo.photos import gallery
+tmp = sys.argv[1]
+rows = []
+for photo in gallery()[:4]:
+    path = os.path.join(tmp, photo.name + ".png")
+    Image.fromarray(photo.pixels).save(path)
+    rows.append({"image": photo.name + ".png", "text": photo.caption, "label": photo.name})
+with open(os.path.join(tmp, "m.jsonl"), "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows + rows)
+assert main(["predict", "--checkpoint", "checkpoints/photos/match", "--image", path, "--text", "a cat", "--json"]) == 0
+assert main(["train", "--manifest", os.path.join(tmp, "m.jsonl"), "--task", "match", "--epochs", "1", "--quiet", "--out", os.path.join(tmp, "ck")]) == 0
+print("OFFLINE-PHOTO-FLOW")
+"""
+
+
+def _offline(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare -n not permitted here: {probe.stderr.decode().strip()}")
+    cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1" "$2"', sys.executable, script, str(tmp_path)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ip") is None, reason="needs unshare and ip (util-linux, iproute2)")
 def test_app_answers_without_network(tmp_path: Path) -> None:
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"unshare -n not permitted here: {probe.stderr.decode().strip()}")
-    cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1" "$2"', sys.executable, SCRIPT, str(tmp_path)]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    r = _offline(SCRIPT, tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "OFFLINE-ANSWER" in r.stdout
+    assert "OFFLINE-ANSWER" in r.stdout and "OFFLINE-PHOTO" in r.stdout
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ip") is None, reason="needs unshare and ip (util-linux, iproute2)")
+def test_photo_model_and_manifest_training_without_network(tmp_path: Path) -> None:
+    r = _offline(PHOTO_SCRIPT, tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "OFFLINE-PHOTO-FLOW" in r.stdout

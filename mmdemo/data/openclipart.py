@@ -4,8 +4,9 @@
 
 Reads /usr/share/openclipart/png/<category>/.../<name>.png and the matching .svg, whose RDF metadata holds
 a title and keywords. Each usable image is padded to a square, resized to 224 px and written under
-OUT/images/; OUT/manifest.jsonl gets one row per image: {"image", "text", "group"} where text is
-"<title>, <keywords>" and group is the top-level category (used to draw negatives from other categories).
+OUT/images/; OUT/manifest.jsonl gets three rows per image: {"image", "text", "group"} where text is
+"<title>, <keywords>", "a <title>" or "a <first keyword>" (short captions, as people type them), and group
+is the top-level category (used to draw negatives from other categories).
 Images that are unreadable, too large (decompression bombs) or have no title are skipped and counted.
 --install runs `apt-get install -y openclipart-png openclipart-svg` first (needs root and network).
 """
@@ -24,6 +25,15 @@ from tqdm import tqdm
 
 SOURCE = Path("/usr/share/openclipart")
 GENERIC = {"unsorted", "clip art", "clipart", "image", "media", "png", "svg", "public domain", "externalsource", "openclipart"}
+
+
+def short_texts(text: str) -> list[str]:
+    """Short captions like people type ("a cat"): 'a <title>' and 'a <first keyword>'."""
+    title, *words = [w.strip() for w in text.split(",")]
+    out = [f"a {title.lower()}"]
+    if words and words[0] != title.lower():
+        out.append(f"a {words[0]}")
+    return out
 
 
 def svg_text(path: Path) -> str | None:
@@ -85,7 +95,8 @@ def build(out: Path, source: Path = SOURCE, size: int = 224) -> dict[str, int]:
             target = Path("images") / rel
             (out / target).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels).save(out / target, optimize=False)
-            f.write(json.dumps({"image": str(target), "text": text, "group": group}) + "\n")
+            for caption in [text, *short_texts(text)]:
+                f.write(json.dumps({"image": str(target), "text": caption, "group": group}) + "\n")
             counts["written"] += 1
     return counts
 
