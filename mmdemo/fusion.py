@@ -67,10 +67,8 @@ class AttentionFusion(nn.Module):
     """Stacked (multi-hop) additive attention over regions at every RNN step.
 
     Each hop scores every region with a small MLP over [region; query] (Bahdanau-style):
-    hidden_r = relu(W_r region_r + W_q query), score_r = w . hidden_r, and the context is
-    U sum_r weight_r hidden_r. Because hidden_r is conditioned on the query, even a flat attention
-    carries question-specific evidence (as in a relation network's g). (On 2 CPU cores this did not
-    yet make the colour binding learnable in budget: see README, "What we learned".) Hop 1 is queried by the RNN state and the current
+    score_r = w . relu(W_r region_r + W_q query), and the context is V sum_r weight_r region_r, so what
+    the step attends to reaches the RNN unchanged. Hop 1 is queried by the RNN state and the current
     token; hop k > 1 also by hop k-1's context, so one step can find the named object and then look
     relative to it (closest, furthest, same shape). Output: [token; context_1; ...; context_K].
     """
@@ -109,15 +107,13 @@ class AttentionFusion(nn.Module):
 class DotAttentionFusion(AttentionFusion):
     """Stacked scaled dot-product attention: score_r = q . k_r / sqrt(A), context = V sum_r weight_r region_r.
 
-    Cheaper than the additive scorer (no (B, R, A) hidden layer per step), so finer grids fit the CPU
-    budget. Hops chain as in AttentionFusion; the output layout is the same.
+    No scoring MLP: a bilinear match between query and region (`--attention dot`). Hops chain as in
+    AttentionFusion; the output layout is the same. Not used by the shipped models.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        d, k = cfg.image_channels, cfg.num_hops
-        del self.score
-        self.value = nn.ModuleList(nn.Linear(d, d) for _ in range(k))
+        del self.score  # no scoring MLP: the score is the dot product itself
 
     def forward(self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory) -> tuple[torch.Tensor, torch.Tensor]:
         contexts, weights = [], []

@@ -1,6 +1,7 @@
 """The real-image matching models and their baselines, trained with one budget; and README's table.
 
 python -m mmdemo.photo_grid train --manifest data/openclipart/manifest.jsonl [--epochs E] [--feature-cache DIR]
+python -m mmdemo.photo_grid evaluate --manifest data/openclipart/manifest.jsonl [--feature-cache DIR]
 python -m mmdemo.photo_grid table
 
 Trains, in order, into checkpoints/photos/: match (attention, the shipped photo model), sum, concat,
@@ -42,6 +43,28 @@ def train_all(manifest: str, epochs: float, cache_dir: str | None, seed: int, on
         print(name, json.dumps(metrics), flush=True)
 
 
+def evaluate_all(manifest: str, cache_dir: str | None) -> None:
+    """Re-measure every trained photo model on the validation split (metrics.json keeps the train fields)."""
+    import torch
+
+    from mmdemo.checkpoint import load_checkpoint
+    from mmdemo.manifest import read_manifest, split_rows
+    from mmdemo.train_manifest import PairData, evaluate_match
+
+    rows = read_manifest(manifest, "match")
+    _, val_rows = split_rows(rows)
+    for name in MODELS:
+        folder = PHOTO_ROOT / name
+        if not (folder / METRICS).is_file():
+            continue
+        model, _ = load_checkpoint(folder, "cpu")
+        data = PairData(val_rows, model, cache_dir, progress=False)
+        metrics = json.loads((folder / METRICS).read_text())
+        metrics.update(evaluate_match(model, data, val_rows, torch.device("cpu")))
+        (folder / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+        print(name, json.dumps(metrics), flush=True)
+
+
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
@@ -72,10 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--feature-cache", default=None, help="folder for cached frozen image features")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--only", nargs="*", choices=list(MODELS), help="train only these")
+    e = sub.add_parser("evaluate", help="re-measure the trained photo models on the validation split")
+    e.add_argument("--manifest", required=True)
+    e.add_argument("--feature-cache", default=None)
     sub.add_parser("table", help="print the results table")
     args = parser.parse_args(argv)
     if args.command == "train":
         train_all(args.manifest, args.epochs, args.feature_cache, args.seed, args.only)
+    elif args.command == "evaluate":
+        evaluate_all(args.manifest, args.feature_cache)
     print(photo_table())
     return 0
 

@@ -138,10 +138,10 @@ def evaluate_match(model: FusionRNN, data: PairData, rows: list[Row], device: to
             others = [i for i in images if i != own]
             cand = [own] + [int(i) for i in rng.choice(others, size=min(pool - 1, len(others)), replace=False)]
             s = scores(model, data, [(img, data.text_pos[r.text], 0) for img in cand], device)[:, 0]
-            ranks.append(int((s > s[0]).sum()))
+            ranks.append((int((s > s[0]).sum()), int((s == s[0]).sum()) - 1))  # (better, tied with own)
         metrics["retrieval_pool"] = min(pool, len(images))
-        metrics["recall_at_1"] = float(np.mean([rk < 1 for rk in ranks]))
-        metrics["recall_at_5"] = float(np.mean([rk < 5 for rk in ranks]))
+        for k in (1, 5):  # expected recall@k when ties are broken at random (a constant scorer gets k / pool)
+            metrics[f"recall_at_{k}"] = float(np.mean([np.clip((k - better) / (tied + 1), 0.0, 1.0) for better, tied in ranks]))
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
