@@ -161,9 +161,6 @@ TRAIN_WORDINGS: dict[str, list[tuple[str, bool]]] = {
         ("Which shape does the {c} {o} have?", False),
         ("{c} {o}: what shape?", False),
         ("Tell me the shape of the {c} {o}.", False),
-        ("Do you know what shape the {c} {o} is?", False),
-        ("I want to know the shape of the {c} {o}.", False),
-        ("Please name the shape of the {c} {o}.", False),
     ],
     "left": [
         ("Is the {c} {o} on the left side of the image?", False),
@@ -173,11 +170,6 @@ TRAIN_WORDINGS: dict[str, list[tuple[str, bool]]] = {
         ("Is the {c} {o} on the right side of the image?", True),
         ("Is the {c} {o} on the right?", True),
         ("Is the {c} {o} in the right half of the picture?", True),
-        ("Do you think the {c} {o} is on the left side?", False),
-        ("Tell me whether the {c} {o} is on the left.", False),
-        ("Is it true that the {c} {o} is in the left half?", False),
-        ("Do you think the {c} {o} is on the right side?", True),
-        ("Tell me whether the {c} {o} is on the right.", True),
     ],
     "top": [
         ("Is the {c} {o} in the top half of the image?", False),
@@ -187,11 +179,6 @@ TRAIN_WORDINGS: dict[str, list[tuple[str, bool]]] = {
         ("Is the {c} {o} in the bottom half of the image?", True),
         ("Is the {c} {o} at the bottom?", True),
         ("Is the {c} {o} in the lower half of the picture?", True),
-        ("Do you think the {c} {o} is in the top half?", False),
-        ("Tell me whether the {c} {o} is at the top.", False),
-        ("Is it true that the {c} {o} is in the upper half?", False),
-        ("Do you think the {c} {o} is in the bottom half?", True),
-        ("Tell me whether the {c} {o} is at the bottom.", True),
     ],
     "closest": [
         ("What shape is the object closest to the {c} {o}?", False),
