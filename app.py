@@ -24,7 +24,7 @@ from PIL import Image
 from mmdemo.checkpoint import CheckpointError, read_metrics
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.evaluate import most_attended_region, region_holds
-from mmdemo.grid import grid_folder, paper_table, results_table
+from mmdemo.grid import grid_folder, paper_table, pct, results_table
 from mmdemo.inference import InputError, Prediction, Predictor
 from mmdemo.plots import attention_heatmap, overlay, step_highlights
 from mmdemo.registry import Registry
@@ -98,16 +98,23 @@ class Handlers:
             pred = predictor.predict(pixels, question)
         except InputError as e:
             raise _error(str(e)) from None
+        heatmap, over, slider, highlights, view = self.attention_views(
+            pred, pixels, checkpoint, "hop-1 attention: tokens x image regions", "RNN step (token index, as in the heatmap rows)"
+        )
+        return (
+            self.answer_markdown(pred, predictor), pred.probs, heatmap, over, slider, highlights,
+            self.truth_markdown(scene, question, pred, predictor), view,
+        )
+
+    def attention_views(self, pred: Prediction, pixels: np.ndarray, checkpoint: str | None, title: str, slider_label: str):
+        """Heatmap, overlay at the most-attended step, step slider, step weights on the tokens, and the view state."""
         step = int(np.argmax(np.asarray(pred.region_attention).max(1))) if pred.tokens else 0
         view = {"pred": pred.to_dict(), "pixels": pixels.tolist(), "checkpoint": checkpoint}
         return (
-            self.answer_markdown(pred, predictor),
-            pred.probs,
-            attention_heatmap(np.asarray(pred.region_attention), pred.tokens, tuple(pred.grid), "hop-1 attention: tokens x image regions"),
+            attention_heatmap(np.asarray(pred.region_attention), pred.tokens, tuple(pred.grid), title),
             self.overlay_at(view, step, 0),
-            gr.Slider(minimum=0, maximum=max(0, len(pred.tokens) - 1), value=step, step=1, label="RNN step (token index, as in the heatmap rows)"),
+            gr.Slider(minimum=0, maximum=max(0, len(pred.tokens) - 1), value=step, step=1, label=slider_label),
             step_highlights(pred.tokens, pred.step_attention),
-            self.truth_markdown(scene, question, pred, predictor),
             view,
         )
 
@@ -121,19 +128,9 @@ class Handlers:
             pred = predictor.predict(pixels, sentence)
         except InputError as e:
             raise _error(str(e)) from None
-        step = int(np.argmax(np.asarray(pred.region_attention).max(1))) if pred.tokens else 0
-        view = {"pred": pred.to_dict(), "pixels": pixels.tolist(), "checkpoint": checkpoint}
         p_match = pred.probs.get("match")
         head = f"## {html.escape(pred.answer)}\n" + (f"P(match) = {100 * p_match:.1f}%" if p_match is not None else "")
-        return (
-            head,
-            pred.probs,
-            attention_heatmap(np.asarray(pred.region_attention), pred.tokens, tuple(pred.grid), "attention: words x 7x7 photo regions"),
-            self.overlay_at(view, step, 0),
-            gr.Slider(minimum=0, maximum=max(0, len(pred.tokens) - 1), value=step, step=1, label="RNN step (word)"),
-            step_highlights(pred.tokens, pred.step_attention),
-            view,
-        )
+        return (head, pred.probs, *self.attention_views(pred, pixels, checkpoint, "attention: words x 7x7 photo regions", "RNN step (word)"))
 
     def search(self, sentence: str, checkpoint: str | None) -> list[tuple[np.ndarray, str]]:
         """Search by sentence: the example photos ranked by P(match) for the sentence."""
@@ -212,7 +209,7 @@ class Handlers:
                 m = read_metrics(folder) or {}
                 rows.append([
                     f"{fusion}-{cell}", pred.answer, round(100 * pred.probs[pred.answer], 1),
-                    _pct(m.get("nonrelational")), _pct(m.get("relational")), _pct(m.get("overall")),
+                    pct(m.get("nonrelational")), pct(m.get("relational")), pct(m.get("overall")),
                 ])
                 att = np.asarray(pred.region_attention)
                 step = int(np.argmax(att.max(1)))
@@ -220,10 +217,6 @@ class Handlers:
         if not rows:
             raise _error("No ablation checkpoints found under checkpoints/sort-of-clevr/.")
         return rows, gallery
-
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
 def _examples(cache: Path) -> list[list[str]]:

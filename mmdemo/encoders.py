@@ -144,7 +144,8 @@ class TextEncoder(nn.Module):
     def clear_cache(self) -> None:
         self._cache.clear()
 
-    def forward(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, token_ids: torch.Tensor, mask: torch.Tensor, frozen: torch.Tensor | None = None) -> torch.Tensor:
+        """frozen: this batch's frozen_features, when the caller already has them."""
         if self.kind == "learned":
             return self.embed(token_ids)  # (B, T, E)
-        return self.proj(self.frozen_features(token_ids, mask))  # (B, T, E)
+        return self.proj(frozen if frozen is not None else self.frozen_features(token_ids, mask))  # (B, T, E)

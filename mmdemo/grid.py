@@ -63,7 +63,8 @@ def train_grid(epochs: float, jobs: int, seed: int, force: bool) -> None:
                 print(f"{status} {name} in {time.time() - start:.0f}s", flush=True)
 
 
-def _pct(v: float | None) -> str:
+def pct(v: float | None) -> str:
+    """0.9775 -> '97.8%'; None -> 'n/a'."""
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
@@ -80,8 +81,8 @@ def results_table() -> str:
         m = json.loads(path.read_text())
         secs = m.get("train_seconds")
         rows.append(
-            f"| {name} | {_pct(m['nonrelational'])} | {_pct(m['relational'])} | {_pct(m['closest_furthest'])} | "
-            f"{_pct(m['count'])} | {_pct(m['overall'])} | {_pct(m['grounding'])} | {'' if secs is None else f'{secs / 60:.1f} min'} |"
+            f"| {name} | {pct(m['nonrelational'])} | {pct(m['relational'])} | {pct(m['closest_furthest'])} | "
+            f"{pct(m['count'])} | {pct(m['overall'])} | {pct(m['grounding'])} | {'' if secs is None else f'{secs / 60:.1f} min'} |"
         )
     for name, nonrel, rel, cf in PAPER:
         rows.append(f"| {name} | {nonrel} | {rel} | {cf} | | | | |")

@@ -79,11 +79,9 @@ class FusionRNN(nn.Module):
         memory = self.encode_images(images)
         return self.answer(memory, token_ids, token_mask, image_index, targets)
 
-    def bridge_similarity(self, token_ids: torch.Tensor, mask: torch.Tensor, memory: ImageMemory) -> torch.Tensor | None:
-        """(B, T, R) cosine of each word's frozen MiniLM state with each region's class-name vector."""
-        if not self.cfg.label_bridge:
-            return None
-        words = F.normalize(self.text.frozen_features(token_ids, mask).to(memory.values.device), dim=-1)  # (B, T, 384)
+    def bridge_similarity(self, frozen: torch.Tensor, memory: ImageMemory) -> torch.Tensor:
+        """(B, T, R) cosine of each word's frozen MiniLM state (B, T, 384) with each region's class-name vector."""
+        words = F.normalize(frozen.to(memory.values.device), dim=-1)  # (B, T, 384)
         sims = torch.einsum("btd,brd->btr", words, memory.semantic)
         if self.cfg.modality != "both":  # single-modality baselines must not see the other input through here
             sims = torch.zeros_like(sims)
@@ -101,7 +99,8 @@ class FusionRNN(nn.Module):
         if image_index is not None:
             memory = memory.select(image_index)
         mask = token_mask.bool()  # (B, T)
-        tokens = self.text(token_ids, mask)  # (B, T, E)
+        frozen = self.text.frozen_features(token_ids, mask) if self.cfg.label_bridge else None  # (B, T, 384)
+        tokens = self.text(token_ids, mask, frozen)  # (B, T, E)
         if self.cfg.modality == "image":
             tokens = torch.zeros_like(tokens)  # the image-only baseline: the words carry nothing
         if self.question_proj is not None:
@@ -110,7 +109,7 @@ class FusionRNN(nn.Module):
             tokens = tokens + self.question_proj(question).unsqueeze(1)  # (B, T, E)
         state = torch.tanh(self.init_state(memory.summary))  # (B, H) or (B, 2H)
         h, c = state.chunk(2, dim=-1) if self.cfg.cell == "lstm" else (state, None)
-        sims = self.bridge_similarity(token_ids, mask, memory)  # (B, T, R) or None
+        sims = self.bridge_similarity(frozen, memory) if frozen is not None else None  # (B, T, R)
         hiddens, weights, inputs = [], [], []
         for t in range(tokens.shape[1]):
             fused, w = self.fusion(tokens[:, t], h, memory)  # (B, F), (B, K, R)

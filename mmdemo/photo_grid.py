@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from mmdemo.checkpoint import METRICS, ROOT
 from mmdemo.config import ModelConfig, TrainConfig
+from mmdemo.grid import pct
 
 PHOTO_ROOT = ROOT / "photos"
 MODELS = {  # folder -> (fusion, modality)
@@ -65,10 +66,6 @@ def evaluate_all(manifest: str, cache_dir: str | None) -> None:
         print(name, json.dumps(metrics), flush=True)
 
 
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
-
-
 def photo_table() -> str:
     """Markdown: held-out accuracy, ROC AUC and retrieval recall of every photo model."""
     rows = ["| model | fusion | inputs | accuracy | ROC AUC | R@1 / 100 | R@5 / 100 | train time |", "|---|---|---|---|---|---|---|---|"]
@@ -80,8 +77,8 @@ def photo_table() -> str:
         m = json.loads(path.read_text())
         auc = m.get("roc_auc")
         rows.append(
-            f"| {name} | {fusion} | {'text + image' if modality == 'both' else modality + ' only'} | {_pct(m.get('accuracy'))} | "
-            f"{'n/a' if auc is None else f'{auc:.3f}'} | {_pct(m.get('recall_at_1'))} | {_pct(m.get('recall_at_5'))} | {m.get('train_seconds', 0) / 60:.1f} min |"
+            f"| {name} | {fusion} | {'text + image' if modality == 'both' else modality + ' only'} | {pct(m.get('accuracy'))} | "
+            f"{'n/a' if auc is None else f'{auc:.3f}'} | {pct(m.get('recall_at_1'))} | {pct(m.get('recall_at_5'))} | {m.get('train_seconds', 0) / 60:.1f} min |"
         )
     return "\n".join(rows)
 

@@ -51,8 +51,8 @@ class Registry:
     def choices(self, task: str | None = None) -> list[tuple[str, str]]:
         return [(self.label(f), self.name(f)) for f in self.folders(task)]
 
-    def get(self, name: str | None, task: str | None = None) -> Predictor:
-        folder = (self.root / name) if name else next(iter(self.folders(task)), self.root / DEFAULT.relative_to(ROOT))
+    def get(self, name: str | None) -> Predictor:
+        folder = (self.root / name) if name else next(iter(self.folders()), self.root / DEFAULT.relative_to(ROOT))
         key = folder.resolve()
         with self._lock:
             if key not in self._cache:

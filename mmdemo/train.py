@@ -32,7 +32,6 @@ class QuestionBatch:
         self.image_index = torch.tensor([i for i, qs in enumerate(questions) for _ in qs])  # (B,)
         self.targets = torch.tensor([cfg.labels.index(q.answer) for q in flat])  # (B,)
         self.questions = flat
-        self.question_image = [i for i, qs in enumerate(questions) for _ in qs]  # image index per question
 
     def to(self, device: torch.device) -> QuestionBatch:
         for name in ("images", "token_ids", "token_mask", "image_index", "targets"):
@@ -83,7 +82,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
             out = model(batch.images, batch.token_ids, batch.token_mask, batch.image_index, batch.targets)
             loss = out.loss
             if supervise:
-                scenes = [samples[idx[i]].scene for i in batch.question_image]
+                scenes = [samples[idx[i]].scene for i in batch.image_index.tolist()]
                 targets = attention_targets(batch.token_ids.cpu(), batch.questions, scenes, model_cfg.grid)
                 loss = loss + cfg.attn_supervision * attention_loss(out.hop_attention, targets)
             opt.zero_grad(set_to_none=True)
