@@ -245,16 +245,18 @@ def _photo_examples(cache: Path) -> list[list[str]]:
 
 MODEL_CARD = """
 ### What this is
-An RNN reads the question token by token (the real MiniLM WordPiece tokens); at every step a fusion
-brings in the image: `sum` / `concat` add or append one pooled image vector, `attention` looks at a
+An RNN reads the question token by token (the real MiniLM WordPiece tokens; the default model reads
+frozen contextual MiniLM states of them, so unseen wordings of a question mostly work); at every step
+a fusion brings in the image: `sum` / `concat` add or append one pooled image vector, `attention` looks at a
 5 x 5 grid of CNN regions (two hops per step). The heatmap is that attention, per step. During
 training on generated scenes, the attention was told where the named object is (an auxiliary loss);
 at inference it is on its own, and the grounding rate below is measured on held-out scenes.
 
 The Photos tab uses another model: frozen EfficientNet-Lite0 (7 x 7 regions) and frozen MiniLM, the
 same RNN + attention, trained to say whether a sentence describes a picture on ~3,000 public-domain
-Open Clip Art drawings. Its vocabulary of things comes from ImageNet's class names (the label bridge):
-it knows cats, cups and motorcycles far better than, say, astronauts.
+Open Clip Art drawings. Its vocabulary of things comes from ImageNet's class names (the label bridge),
+which also steers where each word looks: it knows cats and cups far better than, say, astronauts, and
+it can be fooled by colours on photos (the cat with "a red car").
 
 ### Limits
 - The Sort-of-CLEVR models know only Sort-of-CLEVR-NL scenes (six coloured squares/circles on white,

@@ -26,7 +26,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     m, t = ModelConfig(), TrainConfig()
     p.add_argument("--cell", choices=CELLS, default=m.cell, help="RNN core (default %(default)s)")
     p.add_argument("--fusion", choices=FUSIONS, default=m.fusion, help="how the image enters each step (default %(default)s)")
-    p.add_argument("--text-encoder", choices=TEXT_ENCODERS, default=None, help=f"token vectors (default {m.text_encoder}; minilm with --manifest)")
+    p.add_argument("--text-encoder", choices=TEXT_ENCODERS, default=None, help=f"token vectors (default {m.text_encoder})")
     p.add_argument("--image-encoder", choices=IMAGE_ENCODERS, default=None, help=f"image regions (default {m.image_encoder}; efficientnet_lite0 with --manifest)")
     p.add_argument("--label-bridge", action=argparse.BooleanOptionalAction, default=None, help="compare words with the ImageNet class names of each region (default: on with --manifest, efficientnet_lite0 and minilm)")
     p.add_argument("--modality", choices=MODALITIES, default=m.modality, help="both, or a single-modality baseline (default %(default)s)")
@@ -35,6 +35,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-channels", type=int, default=m.image_channels, help="region vector width (default %(default)s)")
     p.add_argument("--attn-dim", type=int, default=m.attn_dim, help="attention query/key width (default %(default)s)")
     p.add_argument("--attention", choices=ATTENTIONS, default=m.attention, help="how regions are scored (default %(default)s)")
+    p.add_argument("--attention-global", action=argparse.BooleanOptionalAction, default=None, help="attention fusion also passes the pooled image to every step (default: on with --manifest and efficientnet_lite0)")
+    p.add_argument("--bridge-attention", action=argparse.BooleanOptionalAction, default=None, help="the label bridge also steers where each word looks (default: on with the label bridge and attention fusion)")
     p.add_argument("--hops", type=int, default=m.num_hops, help="attention hops per step (default %(default)s)")
     p.add_argument("--grid", type=int, default=None, help=f"regions per side (default {m.grid}; 7 for efficientnet_lite0)")
     p.add_argument("--manifest", default=None, help="train on your own data: a .csv or .jsonl with image, text[, label][, group] columns")
@@ -94,13 +96,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     own_data = args.manifest is not None
     image_encoder = args.image_encoder or ("efficientnet_lite0" if own_data else "cnn")
     pretrained = image_encoder == "efficientnet_lite0"
-    text_encoder = args.text_encoder or ("minilm" if own_data else "minilm_static")
+    text_encoder = args.text_encoder or ModelConfig.text_encoder
     bridge = args.label_bridge if args.label_bridge is not None else (own_data and pretrained and text_encoder == "minilm")
+    attn = args.fusion == "attention"
+    attention_global = args.attention_global if args.attention_global is not None else (own_data and pretrained and attn)
+    bridge_attention = args.bridge_attention if args.bridge_attention is not None else (bridge and attn)
     try:
         model_cfg = ModelConfig(
             cell=args.cell, fusion=args.fusion, text_encoder=text_encoder, label_bridge=bridge,
             text_dim=args.text_dim, hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=args.attn_dim,
-            num_hops=args.hops, grid=args.grid or (7 if pretrained else 5), attention=args.attention,
+            num_hops=args.hops, grid=args.grid or (7 if pretrained else 5), attention=args.attention, attention_global=attention_global, bridge_attention=bridge_attention,
             image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality,
         )
     except ValueError as e:
@@ -143,7 +148,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     model, config = load_checkpoint(folder, device)
     if model.cfg.task != "sort-of-clevr":
         raise CliError(f"{folder} is a {model.cfg.task!r} checkpoint; evaluate measures Sort-of-CLEVR-NL")
-    metrics = evaluate_model(model, device, test_split(args.wording))
+    metrics = evaluate_model(model, device, test_split(args.wording), per_wording=args.wording != "canonical")
     metrics["wording"] = args.wording
     metrics["device"] = str(device)
     if "train" in config:
@@ -155,6 +160,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         v = metrics[k]
         print(f"{k:>18}: {'n/a (no attention)' if v is None else f'{100 * v:.2f}%'}")
     print(f"{'questions':>18}: {metrics['num_questions']} on {metrics['num_images']} images ({args.wording} wording)")
+    for template, acc in metrics.get("per_wording", {}).items():
+        print(f"{100 * acc:6.1f}%  {template}")
     if args.json:
         print(json.dumps({k: metrics[k] for k in keys}))
 

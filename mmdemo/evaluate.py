@@ -55,13 +55,18 @@ def predict_samples(model: FusionRNN, samples: list[soc.Sample], device: torch.d
             yield q, scene, model.cfg.labels[preds[i]], att[i], lengths[i]
 
 
-def evaluate_model(model: FusionRNN, device: torch.device, samples: list[soc.Sample] | None = None) -> dict:
-    """Accuracy per question group and the grounding rate (None when the fusion has no attention)."""
+def evaluate_model(
+    model: FusionRNN, device: torch.device, samples: list[soc.Sample] | None = None, per_wording: bool = False
+) -> dict:
+    """Accuracy per question group and the grounding rate (None when the fusion has no attention);
+    per_wording adds accuracy per question template ("per_wording": {template: accuracy})."""
     samples = samples if samples is not None else soc.test_split()
     right: dict[str, list[bool]] = defaultdict(list)
+    by_template: dict[str, list[bool]] = defaultdict(list)
     grounded: list[bool] = []
     for q, scene, pred, att, n in predict_samples(model, samples, device):
         right[q.subtype].append(pred == q.answer)
+        by_template[f"{q.subtype}: {q.template}"].append(pred == q.answer)
         if q.family == "nonrelational":
             grounded.append(region_holds(most_attended_region(att, n), model.cfg.grid, scene.find(q.colour)))
     metrics: dict = {}
@@ -73,4 +78,6 @@ def evaluate_model(model: FusionRNN, device: torch.device, samples: list[soc.Sam
     metrics["per_subtype"] = {s: round(float(np.mean(h)), 4) for s, h in sorted(right.items())}
     metrics["num_questions"] = sum(len(h) for h in right.values())
     metrics["num_images"] = len(samples)
+    if per_wording:
+        metrics["per_wording"] = {t: round(float(np.mean(h)), 4) for t, h in sorted(by_template.items())}
     return metrics

@@ -70,7 +70,9 @@ class AttentionFusion(nn.Module):
     score_r = w . relu(W_r region_r + W_q query), and the context is V sum_r weight_r region_r, so what
     the step attends to reaches the RNN unchanged. Hop 1 is queried by the RNN state and the current
     token; hop k > 1 also by hop k-1's context, so one step can find the named object and then look
-    relative to it (closest, furthest, same shape). Output: [token; context_1; ...; context_K].
+    relative to it (closest, furthest, same shape). Output: [token; context_1; ...; context_K], and with
+    `attention_global` [token; image summary; context_1; ...]: the pooled image that concat sees, plus
+    where each word looks (the photo models use it; a clip-art picture is often one object filling the frame).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -83,25 +85,34 @@ class AttentionFusion(nn.Module):
         )
         self.score = nn.ModuleList(nn.Linear(a, 1, bias=False) for _ in range(k))
         self.value = nn.ModuleList(nn.Linear(d, d) for _ in range(k))
-        self.out_dim = cfg.text_dim + k * d
+        self.use_global = cfg.attention_global
+        self.out_dim = cfg.text_dim + (k + int(self.use_global)) * d
+
+    def output(self, token: torch.Tensor, memory: ImageMemory, contexts: list[torch.Tensor]) -> torch.Tensor:
+        """(B, F): [token; (summary;) context_1; ...; context_K]."""
+        return torch.cat([token, *([memory.summary] if self.use_global else []), *contexts], dim=-1)
 
     def prepare(self, regions: torch.Tensor) -> ImageMemory:
         b, r, _ = regions.shape
         keys = self.region_proj(regions).view(b, r, self.num_hops, self.attn_dim).unbind(2)  # K x (B, R, A)
         return ImageMemory(regions, keys, regions.mean(1))
 
-    def forward(self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory, prior: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """prior (B, R): added to hop 1's region scores (the label bridge's word-region similarity)."""
         contexts, weights = [], []
         query_in = torch.cat([state, token], dim=-1)  # (B, H + E)
         for hop in range(self.num_hops):
             query = self.query_proj[hop](query_in)  # (B, A)
             hidden = torch.relu(memory.keys[hop] + query.unsqueeze(1))  # (B, R, A)
-            w = self.score[hop](hidden).squeeze(-1).softmax(dim=-1)  # (B, R)
+            scores = self.score[hop](hidden).squeeze(-1)  # (B, R)
+            w = (scores + prior if prior is not None and hop == 0 else scores).softmax(dim=-1)  # (B, R)
             context = self.value[hop](torch.bmm(w.unsqueeze(1), memory.values).squeeze(1))  # (B, D)
             contexts.append(context)
             weights.append(w)
             query_in = torch.cat([state, token, context], dim=-1)  # (B, H + E + D)
-        return torch.cat([token, *contexts], dim=-1), torch.stack(weights, dim=1)  # (B, F), (B, K, R)
+        return self.output(token, memory, contexts), torch.stack(weights, dim=1)  # (B, F), (B, K, R)
 
 
 class DotAttentionFusion(AttentionFusion):
@@ -115,18 +126,21 @@ class DotAttentionFusion(AttentionFusion):
         super().__init__(cfg)
         del self.score  # no scoring MLP: the score is the dot product itself
 
-    def forward(self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory, prior: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         contexts, weights = [], []
         query_in = torch.cat([state, token], dim=-1)  # (B, H + E)
         scale = self.attn_dim**-0.5
         for hop in range(self.num_hops):
             query = self.query_proj[hop](query_in)  # (B, A)
-            w = (torch.bmm(memory.keys[hop], query.unsqueeze(-1)).squeeze(-1) * scale).softmax(dim=-1)  # (B, R)
+            scores = torch.bmm(memory.keys[hop], query.unsqueeze(-1)).squeeze(-1) * scale  # (B, R)
+            w = (scores + prior if prior is not None and hop == 0 else scores).softmax(dim=-1)  # (B, R)
             context = self.value[hop](torch.bmm(w.unsqueeze(1), memory.values).squeeze(1))  # (B, D)
             contexts.append(context)
             weights.append(w)
             query_in = torch.cat([state, token, context], dim=-1)  # (B, H + E + D)
-        return torch.cat([token, *contexts], dim=-1), torch.stack(weights, dim=1)  # (B, F), (B, K, R)
+        return self.output(token, memory, contexts), torch.stack(weights, dim=1)  # (B, F), (B, K, R)
 
 
 def make_fusion(cfg: ModelConfig) -> nn.Module:

@@ -122,12 +122,17 @@ def prepare_image(im: Image.Image, size: int) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
+TEXT_CACHE_ITEMS = 512  # contextual MiniLM states kept per served model (~25 KB each: a few MB at most)
+
+
 class Predictor:
     """A loaded checkpoint, ready to answer. Thread-safe: inference only reads the weights."""
 
     def __init__(self, model: FusionRNN, config: dict[str, Any], device: torch.device, folder: Path) -> None:
         self.model, self.config, self.device, self.folder = model, config, device, folder
         self.cfg = model.cfg
+        # Training keeps every distinct question's states; a server sees endless new ones, so bound them.
+        model.text.cache_size = min(model.text.cache_size, TEXT_CACHE_ITEMS)
 
     @classmethod
     def load(cls, folder: str | Path | None = None, device: str = "auto") -> Predictor:

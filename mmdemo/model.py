@@ -38,6 +38,8 @@ class FusionRNN(nn.Module):
         self.image = make_image_encoder(cfg)
         self.fusion = make_fusion(cfg)
         self.bridge_dim = 2 if cfg.label_bridge else 0  # [attended similarity, best similarity] per step
+        # How strongly a word's similarity to a region's class names steers attention to it (bridge_attention).
+        self.bridge_scale = nn.Parameter(torch.tensor(5.0)) if cfg.bridge_attention else None
         in_dim = self.fusion.out_dim + self.bridge_dim
         self.cell = CELLS[cfg.cell](in_dim, h)
         # The initial state sees the whole image (Show-Attend-Tell's init_h): every fusion gets it.
@@ -112,7 +114,10 @@ class FusionRNN(nn.Module):
         sims = self.bridge_similarity(frozen, memory) if frozen is not None else None  # (B, T, R)
         hiddens, weights, inputs = [], [], []
         for t in range(tokens.shape[1]):
-            fused, w = self.fusion(tokens[:, t], h, memory)  # (B, F), (B, K, R)
+            if self.bridge_scale is not None and sims is not None:
+                fused, w = self.fusion(tokens[:, t], h, memory, self.bridge_scale * sims[:, t])  # (B, F), (B, K, R)
+            else:
+                fused, w = self.fusion(tokens[:, t], h, memory)  # (B, F), (B, K, R)
             if sims is not None:  # how well this word agrees with what the step looks at, and with the best region
                 fused = torch.cat([fused, (w[:, 0] * sims[:, t]).sum(-1, keepdim=True), sims[:, t].amax(-1, keepdim=True)], dim=-1)
             keep = mask[:, t : t + 1]  # (B, 1): padding steps leave the state untouched

@@ -3,10 +3,12 @@
 python -m mmdemo.photo_grid train --manifest data/openclipart/manifest.jsonl [--epochs E] [--feature-cache DIR]
 python -m mmdemo.photo_grid evaluate --manifest data/openclipart/manifest.jsonl [--feature-cache DIR]
 python -m mmdemo.photo_grid table
+(--root DIR puts/reads the models elsewhere, e.g. another seed's: train --seed 1 --root /tmp/photos-seed1)
 
 Trains, in order, into checkpoints/photos/: match (attention, the shipped photo model), sum, concat,
-text-only and image-only (attention fusion with the other input blanked). All share the seed, the split,
-the budget and the frozen encoders; the feature cache means the images are encoded once.
+text-only and image-only (attention fusion with the other input blanked), and three ablations of the
+attention model (without the pooled image, without the bridge prior, without both). All share the seed,
+the split, the budget and the frozen encoders; the feature cache means the images are encoded once.
 """
 
 from __future__ import annotations
@@ -14,37 +16,47 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
+from pathlib import Path
 
 from mmdemo.checkpoint import METRICS, ROOT
 from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.grid import pct
 
 PHOTO_ROOT = ROOT / "photos"
-MODELS = {  # folder -> (fusion, modality)
-    "match": ("attention", "both"),
-    "sum": ("sum", "both"),
-    "concat": ("concat", "both"),
-    "text-only": ("attention", "text"),
-    "image-only": ("attention", "image"),
+MODELS = {  # folder -> (fusion, modality, attention options that differ from ATTENTION_OPTIONS)
+    "match": ("attention", "both", {}),
+    "sum": ("sum", "both", {}),
+    "concat": ("concat", "both", {}),
+    "text-only": ("attention", "text", {}),
+    "image-only": ("attention", "image", {}),
+    "attention-no-global": ("attention", "both", {"attention_global": False}),
+    "attention-no-prior": ("attention", "both", {"bridge_attention": False}),
+    "attention-plain": ("attention", "both", {"attention_global": False, "bridge_attention": False}),
 }
 BASE = ModelConfig(
     text_encoder="minilm", image_encoder="efficientnet_lite0", label_bridge=True, image_size=224, grid=7, num_hops=1, labels=("match", "mismatch"), task="match"
 )
+# The attention models (match and both baselines) also get the pooled image beside the attended regions, and
+# the label bridge's word-region similarity as a prior on where each word looks (README: photo ablation).
+ATTENTION_OPTIONS = {"attention_global": True, "bridge_attention": True}
 
 
-def train_all(manifest: str, epochs: float, cache_dir: str | None, seed: int, only: list[str] | None) -> None:
+def train_all(
+    manifest: str, epochs: float, cache_dir: str | None, seed: int, only: list[str] | None, root: Path = PHOTO_ROOT
+) -> None:
     from mmdemo.train_manifest import train_manifest
 
-    for name, (fusion, modality) in MODELS.items():
+    for name, (fusion, modality, changes) in MODELS.items():
         if only and name not in only:
             continue
-        cfg = replace(BASE, fusion=fusion, modality=modality)
-        train_cfg = TrainConfig(out=str(PHOTO_ROOT / name), epochs=epochs, lr=2e-3, batch_images=32, seed=seed, threads=1)
+        options = {**ATTENTION_OPTIONS, **changes} if fusion == "attention" else {}
+        cfg = replace(BASE, fusion=fusion, modality=modality, **options)
+        train_cfg = TrainConfig(out=str(root / name), epochs=epochs, lr=2e-3, batch_images=32, seed=seed, threads=1)
         _, metrics = train_manifest(manifest, "match", cfg, train_cfg, cache_dir=cache_dir)
         print(name, json.dumps(metrics), flush=True)
 
 
-def evaluate_all(manifest: str, cache_dir: str | None) -> None:
+def evaluate_all(manifest: str, cache_dir: str | None, root: Path = PHOTO_ROOT) -> None:
     """Re-measure every trained photo model on the validation split (metrics.json keeps the train fields)."""
     import torch
 
@@ -55,7 +67,7 @@ def evaluate_all(manifest: str, cache_dir: str | None) -> None:
     rows = read_manifest(manifest, "match")
     _, val_rows = split_rows(rows)
     for name in MODELS:
-        folder = PHOTO_ROOT / name
+        folder = root / name
         if not (folder / METRICS).is_file():
             continue
         model, _ = load_checkpoint(folder, "cpu")
@@ -66,18 +78,27 @@ def evaluate_all(manifest: str, cache_dir: str | None) -> None:
         print(name, json.dumps(metrics), flush=True)
 
 
-def photo_table() -> str:
+def fusion_label(model: dict) -> str:
+    """How a photo model fuses, from its config.json: "attention + pooled image + bridge prior"."""
+    parts = [model["fusion"]]
+    if model["fusion"] == "attention":
+        parts += ["pooled image"] * bool(model.get("attention_global")) + ["bridge prior"] * bool(model.get("bridge_attention"))
+    return " + ".join(parts)
+
+
+def photo_table(root: Path = PHOTO_ROOT) -> str:
     """Markdown: held-out accuracy, ROC AUC and retrieval recall of every photo model."""
     rows = ["| model | fusion | inputs | accuracy | ROC AUC | R@1 / 100 | R@5 / 100 | train time |", "|---|---|---|---|---|---|---|---|"]
-    for name, (fusion, modality) in MODELS.items():
-        path = PHOTO_ROOT / name / METRICS
+    for name, (fusion, modality, _) in MODELS.items():
+        path = root / name / METRICS
         if not path.is_file():
             rows.append(f"| {name} | {fusion} | {modality} | (not trained) | | | | |")
             continue
         m = json.loads(path.read_text())
+        model = json.loads((root / name / "config.json").read_text())["model"]
         auc = m.get("roc_auc")
         rows.append(
-            f"| {name} | {fusion} | {'text + image' if modality == 'both' else modality + ' only'} | {pct(m.get('accuracy'))} | "
+            f"| {name} | {fusion_label(model)} | {'text + image' if modality == 'both' else modality + ' only'} | {pct(m.get('accuracy'))} | "
             f"{'n/a' if auc is None else f'{auc:.3f}'} | {pct(m.get('recall_at_1'))} | {pct(m.get('recall_at_5'))} | {m.get('train_seconds', 0) / 60:.1f} min |"
         )
     return "\n".join(rows)
@@ -95,13 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("evaluate", help="re-measure the trained photo models on the validation split")
     e.add_argument("--manifest", required=True)
     e.add_argument("--feature-cache", default=None)
-    sub.add_parser("table", help="print the results table")
+    tab = sub.add_parser("table", help="print the results table")
+    for p in (t, e, tab):
+        p.add_argument("--root", type=Path, default=PHOTO_ROOT, help="folder of the photo models (default %(default)s)")
     args = parser.parse_args(argv)
     if args.command == "train":
-        train_all(args.manifest, args.epochs, args.feature_cache, args.seed, args.only)
+        train_all(args.manifest, args.epochs, args.feature_cache, args.seed, args.only, args.root)
     elif args.command == "evaluate":
-        evaluate_all(args.manifest, args.feature_cache)
-    print(photo_table())
+        evaluate_all(args.manifest, args.feature_cache, args.root)
+    print(photo_table(args.root))
     return 0
 
 

@@ -131,3 +131,20 @@ def test_odd_text_still_answers(predictor: Predictor, scene_image: np.ndarray, t
     assert p.answer in predictor.cfg.labels
     assert len(p.tokens) <= predictor.cfg.max_tokens
     assert p.truncated == (len(text) > 1000)
+
+
+def test_served_text_cache_is_bounded(predictor: Predictor, scene_image: np.ndarray) -> None:
+    """A server sees endless new questions: the contextual-state cache keeps only the most recent ones."""
+    from mmdemo.inference import TEXT_CACHE_ITEMS
+
+    text = predictor.model.text
+    assert text.kind == "minilm" and text.cache_size <= TEXT_CACHE_ITEMS
+    saved = text.cache_size
+    try:
+        text.cache_size = 4
+        answers = [predictor.predict(scene_image, f"Is the red object number {i} on the left?").answer for i in range(7)]
+        assert len(text._cache) == 4
+        again = predictor.predict(scene_image, "Is the red object number 0 on the left?")  # evicted: computed afresh
+        assert again.answer == answers[0]
+    finally:
+        text.cache_size = saved

@@ -95,7 +95,7 @@ def test_paraphrased_answers_agree_with_their_meaning() -> None:
     rng = np.random.default_rng(0)
     for s in soc.generate("train", 40, seed=5):
         objs = s.scene.to_dict()
-        for q in soc.make_questions(s.scene, rng, "train"):
+        for q in soc.make_questions(s.scene, rng, "train") + soc.make_questions(s.scene, rng, "heldout"):
             truth = reference_answer(objs, q.subtype, q.colour)
             lower = q.text.lower()
             flipped = (" right" in lower and q.subtype == "left") or (
@@ -127,6 +127,10 @@ def test_heldout_wordings_are_not_training_wordings() -> None:
     for bank in soc.HELDOUT_WORDINGS.values():
         for t, _ in bank:
             assert t.lower() not in train
+    # Each held-out question records the rewording it came from (evaluate's per-wording accuracy uses it).
+    for q in [q for s in soc.generate("test", 10, wording="heldout") for q in s.questions]:
+        assert q.template in [t for t, _ in soc.HELDOUT_WORDINGS[q.subtype]]
+        assert q.text.lower() == q.template.format(c=q.colour, o="object").lower()
 
 
 def test_augmented_render_keeps_colours_at_centres() -> None:

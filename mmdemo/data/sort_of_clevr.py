@@ -58,6 +58,7 @@ class Question:
     family: str  # nonrelational | relational
     subtype: str  # shape | left | top | closest | furthest | count
     colour: str
+    template: str = ""  # the wording it was made from ({c} colour, {o} noun); "" when written by hand
 
 
 # ---------------------------------------------------------------------------------------------- scenes
@@ -203,14 +204,36 @@ TRAIN_WORDINGS: dict[str, list[tuple[str, bool]]] = {
     ],
 }
 
-# Kept out of training: used only to test robustness to rewording.
+# Kept out of training: used only to test robustness to rewording. Written before the models that are
+# tested with them were trained; none of these sentence shapes is in TRAIN_WORDINGS.
 HELDOUT_WORDINGS: dict[str, list[tuple[str, bool]]] = {
-    "shape": [("Can you tell me what shape the {c} {o} is?", False)],
-    "left": [("Would you say the {c} {o} is on the left side?", False)],
-    "top": [("Would you say the {c} {o} is in the top half?", False)],
-    "closest": [("Can you tell me the shape of the object nearest the {c} {o}?", False)],
-    "furthest": [("Can you tell me the shape of the object farthest from the {c} {o}?", False)],
-    "count": [("Can you count the objects with the same shape as the {c} {o}?", False)],
+    "shape": [
+        ("Can you tell me what shape the {c} {o} is?", False),
+        ("The {c} {o} has which shape?", False),
+        ("Could you name the shape of the {c} {o} for me?", False),
+    ],
+    "left": [
+        ("Would you say the {c} {o} is on the left side?", False),
+        ("Can you see the {c} {o} on the left side of the picture?", False),
+        ("Would you say that the {c} {o} sits on the right?", True),
+    ],
+    "top": [
+        ("Would you say the {c} {o} is in the top half?", False),
+        ("Can you see the {c} {o} in the upper half of the image?", False),
+        ("Would you say that the {c} {o} sits in the bottom half?", True),
+    ],
+    "closest": [
+        ("Can you tell me the shape of the object nearest the {c} {o}?", False),
+        ("Which shape does the nearest neighbour of the {c} {o} have?", False),
+    ],
+    "furthest": [
+        ("Can you tell me the shape of the object farthest from the {c} {o}?", False),
+        ("Which shape does the object farthest away from the {c} {o} have?", False),
+    ],
+    "count": [
+        ("Can you count the objects with the same shape as the {c} {o}?", False),
+        ("How many objects are the same shape as the {c} {o}?", False),
+    ],
 }
 NOUNS = ("object", "object", "thing", "shape", "one")
 COLOUR_ALIASES = {"gray": ("gray", "grey")}
@@ -236,7 +259,8 @@ def make_question(
     """One question; wording is canonical (spec templates), train (paraphrases + noise) or heldout."""
     negate = False
     if wording == "canonical":
-        text = CANONICAL[subtype].format(c=colour)
+        template = CANONICAL[subtype]
+        text = template.format(c=colour)
     else:
         bank = TRAIN_WORDINGS if wording == "train" else HELDOUT_WORDINGS
         template, negate = bank[subtype][int(rng.integers(len(bank[subtype])))]
@@ -247,7 +271,7 @@ def make_question(
         if wording == "train":
             text = _surface_noise(text, rng)
     family = "nonrelational" if subtype in NONREL else "relational"
-    return Question(text, answer(scene, subtype, colour, negate), family, subtype, colour)
+    return Question(text, answer(scene, subtype, colour, negate), family, subtype, colour, template)
 
 
 def make_questions(scene: Scene, rng: np.random.Generator, wording: str = "canonical") -> list[Question]:

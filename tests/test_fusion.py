@@ -1,0 +1,53 @@
+"""Fusion options the photo models use: the pooled image beside the attention, and a prior on hop 1."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from mmdemo.config import ModelConfig
+from mmdemo.fusion import make_fusion
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+def test_attention_global_passes_the_pooled_image(attention: str) -> None:
+    cfg = tiny_config(attention=attention, attention_global=True)
+    fusion = make_fusion(cfg)
+    memory = fusion.prepare(torch.randn(3, cfg.num_regions, cfg.image_channels))
+    token, state = torch.randn(3, cfg.text_dim), torch.randn(3, cfg.hidden_dim)
+    fused, w = fusion(token, state, memory)
+    e, d = cfg.text_dim, cfg.image_channels
+    assert fused.shape == (3, fusion.out_dim) == (3, e + (cfg.num_hops + 1) * d)
+    torch.testing.assert_close(fused[:, :e], token)
+    torch.testing.assert_close(fused[:, e : e + d], memory.summary)
+    plain = make_fusion(tiny_config(attention=attention))
+    plain.load_state_dict(fusion.state_dict())  # same parameters: the option adds no weights
+    fused_plain, w_plain = plain(token, state, memory)
+    torch.testing.assert_close(torch.cat([fused[:, :e], fused[:, e + d :]], dim=-1), fused_plain)
+    torch.testing.assert_close(w, w_plain)
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+def test_prior_steers_hop_one_only(attention: str) -> None:
+    cfg = tiny_config(attention=attention)
+    fusion = make_fusion(cfg)
+    memory = fusion.prepare(torch.randn(2, cfg.num_regions, cfg.image_channels))
+    token, state = torch.randn(2, cfg.text_dim), torch.randn(2, cfg.hidden_dim)
+    _, w = fusion(token, state, memory)
+    prior = torch.zeros(2, cfg.num_regions)
+    prior[0, 3], prior[1, 17] = 50.0, 50.0
+    _, w_prior = fusion(token, state, memory, prior)
+    assert w_prior[0, 0, 3] > 0.99 and w_prior[1, 0, 17] > 0.99  # hop 1 goes where the prior points
+    assert not torch.allclose(w[:, 0], w_prior[:, 0])
+    torch.testing.assert_close(w_prior.sum(-1), torch.ones(2, cfg.num_hops))
+    _, w_flat = fusion(token, state, memory, torch.full((2, cfg.num_regions), 7.0))
+    torch.testing.assert_close(w_flat, w)  # a constant prior changes nothing: only differences between regions count
+
+
+def test_bridge_attention_needs_the_bridge_and_attention() -> None:
+    with pytest.raises(ValueError, match="bridge_attention"):
+        ModelConfig(bridge_attention=True)
+    with pytest.raises(ValueError, match="bridge_attention"):
+        ModelConfig(text_encoder="minilm", image_encoder="efficientnet_lite0", image_size=224, grid=7, label_bridge=True, fusion="concat", bridge_attention=True)
+    ModelConfig(text_encoder="minilm", image_encoder="efficientnet_lite0", image_size=224, grid=7, label_bridge=True, bridge_attention=True)
