@@ -253,7 +253,7 @@ training on generated scenes, the attention was told where the named object is (
 at inference it is on its own, and the grounding rate below is measured on held-out scenes.
 
 The Photos tab uses another model: frozen EfficientNet-Lite0 (7 x 7 regions) and frozen MiniLM, the
-same RNN + attention, trained to say whether a sentence describes a picture on ~3,000 public-domain
+same RNN with one attention hop per word, beside the pooled picture, trained to say whether a sentence describes a picture on ~3,000 public-domain
 Open Clip Art drawings. Its vocabulary of things comes from ImageNet's class names (the label bridge),
 which also steers where each word looks: it knows cats and cups far better than, say, astronauts, and
 it can be fooled by colours on photos (the cat with "a red car").

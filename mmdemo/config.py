@@ -61,6 +61,8 @@ class ModelConfig:
             raise ValueError("label_bridge needs image_encoder efficientnet_lite0 and text_encoder minilm")
         if self.bridge_attention and not (self.label_bridge and self.fusion == "attention"):
             raise ValueError("bridge_attention needs label_bridge and fusion attention")
+        if self.attention_global and self.fusion != "attention":
+            raise ValueError("attention_global needs fusion attention (sum and concat always see the pooled image)")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.attention not in ATTENTIONS:

@@ -39,10 +39,16 @@ def test_prior_steers_hop_one_only(attention: str) -> None:
     prior[0, 3], prior[1, 17] = 50.0, 50.0
     _, w_prior = fusion(token, state, memory, prior)
     assert w_prior[0, 0, 3] > 0.99 and w_prior[1, 0, 17] > 0.99  # hop 1 goes where the prior points
+    assert w_prior[:, 1].max() < 0.5  # hop 2 is not pushed by it (untrained scores are near uniform)
     assert not torch.allclose(w[:, 0], w_prior[:, 0])
     torch.testing.assert_close(w_prior.sum(-1), torch.ones(2, cfg.num_hops))
     _, w_flat = fusion(token, state, memory, torch.full((2, cfg.num_regions), 7.0))
     torch.testing.assert_close(w_flat, w)  # a constant prior changes nothing: only differences between regions count
+
+
+def test_attention_options_need_attention() -> None:
+    with pytest.raises(ValueError, match="attention_global"):
+        ModelConfig(fusion="concat", attention_global=True)
 
 
 def test_bridge_attention_needs_the_bridge_and_attention() -> None:

@@ -136,6 +136,7 @@ def test_odd_text_still_answers(predictor: Predictor, scene_image: np.ndarray, t
 def test_served_text_cache_is_bounded(predictor: Predictor, scene_image: np.ndarray) -> None:
     """A server sees endless new questions: the contextual-state cache keeps only the most recent ones."""
     from mmdemo.inference import TEXT_CACHE_ITEMS
+    from mmdemo.text import tokenize
 
     text = predictor.model.text
     assert text.kind == "minilm" and text.cache_size <= TEXT_CACHE_ITEMS
@@ -144,6 +145,9 @@ def test_served_text_cache_is_bounded(predictor: Predictor, scene_image: np.ndar
         text.cache_size = 4
         answers = [predictor.predict(scene_image, f"Is the red object number {i} on the left?").answer for i in range(7)]
         assert len(text._cache) == 4
+        first = tuple(tokenize(["Is the red object number 0 on the left?"], predictor.cfg.max_tokens)[0][0])
+        last = tuple(tokenize(["Is the red object number 6 on the left?"], predictor.cfg.max_tokens)[0][0])
+        assert first not in text._cache and last in text._cache  # the oldest question was evicted, the newest kept
         again = predictor.predict(scene_image, "Is the red object number 0 on the left?")  # evicted: computed afresh
         assert again.answer == answers[0]
     finally:

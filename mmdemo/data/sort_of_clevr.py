@@ -205,7 +205,7 @@ TRAIN_WORDINGS: dict[str, list[tuple[str, bool]]] = {
 }
 
 # Kept out of training: used only to test robustness to rewording. Written before the models that are
-# tested with them were trained; none of these sentence shapes is in TRAIN_WORDINGS.
+# tested with them were trained; none of these sentences is in TRAIN_WORDINGS (some are close to one).
 HELDOUT_WORDINGS: dict[str, list[tuple[str, bool]]] = {
     "shape": [
         ("Can you tell me what shape the {c} {o} is?", False),
