@@ -19,6 +19,7 @@ METRICS = "metrics.json"
 FORMAT = "mmdemo-checkpoint/1"
 ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT = ROOT / "sort-of-clevr" / "default"  # the one place that names the default checkpoint
+DEFAULT_PHOTOS = ROOT / "photos" / "match"  # ... and the default photo (image-text matching) checkpoint
 
 
 class CheckpointError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from mmdemo.checkpoint import DEFAULT, ROOT, CheckpointError, find_checkpoints, read_config, read_metrics
+from mmdemo.checkpoint import DEFAULT, DEFAULT_PHOTOS, ROOT, CheckpointError, find_checkpoints, read_config, read_metrics
 from mmdemo.inference import Predictor
 
 
@@ -20,10 +20,10 @@ class Registry:
             self._cache[preload.folder.resolve()] = preload
 
     def folders(self, task: str | None = None) -> list[Path]:
-        """Checkpoint folders (the default first); with task, only those trained for it."""
+        """Checkpoint folders (the defaults first); with task, only those trained for it."""
         found = [f for f in find_checkpoints(self.root) if task is None or self.task(f) == task]
-        default = (self.root / DEFAULT.relative_to(ROOT)).resolve()
-        return sorted(found, key=lambda p: (p.resolve() != default, str(p)))
+        defaults = [(self.root / d.relative_to(ROOT)).resolve() for d in (DEFAULT, DEFAULT_PHOTOS)]
+        return sorted(found, key=lambda p: (p.resolve() not in defaults, str(p)))
 
     @staticmethod
     def task(folder: Path) -> str | None:

@@ -2,11 +2,11 @@
 
 import pytest
 
-from mmdemo.checkpoint import ROOT
+from mmdemo.checkpoint import DEFAULT_PHOTOS
 from mmdemo.inference import Predictor
 from mmdemo.photos import gallery
 
-PHOTO_CHECKPOINT = ROOT / "photos" / "match"
+PHOTO_CHECKPOINT = DEFAULT_PHOTOS
 
 def known_miss(*case: str, reason: str):
     """A case the shipped model gets wrong (README says so); strict: the test fails once it gets it right."""
@@ -43,3 +43,10 @@ def test_photo_prediction_contract(matcher):
     assert set(pred.probs) == {"match", "mismatch"} and pred.grid == [7, 7]
     assert len(pred.region_attention) == len(pred.tokens) and all(abs(sum(row) - 1) < 1e-4 for row in pred.region_attention)
     assert pred.tokens[0] == "[CLS]" and "cat" in pred.tokens
+
+
+def test_the_app_offers_the_shipped_photo_model_first():
+    from mmdemo.registry import Registry
+
+    names = [n for _, n in Registry().choices("match")]
+    assert names[0] == "photos/match" and {"photos/sum", "photos/concat"} <= set(names)
