@@ -88,14 +88,14 @@ class AttentionFusion(nn.Module):
         self.use_global = cfg.attention_global
         self.out_dim = cfg.text_dim + (k + int(self.use_global)) * d
 
-    def output(self, token: torch.Tensor, memory: ImageMemory, contexts: list[torch.Tensor]) -> torch.Tensor:
-        """(B, F): [token; (summary;) context_1; ...; context_K]."""
-        return torch.cat([token, *([memory.summary] if self.use_global else []), *contexts], dim=-1)
-
     def prepare(self, regions: torch.Tensor) -> ImageMemory:
         b, r, _ = regions.shape
         keys = self.region_proj(regions).view(b, r, self.num_hops, self.attn_dim).unbind(2)  # K x (B, R, A)
         return ImageMemory(regions, keys, regions.mean(1))
+
+    def scores(self, hop: int, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """(B, R) region scores of one hop: w . relu(k_r + q)."""
+        return self.score[hop](torch.relu(keys + query.unsqueeze(1))).squeeze(-1)  # (B, R, A) -> (B, R)
 
     def forward(
         self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory, prior: torch.Tensor | None = None
@@ -105,14 +105,14 @@ class AttentionFusion(nn.Module):
         query_in = torch.cat([state, token], dim=-1)  # (B, H + E)
         for hop in range(self.num_hops):
             query = self.query_proj[hop](query_in)  # (B, A)
-            hidden = torch.relu(memory.keys[hop] + query.unsqueeze(1))  # (B, R, A)
-            scores = self.score[hop](hidden).squeeze(-1)  # (B, R)
+            scores = self.scores(hop, query, memory.keys[hop])  # (B, R)
             w = (scores + prior if prior is not None and hop == 0 else scores).softmax(dim=-1)  # (B, R)
             context = self.value[hop](torch.bmm(w.unsqueeze(1), memory.values).squeeze(1))  # (B, D)
             contexts.append(context)
             weights.append(w)
             query_in = torch.cat([state, token, context], dim=-1)  # (B, H + E + D)
-        return self.output(token, memory, contexts), torch.stack(weights, dim=1)  # (B, F), (B, K, R)
+        pooled = [memory.summary] if self.use_global else []
+        return torch.cat([token, *pooled, *contexts], dim=-1), torch.stack(weights, dim=1)  # (B, F), (B, K, R)
 
 
 class DotAttentionFusion(AttentionFusion):
@@ -126,21 +126,9 @@ class DotAttentionFusion(AttentionFusion):
         super().__init__(cfg)
         del self.score  # no scoring MLP: the score is the dot product itself
 
-    def forward(
-        self, token: torch.Tensor, state: torch.Tensor, memory: ImageMemory, prior: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        contexts, weights = [], []
-        query_in = torch.cat([state, token], dim=-1)  # (B, H + E)
-        scale = self.attn_dim**-0.5
-        for hop in range(self.num_hops):
-            query = self.query_proj[hop](query_in)  # (B, A)
-            scores = torch.bmm(memory.keys[hop], query.unsqueeze(-1)).squeeze(-1) * scale  # (B, R)
-            w = (scores + prior if prior is not None and hop == 0 else scores).softmax(dim=-1)  # (B, R)
-            context = self.value[hop](torch.bmm(w.unsqueeze(1), memory.values).squeeze(1))  # (B, D)
-            contexts.append(context)
-            weights.append(w)
-            query_in = torch.cat([state, token, context], dim=-1)  # (B, H + E + D)
-        return self.output(token, memory, contexts), torch.stack(weights, dim=1)  # (B, F), (B, K, R)
+    def scores(self, hop: int, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """(B, R) region scores of one hop: k_r . q / sqrt(A)."""
+        return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1) * self.attn_dim**-0.5
 
 
 def make_fusion(cfg: ModelConfig) -> nn.Module:
