@@ -97,12 +97,14 @@ class TrainConfig:
     """Training run settings; each field is a `python -m mmdemo train` flag."""
 
     out: str = "checkpoints/sort-of-clevr/run"  # checkpoint folder to write
-    epochs: float = 14.0  # passes over the training images (fractions allowed)
+    epochs: float = 16.0  # passes over the training images (fractions allowed)
     train_images: int = 9800  # paper parity: 9,800 images x 20 questions
     batch_images: int = 32  # images per step; every image brings its 20 questions
     lr: float = 3e-3  # Adam peak learning rate (linear warm-up, cosine decay)
     weight_decay: float = 0.0  # AdamW weight decay
+    frames: float = 0.25  # share of training questions wrapped in a conversational frame (soc.FRAMES; 0 = none)
     attn_supervision: float = 0.3  # weight of the attention-supervision loss (attention fusion only; 0 = off)
+    attn_hold: bool = True  # supervise hop 1 at every step from the colour word on, not only at the colour word
     seed: int = 0  # seeds data order, initialisation and the training scenes
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int = 0  # torch CPU threads; 0 = torch's default

@@ -49,7 +49,7 @@ def train_grid(epochs: float, jobs: int, seed: int, force: bool) -> None:
             lock.touch()
             cmd = [
                 sys.executable, "-m", "mmdemo", "train", "--fusion", fusion, "--cell", cell, "--epochs", str(epochs),
-                "--seed", str(seed), "--text-encoder", "minilm_static", "--threads", "1", "--quiet", "--out", str(grid_folder(fusion, cell)),
+                "--seed", str(seed), "--text-encoder", "minilm_static", "--frames", "0", "--no-attn-hold", "--threads", "1", "--quiet", "--out", str(grid_folder(fusion, cell)),
             ]
             running.append((subprocess.Popen(cmd), f"{fusion}-{cell}", time.time()))
             print(f"started {fusion}-{cell}", flush=True)

@@ -5,7 +5,8 @@ supervised attention for VQA (Liu et al. 2017, "Attention Correctness in Neural 
 Qiao et al. 2018, "Exploring Human-like Attention Supervision in VQA"). At the step that reads the
 colour word:
 
-- hop 1 should put its weight on the named object X (every question);
+- hop 1 should put its weight on the named object X (every question; with attn_hold, at every step from
+  the colour word to the end of the question, so that no later step looks elsewhere with hop 1);
 - hop 2 should put it on the object the answer is about: the closest / furthest other object, or for
   "count" every object with X's shape (X included). Non-relational questions leave hop 2 free.
 
@@ -81,20 +82,34 @@ def attention_targets(
     return AttentionTargets(torch.tensor(steps), torch.from_numpy(np.stack(hop1)), torch.from_numpy(np.stack(hop2)))
 
 
-def attention_loss(hop_attention: torch.Tensor, targets: AttentionTargets, eps: float = 1e-6) -> torch.Tensor:
-    """Mean -log(target mass) over the supervised (question, hop) pairs; hop_attention (B, T, K, R)."""
-    b, _, k, _ = hop_attention.shape
-    found = targets.step >= 0
-    rows = torch.arange(b, device=hop_attention.device)
-    at_step = hop_attention[rows, targets.step.clamp(min=0).to(hop_attention.device)]  # (B, K, R)
+def attention_loss(
+    hop_attention: torch.Tensor, targets: AttentionTargets, token_mask: torch.Tensor | None = None, eps: float = 1e-6
+) -> torch.Tensor:
+    """Mean -log(target mass) over the supervised (question, hop) pairs; hop_attention (B, T, K, R).
+
+    With token_mask (B, T), hop 1 is held on the named object at every real step from the colour word to
+    the end of the question (its loss is the mean over those steps), not only at the colour word; hop 2
+    is supervised at the colour word either way."""
+    b, t, k, _ = hop_attention.shape
+    dev = hop_attention.device
+    found = (targets.step >= 0).to(dev)
+    rows = torch.arange(b, device=dev)
+    step = targets.step.clamp(min=0).to(dev)
+    at_step = hop_attention[rows, step]  # (B, K, R)
     losses, weights = [], []
     for hop, mask in ((0, targets.hop1), (1, targets.hop2)):
         if hop >= k:
             break
-        mask = mask.to(hop_attention.device)
-        use = (found & mask.cpu().any(-1)).to(hop_attention.device).float()  # (B,)
-        mass = (at_step[:, hop] * mask).sum(-1)  # (B,)
-        losses.append(-(mass + eps).log() * use)
+        mask = mask.to(dev)
+        use = (found & mask.any(-1)).float()  # (B,)
+        if hop == 0 and token_mask is not None:
+            held = token_mask.to(dev).bool() & (torch.arange(t, device=dev)[None] >= step[:, None])  # (B, T)
+            mass = (hop_attention[:, :, 0] * mask[:, None]).sum(-1)  # (B, T)
+            nll = -(mass + eps).log() * held
+            losses.append(nll.sum(1) / held.sum(1).clamp(min=1) * use)
+        else:
+            mass = (at_step[:, hop] * mask).sum(-1)  # (B,)
+            losses.append(-(mass + eps).log() * use)
         weights.append(use)
     total = torch.stack(weights).sum().clamp(min=1.0)
     return torch.stack(losses).sum() / total

@@ -39,6 +39,9 @@ class QuestionBatch:
         return self
 
 
+TRAIN_TEXT_CACHE_ITEMS = 65536
+
+
 def lr_at(step: int, total: int, peak: float, warmup: int = 200) -> float:
     """Linear warm-up then cosine decay to zero."""
     if step < warmup:
@@ -58,6 +61,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
     samples = soc.generate("train", cfg.train_images, seed=cfg.seed, wording="train", augment=True)
     images = np.stack([s.image for s in samples])  # (N, 75, 75, 3)
     model = FusionRNN(model_cfg).to(device).train()
+    # Every distinct training sentence's frozen states stay cached (~50k with frames, ~1 GB): each is computed once.
+    model.text.cache_size = TRAIN_TEXT_CACHE_ITEMS
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(cfg.train_images / cfg.batch_images)
     total = max(1, int(cfg.epochs * steps_per_epoch))
@@ -75,7 +80,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
             idx = perm[start : start + cfg.batch_images]
             # Fresh wordings every time an image comes round: more paraphrase variety than fixed questions.
             q_rng = np.random.default_rng([cfg.seed, step])
-            questions = [soc.make_questions(samples[i].scene, q_rng, "train") for i in idx]
+            questions = [soc.make_questions(samples[i].scene, q_rng, "train", cfg.frames) for i in idx]
             batch = QuestionBatch(images[idx], questions, model_cfg).to(device)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg.lr)
@@ -84,7 +89,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
             if supervise:
                 scenes = [samples[idx[i]].scene for i in batch.image_index.tolist()]
                 targets = attention_targets(batch.token_ids.cpu(), batch.questions, scenes, model_cfg.grid)
-                loss = loss + cfg.attn_supervision * attention_loss(out.hop_attention, targets)
+                loss = loss + cfg.attn_supervision * attention_loss(out.hop_attention, targets, batch.token_mask if cfg.attn_hold else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -91,7 +91,5 @@ def test_heldout_rewordings_keep_nonrelational_answers(model) -> None:
     assert _heldout_agreement(model, "nonrelational") >= 0.9
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (README): 'Can you count the objects ...?' and 'Which shape does the "
-                   "nearest neighbour of the X object have?' are answered right 68.5% and 69.9% of the time")
 def test_heldout_rewordings_keep_relational_answers(model) -> None:
     assert _heldout_agreement(model, "relational") >= 0.9

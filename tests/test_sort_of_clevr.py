@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -131,6 +132,27 @@ def test_heldout_wordings_are_not_training_wordings() -> None:
     for q in [q for s in soc.generate("test", 10, wording="heldout") for q in s.questions]:
         assert q.template in [t for t, _ in soc.HELDOUT_WORDINGS[q.subtype]]
         assert q.text.lower() == q.template.format(c=q.colour, o="object").lower()
+
+
+def test_frames_wrap_training_questions_without_changing_them() -> None:
+    scene = soc.random_scene(np.random.default_rng(3))
+    def words(text: str) -> str:  # surface noise changes case, spacing and end punctuation
+        return " ".join(re.sub(r"[^a-z ]", " ", text.lower()).split())
+
+    fillers = [words(f.replace("{q}", "")) for f in soc.FRAMES]
+    framed = soc.make_questions(scene, np.random.default_rng(0), "train", frame_prob=1.0)
+    plain = soc.make_questions(scene, np.random.default_rng(0), "train")
+    assert all(any(fill in words(q.text) for fill in fillers) for q in framed)
+    assert not any(any(fill in words(q.text) for fill in fillers) for q in plain)
+    for q in framed:  # the frame is filler: the answer is still the template's answer for this scene
+        negate = dict(soc.TRAIN_WORDINGS[q.subtype])[q.template]
+        assert q.answer == soc.answer(scene, q.subtype, q.colour, negate)
+    # frame_prob 0 draws nothing extra: the unframed stream is what it was before frames existed
+    again = soc.make_questions(scene, np.random.default_rng(0), "train", frame_prob=0.0)
+    assert [q.text for q in again] == [q.text for q in plain]
+    # No frame is one of the held-out forms that the wording test asks with.
+    heldout_starts = {t.split()[0].lower() for bank in soc.HELDOUT_WORDINGS.values() for t, _ in bank}
+    assert not any(f.split()[0].lower().strip(",:") in heldout_starts for f in soc.FRAMES if not f.startswith("{q}"))
 
 
 def test_augmented_render_keeps_colours_at_centres() -> None:

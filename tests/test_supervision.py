@@ -56,3 +56,39 @@ def test_targets_point_at_the_colour_word_and_the_loss_rewards_looking_there():
         on_target[rows, targets.step, hop] = spread
     assert attention_loss(on_target, targets).item() < 1e-4
     assert attention_loss(uniform, targets).item() > 1.0
+
+
+def test_held_hop1_counts_every_step_from_the_colour_word_to_the_end_only():
+    rng = np.random.default_rng(6)
+    scene = soc.random_scene(rng)
+    questions = soc.make_questions(scene, rng, "train")
+    ids, _ = tokenize([q.text for q in questions], 32)
+    longest = max(map(len, ids))
+    token_ids = torch.tensor([row + [0] * (longest - len(row)) for row in ids])
+    token_mask = token_ids != 0
+    grid = 5
+    targets = attention_targets(token_ids, questions, [scene] * len(questions), grid)
+    b, t, r = len(questions), longest, grid * grid
+    spread1 = targets.hop1.float() / targets.hop1.float().sum(-1, keepdim=True)
+    spread2 = targets.hop2.float() / targets.hop2.float().sum(-1, keepdim=True).clamp(min=1)
+    spread2[~targets.hop2.any(-1)] = 1.0 / r
+    att = torch.full((b, t, 2, r), 1.0 / r)
+    rows = torch.arange(b)
+    att[rows, targets.step, 0] = spread1
+    att[rows, targets.step, 1] = spread2
+    # Only the colour word's step on target: fine for the old rule, penalised when hop 1 is held.
+    assert attention_loss(att, targets).item() < 1e-4
+    assert attention_loss(att, targets, token_mask).item() > 0.5
+    held = att.clone()
+    for i in range(b):
+        for s in range(int(targets.step[i]), t):
+            held[i, s, 0] = spread1[i]
+    assert attention_loss(held, targets, token_mask).item() < 1e-4
+    # Steps before the colour word and padding steps are free: changing them changes nothing.
+    free = held.clone()
+    for i in range(b):
+        elsewhere = torch.zeros(r)
+        elsewhere[int((~targets.hop1[i]).nonzero()[0])] = 1.0  # all weight off the named object
+        free[i, : int(targets.step[i]), 0] = elsewhere
+        free[i, ~token_mask[i], 0] = elsewhere
+    assert torch.equal(attention_loss(free, targets, token_mask), attention_loss(held, targets, token_mask))

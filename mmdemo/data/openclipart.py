@@ -8,7 +8,10 @@ OUT/images/; OUT/manifest.jsonl gets three rows per image: {"image", "text", "gr
 "<title>, <keywords>", "a <title>" or "a <first keyword>" (short captions, as people type them), and group
 is the top-level category (used to draw negatives from other categories).
 Images that are unreadable, too large (decompression bombs) or have no title are skipped and counted.
---install runs `apt-get install -y openclipart-png openclipart-svg` first (needs root and network).
+--tuxpaint also adds Debian's Tux Paint stamps (~1,000 captioned drawings and photo cut-outs, GPL-2; see
+mmdemo/data/tuxpaint.py) under OUT/images/tuxpaint/.
+--install runs `apt-get install -y openclipart-png openclipart-svg` first (and the Tux Paint stamps and
+rsvg-convert with --tuxpaint; needs root and network).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 from tqdm import tqdm
 
@@ -59,7 +63,8 @@ def svg_text(path: Path) -> str | None:
     return ", ".join([title, *words[:8]])
 
 
-def build(out: Path, source: Path = SOURCE, size: int = 224) -> dict[str, int]:
+def build(out: Path, source: Path = SOURCE, size: int = 224, tuxpaint: Path | None = None) -> dict[str, int]:
+    """Write OUT/images/ and OUT/manifest.jsonl; tuxpaint: the Tux Paint stamps folder to add (None: no)."""
     from PIL import Image
 
     from mmdemo.inference import InputError, load_image, prepare_image
@@ -98,6 +103,42 @@ def build(out: Path, source: Path = SOURCE, size: int = 224) -> dict[str, int]:
             for caption in [text, *short_texts(text)]:
                 f.write(json.dumps({"image": str(target), "text": caption, "group": group}) + "\n")
             counts["written"] += 1
+        if tuxpaint is not None:
+            counts.update(add_tuxpaint(f, out, tuxpaint, size))
+    return counts
+
+
+def add_tuxpaint(f: IO[str], out: Path, stamps_folder: Path, size: int) -> dict[str, int]:
+    """Append the Tux Paint stamps' rows to the open manifest f; their pictures go under OUT/images/tuxpaint/."""
+    from PIL import Image
+
+    from mmdemo.data import tuxpaint as tp
+    from mmdemo.inference import InputError, load_image, prepare_image
+
+    found = list(tp.stamps(stamps_folder))
+    if not found:
+        raise SystemExit(f"no Tux Paint stamps under {stamps_folder}: apt-get install {' '.join(tp.PACKAGES)} (or --install)")
+    counts = {"tuxpaint_written": 0, "tuxpaint_unreadable": 0}
+    for picture, txt, group in tqdm(found, desc="tuxpaint", unit="img"):
+        captions = tp.texts(txt)
+        raster = None
+        try:
+            raster = tp.rasterise(picture) if picture.suffix == ".svg" else picture
+            pixels = prepare_image(load_image(raster), size)
+        except (InputError, subprocess.SubprocessError, OSError):
+            counts["tuxpaint_unreadable"] += 1
+            continue
+        finally:
+            if raster is not None and raster != picture:
+                raster.unlink(missing_ok=True)
+        if not captions:
+            continue
+        target = Path("images") / "tuxpaint" / picture.relative_to(stamps_folder).with_suffix(".png")
+        (out / target).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(out / target, optimize=False)
+        for text in captions:
+            f.write(json.dumps({"image": str(target), "text": text, "group": group}) + "\n")
+        counts["tuxpaint_written"] += 1
     return counts
 
 
@@ -105,11 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmdemo.data.openclipart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (images/ and manifest.jsonl)")
     parser.add_argument("--install", action="store_true", help="apt-get install the two Debian packages first")
+    parser.add_argument("--tuxpaint", action="store_true", help="also add the Tux Paint stamps (tuxpaint-stamps-default)")
     parser.add_argument("--source", default=str(SOURCE), help="where the packages put their files (default %(default)s)")
     args = parser.parse_args(argv)
     if args.install:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "openclipart-png", "openclipart-svg"], check=True)
-    counts = build(Path(args.out), Path(args.source))
+        from mmdemo.data.tuxpaint import PACKAGES
+
+        extra = list(PACKAGES) if args.tuxpaint else []
+        subprocess.run(["apt-get", "install", "-y", "-qq", "openclipart-png", "openclipart-svg", *extra], check=True)
+    from mmdemo.data.tuxpaint import SOURCE as STAMPS
+
+    counts = build(Path(args.out), Path(args.source), tuxpaint=STAMPS if args.tuxpaint else None)
     print(json.dumps(counts))
     return 0
 

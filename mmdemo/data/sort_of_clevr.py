@@ -235,6 +235,19 @@ HELDOUT_WORDINGS: dict[str, list[tuple[str, bool]]] = {
         ("How many objects are the same shape as the {c} {o}?", False),
     ],
 }
+# Conversational frames around a training question (train wording with frame_prob > 0): they teach that
+# filler before or after a question does not change it. None of them is a held-out form ("Can you ...",
+# "Could you ...", "Would you ...").
+FRAMES = (
+    "Please answer: {q}",
+    "Quick question: {q}",
+    "Hey, {q}",
+    "Look at the picture. {q}",
+    "I wonder: {q}",
+    "Question: {q}",
+    "{q} Thanks.",
+    "{q} Please.",
+)
 NOUNS = ("object", "object", "thing", "shape", "one")
 COLOUR_ALIASES = {"gray": ("gray", "grey")}
 
@@ -254,9 +267,10 @@ def _surface_noise(text: str, rng: np.random.Generator) -> str:
 
 
 def make_question(
-    scene: Scene, subtype: str, colour: str, rng: np.random.Generator, wording: str = "canonical"
+    scene: Scene, subtype: str, colour: str, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0
 ) -> Question:
-    """One question; wording is canonical (spec templates), train (paraphrases + noise) or heldout."""
+    """One question; wording is canonical (spec templates), train (paraphrases + noise; a share frame_prob
+    of them wrapped in one of FRAMES) or heldout."""
     negate = False
     if wording == "canonical":
         template = CANONICAL[subtype]
@@ -267,6 +281,8 @@ def make_question(
         name = str(rng.choice(COLOUR_ALIASES.get(colour, (colour,)))) if wording == "train" else colour
         noun = str(rng.choice(NOUNS)) if wording == "train" else "object"
         text = template.format(c=name, o=noun)
+        if wording == "train" and frame_prob > 0 and rng.random() < frame_prob:
+            text = FRAMES[int(rng.integers(len(FRAMES)))].format(q=text)
         text = text[0].upper() + text[1:]
         if wording == "train":
             text = _surface_noise(text, rng)
@@ -274,14 +290,14 @@ def make_question(
     return Question(text, answer(scene, subtype, colour, negate), family, subtype, colour, template)
 
 
-def make_questions(scene: Scene, rng: np.random.Generator, wording: str = "canonical") -> list[Question]:
+def make_questions(scene: Scene, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0) -> list[Question]:
     """The spec's 20 questions: 10 non-relational then 10 relational, subtypes and colours uniform."""
     colours = list(COLOURS)
     out = []
     for family in (NONREL, REL):
         for _ in range(10):
             subtype = family[int(rng.integers(len(family)))]
-            out.append(make_question(scene, subtype, colours[int(rng.integers(len(colours)))], rng, wording))
+            out.append(make_question(scene, subtype, colours[int(rng.integers(len(colours)))], rng, wording, frame_prob))
     return out
 
 

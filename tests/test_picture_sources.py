@@ -1,0 +1,71 @@
+"""The photo model's data builders, on small fake copies of the Debian package trees."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mmdemo.data import openclipart, tuxpaint
+from mmdemo.manifest import read_manifest
+
+SVG = """<svg xmlns="http://www.w3.org/2000/svg"><metadata><rdf:RDF><cc:Work rdf:about="">
+<dc:title>red_sports-car</dc:title><dc:subject><rdf:Bag><rdf:li>Car</rdf:li><rdf:li>clipart</rdf:li>
+<rdf:li>vehicle</rdf:li></rdf:Bag></dc:subject></cc:Work></rdf:RDF></metadata></svg>"""
+
+
+def _png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size[1], size[0], 3), colour, dtype=np.uint8)).save(path)
+
+
+def _openclipart_tree(root: Path) -> Path:
+    _png(root / "png" / "transportation" / "car.png", (200, 0, 0))
+    (root / "svg" / "transportation").mkdir(parents=True)
+    (root / "svg" / "transportation" / "car.svg").write_text(SVG)
+    _png(root / "png" / "animals" / "nometa.png", (0, 200, 0))  # no SVG: skipped, counted
+    return root
+
+
+def _stamps_tree(root: Path) -> Path:
+    _png(root / "vehicles" / "cycle" / "motorbike.png", (0, 0, 200))
+    (root / "vehicles" / "cycle" / "motorbike.txt").write_text("A   motor bike.\nfr.utf8=Une moto.\n")
+    _png(root / "animals" / "cats" / "kitten.png", (250, 250, 250))
+    (root / "animals" / "cats" / "kitten.txt").write_text("A white kitten.\n")
+    (root / "animals" / "cats" / "lonely.txt").write_text("A picture that is missing.\n")  # no picture: skipped
+    _png(root / "unknownfolder" / "x.png", (1, 2, 3))
+    (root / "unknownfolder" / "x.txt").write_text("Something.\n")  # a top folder without a group: skipped
+    return root
+
+
+def test_openclipart_metadata_and_short_captions(tmp_path):
+    path = tmp_path / "car.svg"
+    path.write_text(SVG)
+    assert openclipart.svg_text(path) == "red sports car, car, vehicle"  # generic keywords dropped
+    assert openclipart.short_texts("red sports car, car, vehicle") == ["a red sports car", "a car"]
+    path.write_text("<svg></svg>")
+    assert openclipart.svg_text(path) is None
+
+
+def test_tuxpaint_captions_and_groups(tmp_path):
+    root = _stamps_tree(tmp_path / "stamps")
+    found = {p.name: (t, g) for p, t, g in tuxpaint.stamps(root)}
+    assert set(found) == {"motorbike.png", "kitten.png"}
+    assert found["motorbike.png"][1] == "transportation" and found["kitten.png"][1] == "animals"
+    assert tuxpaint.texts(found["motorbike.png"][0]) == ["a motor bike"]  # first line only, spacing and full stop cleaned
+
+
+def test_build_writes_a_manifest_that_validates(tmp_path):
+    source = _openclipart_tree(tmp_path / "openclipart")
+    stamps = _stamps_tree(tmp_path / "stamps")
+    out = tmp_path / "out"
+    counts = openclipart.build(out, source, size=32, tuxpaint=stamps)
+    assert counts["written"] == 1 and counts["no_metadata"] == 1 and counts["tuxpaint_written"] == 2
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["red sports car, car, vehicle", "a red sports car", "a car", "a white kitten", "a motor bike"]
+    assert {r["group"] for r in rows} == {"transportation", "animals"}
+    for r in rows:  # every picture is written square at the asked size
+        assert Image.open(out / r["image"]).size == (32, 32)
+    assert len(read_manifest(out / "manifest.jsonl", task="match")) == 5  # the training code accepts it
