@@ -119,6 +119,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise CliError("--attn-supervision must be >= 0")
     if not 0 < args.val_fraction < 1:
         raise CliError("--val-fraction must be between 0 and 1")
+    if not 0 <= args.frames <= 1:
+        raise CliError("--frames must be between 0 and 1")
     train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     if own_data:
         from mmdemo.manifest import ManifestError

@@ -39,7 +39,7 @@ class QuestionBatch:
         return self
 
 
-TRAIN_TEXT_CACHE_ITEMS = 65536
+TRAIN_TEXT_CACHE_ITEMS = 65536  # contextual text states kept while training: every distinct sentence (~50k with frames)
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int = 200) -> float:

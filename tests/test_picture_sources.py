@@ -29,7 +29,15 @@ def _openclipart_tree(root: Path) -> Path:
     return root
 
 
+STAMP_SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="20" height="40"><rect width="20" height="40" fill="#0000ff"/></svg>"""
+
+
 def _stamps_tree(root: Path) -> Path:
+    (root / "space").mkdir(parents=True)
+    (root / "space" / "rocket1.svg").write_text(STAMP_SVG)  # SVG only: rasterised
+    (root / "space" / "rocket1.txt").write_text("A rocket.\n")
+    (root / "space" / "nocaption.txt").write_text("\n")
+    _png(root / "space" / "nocaption.png", (9, 9, 9))  # an empty caption: skipped, counted
     _png(root / "vehicles" / "cycle" / "motorbike.png", (0, 0, 200))
     (root / "vehicles" / "cycle" / "motorbike.txt").write_text("A   motor bike.\nfr.utf8=Une moto.\n")
     _png(root / "animals" / "cats" / "kitten.png", (250, 250, 250))
@@ -40,7 +48,7 @@ def _stamps_tree(root: Path) -> Path:
     return root
 
 
-def test_openclipart_metadata_and_short_captions(tmp_path):
+def test_openclipart_metadata_and_short_captions(tmp_path) -> None:
     path = tmp_path / "car.svg"
     path.write_text(SVG)
     assert openclipart.svg_text(path) == "red sports car, car, vehicle"  # generic keywords dropped
@@ -49,23 +57,42 @@ def test_openclipart_metadata_and_short_captions(tmp_path):
     assert openclipart.svg_text(path) is None
 
 
-def test_tuxpaint_captions_and_groups(tmp_path):
+def test_tuxpaint_captions_and_groups(tmp_path) -> None:
     root = _stamps_tree(tmp_path / "stamps")
     found = {p.name: (t, g) for p, t, g in tuxpaint.stamps(root)}
-    assert set(found) == {"motorbike.png", "kitten.png"}
+    assert set(found) == {"motorbike.png", "kitten.png", "rocket1.svg", "nocaption.png"}
+    assert found["rocket1.svg"][1] == "science" and tuxpaint.texts(found["nocaption.png"][0]) == []
     assert found["motorbike.png"][1] == "transportation" and found["kitten.png"][1] == "animals"
     assert tuxpaint.texts(found["motorbike.png"][0]) == ["a motor bike"]  # first line only, spacing and full stop cleaned
 
 
-def test_build_writes_a_manifest_that_validates(tmp_path):
+def test_build_writes_a_manifest_that_validates(tmp_path) -> None:
     source = _openclipart_tree(tmp_path / "openclipart")
     stamps = _stamps_tree(tmp_path / "stamps")
     out = tmp_path / "out"
     counts = openclipart.build(out, source, size=32, tuxpaint=stamps)
-    assert counts["written"] == 1 and counts["no_metadata"] == 1 and counts["tuxpaint_written"] == 2
+    assert counts["written"] == 1 and counts["no_metadata"] == 1
+    assert counts["tuxpaint_written"] == 3 and counts["tuxpaint_no_caption"] == 1 and counts["tuxpaint_unreadable"] == 0
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    assert [r["text"] for r in rows] == ["red sports car, car, vehicle", "a red sports car", "a car", "a white kitten", "a motor bike"]
-    assert {r["group"] for r in rows} == {"transportation", "animals"}
+    assert [r["text"] for r in rows] == [
+        "red sports car, car, vehicle", "a red sports car", "a car", "a white kitten", "a rocket", "a motor bike"
+    ]
+    assert {r["group"] for r in rows} == {"transportation", "animals", "science"}
     for r in rows:  # every picture is written square at the asked size
         assert Image.open(out / r["image"]).size == (32, 32)
-    assert len(read_manifest(out / "manifest.jsonl", task="match")) == 5  # the training code accepts it
+    rocket = np.asarray(Image.open(out / "images/tuxpaint/space/rocket1.png"))
+    assert (rocket[16, 16] == [0, 0, 255]).all() and (rocket[16, 2] == [255, 255, 255]).all()  # drawn, padded white
+    assert len(read_manifest(out / "manifest.jsonl", task="match")) == 6  # the training code accepts it
+
+
+def test_a_broken_svg_is_counted_and_leaves_no_temporary_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tuxpaint.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    root = tmp_path / "stamps" / "space"
+    root.mkdir(parents=True)
+    (root / "broken.svg").write_text("<svg not really")
+    (root / "broken.txt").write_text("A broken rocket.\n")
+    with (tmp_path / "m.jsonl").open("w") as f:
+        counts = openclipart.add_tuxpaint(f, tmp_path / "out", tmp_path / "stamps", 32)
+    assert counts == {"tuxpaint_written": 0, "tuxpaint_no_caption": 0, "tuxpaint_unreadable": 1}
+    assert list((tmp_path / "tmp").iterdir()) == []

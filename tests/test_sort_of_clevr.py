@@ -134,8 +134,9 @@ def test_heldout_wordings_are_not_training_wordings() -> None:
         assert q.text.lower() == q.template.format(c=q.colour, o="object").lower()
 
 
-def test_frames_wrap_training_questions_without_changing_them() -> None:
+def test_frames_wrap_training_questions_and_leave_the_unframed_stream_alone() -> None:
     scene = soc.random_scene(np.random.default_rng(3))
+
     def words(text: str) -> str:  # surface noise changes case, spacing and end punctuation
         return " ".join(re.sub(r"[^a-z ]", " ", text.lower()).split())
 
@@ -144,12 +145,14 @@ def test_frames_wrap_training_questions_without_changing_them() -> None:
     plain = soc.make_questions(scene, np.random.default_rng(0), "train")
     assert all(any(fill in words(q.text) for fill in fillers) for q in framed)
     assert not any(any(fill in words(q.text) for fill in fillers) for q in plain)
-    for q in framed:  # the frame is filler: the answer is still the template's answer for this scene
-        negate = dict(soc.TRAIN_WORDINGS[q.subtype])[q.template]
-        assert q.answer == soc.answer(scene, q.subtype, q.colour, negate)
-    # frame_prob 0 draws nothing extra: the unframed stream is what it was before frames existed
-    again = soc.make_questions(scene, np.random.default_rng(0), "train", frame_prob=0.0)
-    assert [q.text for q in again] == [q.text for q in plain]
+    # frame_prob 0 draws no extra random numbers: these are the texts the generator made before frames
+    # existed (commit 5024f40), so the nine ablation models still reproduce.
+    assert [q.text for q in plain[:4]] == [
+        "DOES THE ORANGE OBJECT LIE IN THE TOP HALF",
+        "Is the orange one in the bottom half of the image?",
+        "IS  THE  GRAY  ONE  IN  THE  TOP  HALF  OF  THE  IMAGE? ",
+        "what  shape  is  the  yellow  thing? ",
+    ]
     # No frame is one of the held-out forms that the wording test asks with.
     heldout_starts = {t.split()[0].lower() for bank in soc.HELDOUT_WORDINGS.values() for t, _ in bank}
     assert not any(f.split()[0].lower().strip(",:") in heldout_starts for f in soc.FRAMES if not f.startswith("{q}"))

@@ -115,23 +115,21 @@ def add_tuxpaint(f: IO[str], out: Path, stamps_folder: Path, size: int) -> dict[
     from mmdemo.data import tuxpaint as tp
     from mmdemo.inference import InputError, load_image, prepare_image
 
-    found = list(tp.stamps(stamps_folder))
-    if not found:
-        raise SystemExit(f"no Tux Paint stamps under {stamps_folder}: apt-get install {' '.join(tp.PACKAGES)} (or --install)")
-    counts = {"tuxpaint_written": 0, "tuxpaint_unreadable": 0}
+    found = tp.check_available(stamps_folder)
+    counts = {"tuxpaint_written": 0, "tuxpaint_no_caption": 0, "tuxpaint_unreadable": 0}
     for picture, txt, group in tqdm(found, desc="tuxpaint", unit="img"):
         captions = tp.texts(txt)
-        raster = None
-        try:
-            raster = tp.rasterise(picture) if picture.suffix == ".svg" else picture
-            pixels = prepare_image(load_image(raster), size)
-        except (InputError, subprocess.SubprocessError, OSError):
-            counts["tuxpaint_unreadable"] += 1
-            continue
-        finally:
-            if raster is not None and raster != picture:
-                raster.unlink(missing_ok=True)
         if not captions:
+            counts["tuxpaint_no_caption"] += 1
+            continue
+        try:
+            if picture.suffix == ".svg":
+                with tp.rasterised(picture) as png:
+                    pixels = prepare_image(load_image(png), size)
+            else:
+                pixels = prepare_image(load_image(picture), size)
+        except (InputError, subprocess.SubprocessError):
+            counts["tuxpaint_unreadable"] += 1
             continue
         target = Path("images") / "tuxpaint" / picture.relative_to(stamps_folder).with_suffix(".png")
         (out / target).parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +143,7 @@ def add_tuxpaint(f: IO[str], out: Path, stamps_folder: Path, size: int) -> dict[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmdemo.data.openclipart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (images/ and manifest.jsonl)")
-    parser.add_argument("--install", action="store_true", help="apt-get install the two Debian packages first")
+    parser.add_argument("--install", action="store_true", help="apt-get install the Debian packages first (Open Clip Art; with --tuxpaint also the stamps and librsvg2-bin)")
     parser.add_argument("--tuxpaint", action="store_true", help="also add the Tux Paint stamps (tuxpaint-stamps-default)")
     parser.add_argument("--source", default=str(SOURCE), help="where the packages put their files (default %(default)s)")
     args = parser.parse_args(argv)
@@ -154,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
 
         extra = list(PACKAGES) if args.tuxpaint else []
         subprocess.run(["apt-get", "install", "-y", "-qq", "openclipart-png", "openclipart-svg", *extra], check=True)
-    from mmdemo.data.tuxpaint import SOURCE as STAMPS
+    from mmdemo.data import tuxpaint as tp
 
-    counts = build(Path(args.out), Path(args.source), tuxpaint=STAMPS if args.tuxpaint else None)
+    if args.tuxpaint:
+        tp.check_available(tp.SOURCE)  # before the long Open Clip Art pass
+    counts = build(Path(args.out), Path(args.source), tuxpaint=tp.SOURCE if args.tuxpaint else None)
     print(json.dumps(counts))
     return 0
 

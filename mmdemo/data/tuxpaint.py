@@ -9,9 +9,12 @@ that negatives from "other groups" mean the same thing across both sources.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SOURCE = Path("/usr/share/tuxpaint/stamps")
@@ -44,12 +47,28 @@ def stamps(source: Path = SOURCE) -> Iterator[tuple[Path, Path, str]]:
             yield picture, txt, group
 
 
-def rasterise(svg: Path, side: int = 448) -> Path:
-    """An SVG stamp -> a temporary PNG (rsvg-convert keeps the aspect ratio inside side x side)."""
-    out = Path(tempfile.mkstemp(suffix=".png")[1])
-    subprocess.run(["rsvg-convert", "-w", str(side), "-h", str(side), "--keep-aspect-ratio", "-o", str(out), str(svg)],
-                   check=True, capture_output=True, timeout=60)
-    return out
+def check_available(source: Path = SOURCE) -> list[tuple[Path, Path, str]]:
+    """The stamps, or SystemExit naming what to install (no stamps, or SVG stamps and no rsvg-convert)."""
+    found = list(stamps(source))
+    if not found:
+        raise SystemExit(f"no Tux Paint stamps under {source}: apt-get install {' '.join(PACKAGES)} (or --install)")
+    if any(p.suffix == ".svg" for p, _, _ in found) and shutil.which("rsvg-convert") is None:
+        raise SystemExit("rsvg-convert is needed for the SVG stamps: apt-get install librsvg2-bin (or --install)")
+    return found
+
+
+@contextmanager
+def rasterised(svg: Path, side: int = 448) -> Iterator[Path]:
+    """An SVG stamp as a temporary PNG (rsvg-convert keeps the aspect ratio inside side x side), removed after."""
+    fd, name = tempfile.mkstemp(suffix=".png")
+    os.close(fd)
+    out = Path(name)
+    try:
+        subprocess.run(["rsvg-convert", "-w", str(side), "-h", str(side), "--keep-aspect-ratio", "-o", name, str(svg)],
+                       check=True, capture_output=True, timeout=60)
+        yield out
+    finally:
+        out.unlink(missing_ok=True)
 
 
 def texts(txt: Path) -> list[str]:
