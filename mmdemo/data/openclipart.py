@@ -11,7 +11,7 @@ Images that are unreadable, too large (decompression bombs) or have no title are
 --tuxpaint also adds Debian's Tux Paint stamps (~1,000 captioned drawings and photo cut-outs, GPL-2; see
 mmdemo/data/tuxpaint.py) under OUT/images/tuxpaint/.
 --install runs `apt-get install -y openclipart-png openclipart-svg` first (and the Tux Paint stamps and
-rsvg-convert with --tuxpaint; needs root and network).
+librsvg2-bin (rsvg-convert) with --tuxpaint; needs root and network).
 """
 
 from __future__ import annotations
