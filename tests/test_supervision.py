@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 
+from mmdemo.batch import pad_token_ids
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.evaluate import region_holds
 from mmdemo.supervision import attention_loss, attention_targets, hop2_objects, region_masks
@@ -33,15 +34,19 @@ def test_hop2_objects_are_the_answers_objects():
                 assert objs == []
 
 
-def test_targets_point_at_the_colour_word_and_the_loss_rewards_looking_there():
-    rng = np.random.default_rng(5)
+def _training_batch(seed: int, grid: int):
+    """One scene's 20 training questions: (questions, id lists, padded ids (B, T), mask (B, T), targets)."""
+    rng = np.random.default_rng(seed)
     scene = soc.random_scene(rng)
     questions = soc.make_questions(scene, rng, "train")
     ids, _ = tokenize([q.text for q in questions], 32)
-    longest = max(map(len, ids))
-    token_ids = torch.tensor([row + [0] * (longest - len(row)) for row in ids])
+    token_ids, token_mask = pad_token_ids(ids)
+    return questions, ids, token_ids, token_mask, attention_targets(token_ids, questions, [scene] * len(questions), grid)
+
+
+def test_targets_point_at_the_colour_word_and_the_loss_rewards_looking_there():
     grid = 5
-    targets = attention_targets(token_ids, questions, [scene] * len(questions), grid)
+    questions, ids, token_ids, _, targets = _training_batch(5, grid)
     tok = load_tokenizer()
     for row, step, q in zip(ids, targets.step.tolist(), questions):
         word = tok.convert_ids_to_tokens(row[step])
@@ -58,17 +63,10 @@ def test_targets_point_at_the_colour_word_and_the_loss_rewards_looking_there():
     assert attention_loss(uniform, targets).item() > 1.0
 
 
-def test_held_hop1_counts_every_step_from_the_colour_word_to_the_end_only():
-    rng = np.random.default_rng(6)
-    scene = soc.random_scene(rng)
-    questions = soc.make_questions(scene, rng, "train")
-    ids, _ = tokenize([q.text for q in questions], 32)
-    longest = max(map(len, ids))
-    token_ids = torch.tensor([row + [0] * (longest - len(row)) for row in ids])
-    token_mask = token_ids != 0
+def test_held_hop1_counts_every_step_from_the_colour_word_to_the_end_only() -> None:
     grid = 5
-    targets = attention_targets(token_ids, questions, [scene] * len(questions), grid)
-    b, t, r = len(questions), longest, grid * grid
+    questions, _, token_ids, token_mask, targets = _training_batch(6, grid)
+    b, t, r = len(questions), token_ids.shape[1], grid * grid
     spread1 = targets.hop1.float() / targets.hop1.float().sum(-1, keepdim=True)
     spread2 = targets.hop2.float() / targets.hop2.float().sum(-1, keepdim=True).clamp(min=1)
     spread2[~targets.hop2.any(-1)] = 1.0 / r
