@@ -112,12 +112,12 @@ class FusionRNN(nn.Module):
         state = torch.tanh(self.init_state(memory.summary))  # (B, H) or (B, 2H)
         h, c = state.chunk(2, dim=-1) if self.cfg.cell == "lstm" else (state, None)
         sims = self.bridge_similarity(frozen, memory) if frozen is not None else None  # (B, T, R)
+        # bridge_attention: each word's similarity to each region, scaled, is a prior on hop 1's scores.
+        prior = self.bridge_scale * sims if self.bridge_scale is not None and sims is not None else None  # (B, T, R)
         hiddens, weights, inputs = [], [], []
         for t in range(tokens.shape[1]):
-            if self.bridge_scale is not None and sims is not None:
-                fused, w = self.fusion(tokens[:, t], h, memory, self.bridge_scale * sims[:, t])  # (B, F), (B, K, R)
-            else:
-                fused, w = self.fusion(tokens[:, t], h, memory)  # (B, F), (B, K, R)
+            step_args = () if prior is None else (prior[:, t],)
+            fused, w = self.fusion(tokens[:, t], h, memory, *step_args)  # (B, F), (B, K, R)
             if sims is not None:  # how well this word agrees with what the step looks at, and with the best region
                 fused = torch.cat([fused, (w[:, 0] * sims[:, t]).sum(-1, keepdim=True), sims[:, t].amax(-1, keepdim=True)], dim=-1)
             keep = mask[:, t : t + 1]  # (B, 1): padding steps leave the state untouched
