@@ -8,7 +8,17 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from mmdemo.config import ATTENTIONS, CELLS, FUSIONS, IMAGE_ENCODERS, MODALITIES, TEXT_ENCODERS, ModelConfig, TrainConfig
+from mmdemo.config import (
+    ATTENTIONS,
+    CELLS,
+    FUSIONS,
+    IMAGE_ENCODERS,
+    MODALITIES,
+    REGION_FEATURES,
+    TEXT_ENCODERS,
+    ModelConfig,
+    TrainConfig,
+)
 
 
 class CliError(Exception):
@@ -29,6 +39,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-encoder", choices=TEXT_ENCODERS, default=None, help=f"token vectors (default {m.text_encoder})")
     p.add_argument("--image-encoder", choices=IMAGE_ENCODERS, default=None, help=f"image regions (default {m.image_encoder}; efficientnet_lite0 with --manifest)")
     p.add_argument("--label-bridge", action=argparse.BooleanOptionalAction, default=None, help="compare words with the ImageNet class names of each region (default: on with --manifest, efficientnet_lite0 and minilm)")
+    p.add_argument("--region-features", choices=REGION_FEATURES, default=m.region_features, help="efficientnet_lite0: what the trained part sees of each region, its raw channels or its ImageNet class names as a MiniLM vector (default %(default)s)")
     p.add_argument("--modality", choices=MODALITIES, default=m.modality, help="both, or a single-modality baseline (default %(default)s)")
     p.add_argument("--text-dim", type=int, default=m.text_dim, help="token vector width (default %(default)s)")
     p.add_argument("--hidden-dim", type=int, default=m.hidden_dim, help="RNN hidden size (default %(default)s)")
@@ -108,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             cell=args.cell, fusion=args.fusion, text_encoder=text_encoder, label_bridge=bridge,
             text_dim=args.text_dim, hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=args.attn_dim,
             num_hops=args.hops, grid=args.grid or (7 if pretrained else 5), attention=args.attention, attention_global=attention_global, bridge_attention=bridge_attention,
-            image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality,
+            image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality, region_features=args.region_features,
         )
     except ValueError as e:
         raise CliError(str(e)) from None

@@ -11,6 +11,7 @@ TEXT_ENCODERS = ("minilm", "minilm_static", "learned")
 ATTENTIONS = ("additive", "dot")
 IMAGE_ENCODERS = ("cnn", "efficientnet_lite0")
 MODALITIES = ("both", "text", "image")
+REGION_FEATURES = ("raw", "semantic")
 ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 
 
@@ -28,6 +29,9 @@ class ModelConfig:
     # needs image_size 224 and grid 7)
     label_bridge: bool = False  # efficientnet_lite0 only: also compare each word with each region's ImageNet
     # class names in MiniLM space (2 extra inputs per step: attended and best similarity)
+    region_features: str = "raw"  # efficientnet_lite0 only: what the trained part sees of each region: raw (its
+    # 1280 frozen channels) | semantic (its ImageNet class probabilities as a MiniLM vector, the label bridge's
+    # space, which carries over from clip art to photos better: README "From clip art to photos")
     image_channels: int = 64  # width of each image region vector
     image_size: int = 75  # images are resized to image_size x image_size before the CNN
     grid: int = 5  # the CNN yields grid x grid regions (R = grid * grid)
@@ -57,6 +61,10 @@ class ModelConfig:
             raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {self.image_encoder!r}")
         if self.image_encoder == "efficientnet_lite0" and (self.image_size, self.grid) != (224, 7):
             raise ValueError("image_encoder efficientnet_lite0 needs image_size 224 and grid 7")
+        if self.region_features not in REGION_FEATURES:
+            raise ValueError(f"region_features must be one of {REGION_FEATURES}, got {self.region_features!r}")
+        if self.region_features != "raw" and (self.image_encoder != "efficientnet_lite0" or self.text_encoder != "minilm"):
+            raise ValueError("region_features semantic needs image_encoder efficientnet_lite0 and text_encoder minilm")
         if self.label_bridge and (self.image_encoder != "efficientnet_lite0" or self.text_encoder != "minilm"):
             raise ValueError("label_bridge needs image_encoder efficientnet_lite0 and text_encoder minilm")
         if self.bridge_attention and not (self.label_bridge and self.fusion == "attention"):

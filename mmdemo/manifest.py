@@ -1,7 +1,9 @@
 """Your own data: a CSV or JSONL manifest of (image, text[, label]) rows, validated before any training.
 
 Columns: `image` (a path relative to the manifest's folder), `text`, and for `--task classify` a `label`.
-An optional `group` column (e.g. a category) lets `--task match` draw its negatives from other groups.
+An optional `group` column (e.g. a category) lets `--task match` draw its negatives from other groups, and
+an optional `repeat` (a whole number, default 1) counts a row that many times per training epoch (to
+oversample a small source; validation counts every row once).
 Every bad row is named (missing file, unreadable image, empty text, unknown or too-rare label); the split
 into train and validation is a pure function of each row's image name (all rows of one image stay together).
 """
@@ -19,6 +21,7 @@ from mmdemo.text import clean_text
 
 TASKS = ("classify", "match")
 MATCH_LABELS = ("match", "mismatch")
+MAX_REPEAT = 100
 
 
 class ManifestError(ValueError):
@@ -32,6 +35,7 @@ class Row:
     text: str  # cleaned
     label: str | None
     group: str | None
+    repeat: int = 1  # times per training epoch
 
 
 def _records(path: Path) -> list[tuple[int, dict]]:
@@ -77,6 +81,14 @@ def read_manifest(
         label = str(rec.get("label") or "").strip() or None
         group = str(rec.get("group") or "").strip() or None
         bad = []
+        repeat = rec.get("repeat")
+        repeat = 1 if repeat is None or repeat == "" else repeat
+        try:
+            repeat = int(str(repeat).strip())
+            if not 1 <= repeat <= MAX_REPEAT:
+                raise ValueError
+        except ValueError:
+            bad.append(f"repeat must be a whole number from 1 to {MAX_REPEAT}, got {rec.get('repeat')!r}")
         image = (path.parent / image_field).resolve() if image_field else None
         if image is None:
             bad.append("no image path")
@@ -97,7 +109,7 @@ def read_manifest(
         if bad:
             problems.append(f"{where}: {'; '.join(bad)}")
         else:
-            rows.append(Row(n, image, text, label, group))  # type: ignore[arg-type]
+            rows.append(Row(n, image, text, label, group, repeat))  # type: ignore[arg-type]
     if task == "classify":
         counts = Counter(r.label for r in rows)
         rare = {lab for lab, c in counts.items() if c < min_per_label}

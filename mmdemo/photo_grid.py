@@ -1,7 +1,7 @@
 """The real-image matching models and their baselines, trained with one budget; and README's table.
 
 python -m mmdemo.photo_grid train --manifest data/openclipart/manifest.jsonl [--epochs E] [--feature-cache DIR]
-python -m mmdemo.photo_grid evaluate --manifest data/openclipart/manifest.jsonl [--feature-cache DIR]
+python -m mmdemo.photo_grid evaluate --manifest data/openclipart/manifest.jsonl [--feature-cache DIR] [--photos M]
 python -m mmdemo.photo_grid table
 (--root DIR puts/reads the models elsewhere, e.g. another seed's: train --seed 1 --root /tmp/photos-seed1)
 
@@ -9,6 +9,8 @@ Trains, in order, into checkpoints/photos/: match (attention, the shipped photo 
 text-only and image-only (attention fusion with the other input blanked), and three ablations of the
 attention model (without the pooled image, without the bridge prior, without both). All share the seed,
 the split, the budget and the frozen encoders; the feature cache means the images are encoded once.
+`evaluate` also measures every model on photos (the gallery, the eight photo cases, and with --photos a
+GCompris photo manifest) beside the zero-shot label bridge; `table` prints both tables.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mmdemo.checkpoint import METRICS, ROOT
-from mmdemo.config import ModelConfig, TrainConfig
+from mmdemo.config import REGION_FEATURES, ModelConfig, TrainConfig
 from mmdemo.grid import pct
 
 PHOTO_ROOT = ROOT / "photos"
@@ -39,10 +41,17 @@ BASE = ModelConfig(
 # The attention models (match and both baselines) also get the pooled image beside the attended regions, and
 # the label bridge's word-region similarity as a prior on where each word looks (README: photo ablation).
 ATTENTION_OPTIONS = {"attention_global": True, "bridge_attention": True}
+ZERO_SHOT = "zero-shot.json"  # the label bridge alone, measured by `evaluate` (no checkpoint: nothing is trained)
 
 
 def train_all(
-    manifest: str, epochs: float, cache_dir: str | None, seed: int, only: list[str] | None, root: Path = PHOTO_ROOT
+    manifest: str,
+    epochs: float,
+    cache_dir: str | None,
+    seed: int,
+    only: list[str] | None,
+    root: Path = PHOTO_ROOT,
+    region_features: str = BASE.region_features,
 ) -> None:
     from mmdemo.train_manifest import train_manifest
 
@@ -50,32 +59,52 @@ def train_all(
         if only and name not in only:
             continue
         options = {**ATTENTION_OPTIONS, **changes} if fusion == "attention" else {}
-        cfg = replace(BASE, fusion=fusion, modality=modality, **options)
+        cfg = replace(BASE, fusion=fusion, modality=modality, region_features=region_features, **options)
         train_cfg = TrainConfig(out=str(root / name), epochs=epochs, lr=2e-3, batch_images=32, seed=seed, threads=1)
         _, metrics = train_manifest(manifest, "match", cfg, train_cfg, cache_dir=cache_dir)
         print(name, json.dumps(metrics), flush=True)
 
 
-def evaluate_all(manifest: str, cache_dir: str | None, root: Path = PHOTO_ROOT) -> None:
-    """Re-measure every trained photo model on the validation split (metrics.json keeps the train fields)."""
+def evaluate_all(manifest: str, cache_dir: str | None, root: Path = PHOTO_ROOT, photos: str | None = None) -> None:
+    """Re-measure every trained photo model on the validation split (metrics.json keeps the train fields);
+    on photos too (the gallery, and with `photos` a GCompris manifest: README "From clip art to photos"); and
+    the label bridge alone (zero-shot), written to ROOT/zero-shot.json."""
     import torch
 
     from mmdemo.checkpoint import load_checkpoint
     from mmdemo.manifest import read_manifest, split_rows
+    from mmdemo.photo_eval import ZeroShotBridge, gallery_metrics, photo_cases
     from mmdemo.train_manifest import PairData, evaluate_match
 
     rows = read_manifest(manifest, "match")
-    _, val_rows = split_rows(rows)
+    train_rows, val_rows = split_rows(rows)
+    photo_rows = None
+    if photos:  # only photos the models were not trained on (the manifest may include them: --gcompris)
+        trained = {r.image.name for r in train_rows}
+        photo_rows = [r for r in read_manifest(photos, "match") if r.image.name not in trained]
+    cpu = torch.device("cpu")
+
+    def measure(model) -> dict:
+        out = evaluate_match(model, PairData(val_rows, model, cache_dir, progress=False), val_rows, cpu)
+        out.update(gallery_metrics(model))
+        out.update(photo_cases(model))
+        if photo_rows is not None:
+            found = evaluate_match(model, PairData(photo_rows, model, cache_dir, progress=False), photo_rows, cpu)
+            out.update({f"photos_{k}": v for k, v in found.items()})
+        return out
+
     for name in MODELS:
         folder = root / name
         if not (folder / METRICS).is_file():
             continue
         model, _ = load_checkpoint(folder, "cpu")
-        data = PairData(val_rows, model, cache_dir, progress=False)
         metrics = json.loads((folder / METRICS).read_text())
-        metrics.update(evaluate_match(model, data, val_rows, torch.device("cpu")))
+        metrics.update(measure(model))
         (folder / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
         print(name, json.dumps(metrics), flush=True)
+    zero_shot = {k: v for k, v in measure(ZeroShotBridge(BASE)).items() if not k.endswith("accuracy") and not k.startswith("photo_cases")}  # uncalibrated: no threshold
+    (root / ZERO_SHOT).write_text(json.dumps(zero_shot, indent=2) + "\n")
+    print("zero-shot", json.dumps(zero_shot), flush=True)
 
 
 def fusion_label(model: dict) -> str:
@@ -96,11 +125,38 @@ def photo_table(root: Path = PHOTO_ROOT) -> str:
             continue
         m = json.loads(path.read_text())
         model = json.loads((root / name / "config.json").read_text())["model"]
-        auc = m.get("roc_auc")
         rows.append(
             f"| {name} | {fusion_label(model)} | {'text + image' if modality == 'both' else modality + ' only'} | {pct(m.get('accuracy'))} | "
-            f"{'n/a' if auc is None else f'{auc:.3f}'} | {pct(m.get('recall_at_1'))} | {pct(m.get('recall_at_5'))} | {m.get('train_seconds', 0) / 60:.1f} min |"
+            f"{_auc(m.get('roc_auc'))} | {pct(m.get('recall_at_1'))} | {pct(m.get('recall_at_5'))} | {m.get('train_seconds', 0) / 60:.1f} min |"
         )
+    return "\n".join(rows)
+
+
+def _auc(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def photo_domain_table(root: Path = PHOTO_ROOT) -> str:
+    """Markdown: the same models on photos (GCompris photos, the gallery, the eight photo cases), and zero-shot."""
+    rows = [
+        "| model | GCompris photos: accuracy | ROC AUC | R@1 / pool | gallery: ROC AUC | R@1 / 12 | photo cases |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def cells(m: dict) -> str:
+        cases = f"{m['photo_cases_right']} / {m['photo_cases']}" if "photo_cases" in m else "n/a"
+        pool = f" / {m['photos_retrieval_pool']}" if "photos_retrieval_pool" in m else ""
+        return (
+            f"{pct(m.get('photos_accuracy'))} | {_auc(m.get('photos_roc_auc'))} | {pct(m.get('photos_recall_at_1'))}{pool} | "
+            f"{_auc(m.get('gallery_roc_auc'))} | {pct(m.get('gallery_recall_at_1'))} | {cases}"
+        )
+
+    for name in MODELS:
+        path = root / name / METRICS
+        if path.is_file() and "gallery_roc_auc" in (m := json.loads(path.read_text())):
+            rows.append(f"| {name} | {cells(m)} |")
+    if (root / ZERO_SHOT).is_file():
+        rows.append(f"| zero-shot label bridge (nothing trained) | {cells(json.loads((root / ZERO_SHOT).read_text()))} |")
     return "\n".join(rows)
 
 
@@ -113,18 +169,22 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--feature-cache", default=None, help="folder for cached frozen image features")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--only", nargs="*", choices=list(MODELS), help="train only these")
+    t.add_argument("--region-features", choices=REGION_FEATURES, default=BASE.region_features, help="what every model sees of each region (default %(default)s)")
     e = sub.add_parser("evaluate", help="re-measure the trained photo models on the validation split")
     e.add_argument("--manifest", required=True)
     e.add_argument("--feature-cache", default=None)
+    e.add_argument("--photos", default=None, help="a photo manifest to measure on as well (python -m mmdemo.data.gcompris writes one)")
     tab = sub.add_parser("table", help="print the results table")
     for p in (t, e, tab):
         p.add_argument("--root", type=Path, default=PHOTO_ROOT, help="folder of the photo models (default %(default)s)")
     args = parser.parse_args(argv)
     if args.command == "train":
-        train_all(args.manifest, args.epochs, args.feature_cache, args.seed, args.only, args.root)
+        train_all(args.manifest, args.epochs, args.feature_cache, args.seed, args.only, args.root, args.region_features)
     elif args.command == "evaluate":
-        evaluate_all(args.manifest, args.feature_cache, args.root)
+        evaluate_all(args.manifest, args.feature_cache, args.root, args.photos)
     print(photo_table(args.root))
+    print()
+    print(photo_domain_table(args.root))
     return 0
 
 

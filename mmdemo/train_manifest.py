@@ -167,6 +167,7 @@ def train_manifest(
         torch.set_num_threads(cfg.threads)
     rows = read_manifest(manifest, task, labels)
     train_rows, val_rows = split_rows(rows, val_fraction)
+    train_rows = [r for r in train_rows for _ in range(r.repeat)]  # the manifest's `repeat` oversamples rows
     if task == "classify":
         labels = labels or tuple(sorted({r.label for r in rows}))  # type: ignore[type-var]
     else:

@@ -54,6 +54,33 @@ def test_every_bad_row_is_named(tmp_path):
         read_manifest(manifest, "classify", labels=("red", "green", "blue", "yellow"))
 
 
+def test_repeat_is_checked_and_oversamples_training_rows_only(tmp_path, monkeypatch):
+    rows = _write_images(tmp_path, 2)
+    bad = _jsonl(tmp_path / "bad.jsonl", [*rows, {"image": "red_0.png", "text": "x", "repeat": 0}, {"image": "red_1.png", "text": "y", "repeat": "two"}])
+    with pytest.raises(ManifestError) as err:
+        read_manifest(bad, "match")
+    assert "row 9: repeat must be a whole number from 1 to 100, got 0" in str(err.value)
+    assert "row 10: repeat must be a whole number from 1 to 100, got 'two'" in str(err.value)
+    train_image = split_rows(read_manifest(_jsonl(tmp_path / "plain.jsonl", rows), "match"))[0][0].image.name
+    for r in rows:
+        r["repeat"] = 3 if r["image"] == train_image else 1
+    parsed = read_manifest(_jsonl(tmp_path / "m.jsonl", rows), "match")
+    assert sorted(r.repeat for r in parsed) == [1] * (len(rows) - 1) + [3]
+    import mmdemo.train_manifest as tm
+
+    seen = {}
+
+    def spy(rows_, data, rng):
+        seen["train"] = [r.image.name for r in rows_]
+        raise StopIteration  # stop once the first epoch's pairs are asked for
+
+    monkeypatch.setattr(tm, "match_pairs", spy)
+    train, _ = split_rows(parsed)
+    with pytest.raises(StopIteration):
+        tm.train_manifest(tmp_path / "m.jsonl", "match", tm.ModelConfig(), tm.TrainConfig(out=str(tmp_path / "ck"), epochs=1), progress=False)
+    assert seen["train"].count(train_image) == 3 and len(seen["train"]) == len(train) + 2  # validation is untouched
+
+
 def test_csv_header_and_split_are_checked_and_deterministic(tmp_path):
     rows = _write_images(tmp_path, 3)
     bad = tmp_path / "bad.csv"

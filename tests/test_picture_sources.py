@@ -96,3 +96,106 @@ def test_a_broken_svg_is_counted_and_leaves_no_temporary_file(tmp_path, monkeypa
         counts = openclipart.add_tuxpaint(f, tmp_path / "out", tmp_path / "stamps", 32)
     assert counts == {"tuxpaint_written": 0, "tuxpaint_no_caption": 0, "tuxpaint_unreadable": 1}
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def _rcc(path: Path, files: dict[str, bytes], compress: set[str] = frozenset()) -> None:
+    """Write a Qt resource file (format 3) holding `files`, as Qt's rcc tool lays it out."""
+    import struct
+    import zlib
+
+    tree: dict = {}
+    for name, data in files.items():
+        node = tree
+        *dirs, leaf = name.split("/")
+        for d in dirs:
+            node = node.setdefault(d, {})
+        node[leaf] = data
+    names, data_blob, nodes = bytearray(), bytearray(), []
+
+    def name_offset(name: str) -> int:
+        off = len(names)
+        names.extend(struct.pack(">HI", len(name), 0) + name.encode("utf-16-be"))
+        return off
+
+    def add_dir(children: dict, index: int) -> None:  # children of node `index` go in consecutive slots
+        first = len(nodes)
+        items = sorted(children.items())
+        nodes.extend([None] * len(items))
+        nodes[index] = nodes[index][:6] + struct.pack(">II", len(items), first) + b"\0" * 8
+        for k, (name, value) in enumerate(items):
+            if isinstance(value, dict):
+                nodes[first + k] = struct.pack(">IH", name_offset(name), 2)
+                add_dir(value, first + k)
+            else:
+                packed = struct.pack(">I", len(value)) + zlib.compress(value) if name in compress else value
+                nodes[first + k] = struct.pack(">IHHHI", name_offset(name), 1 if name in compress else 0, 0, 0, len(data_blob)) + b"\0" * 8
+                data_blob.extend(struct.pack(">I", len(packed)) + packed)
+
+    nodes.append(struct.pack(">IH", 0, 2))
+    add_dir(tree, 0)
+    tree_blob = b"".join(nodes)
+    header = 24
+    path.write_bytes(b"qres" + struct.pack(">IIIII", 3, header, header + len(tree_blob), header + len(tree_blob) + len(data_blob), 0) + tree_blob + data_blob + names)
+
+
+README = """Copyright: Someone
+License: CC0-1.0
+Source: https://commons.wikimedia.org/wiki/File:Saltwater_Crocodile_on_a_river_bank_(cropped).jpg
+Files:
+crocodile.webp
+
+Copyright: Someone else
+License: CC-BY-SA 4.0
+Source: https://commons.wikimedia.org/wiki/File:Meerkat_tswalu.jpg
+Files: meerkats.webp
+
+Copyright: Nobody
+License: CC0-1.0
+Files:
+uncredited.webp
+"""
+
+
+def _webp(colour: tuple[int, int, int]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((30, 50, 3), colour, dtype=np.uint8)).save(buf, format="WEBP")
+    return buf.getvalue()
+
+
+def test_gcompris_reads_qt_resources_credits_and_captions(tmp_path) -> None:
+    from mmdemo.data import gcompris
+
+    base = "gcompris/src/activities/explore_world_animals/resource/animals"
+    files = {f"{base}/README": README.encode(), f"{base}/crocodile.webp": _webp((0, 120, 0)),
+             f"{base}/meerkats.webp": _webp((150, 120, 60)), f"{base}/uncredited.webp": _webp((1, 2, 3)), f"{base}/animals.qml": b"Item {}"}
+    _rcc(tmp_path / "explore_world_animals.rcc", files, compress={"crocodile.webp", "README"})
+    assert gcompris.read_rcc(tmp_path / "explore_world_animals.rcc") == files  # zlib entries inflated
+    found = {p.key: p for p in gcompris.photos(tmp_path)}
+    assert set(found) == {"explore_world_animals/animals/crocodile.webp", "explore_world_animals/animals/meerkats.webp"}  # uncredited: skipped
+    croc = found["explore_world_animals/animals/crocodile.webp"]
+    assert croc.texts == ("a crocodile", "saltwater crocodile on a river bank")  # "(cropped)" dropped
+    assert (croc.group, croc.licence) == ("animals", "CC0-1.0")
+    assert found["explore_world_animals/animals/meerkats.webp"].texts == ("meerkats", "meerkat tswalu")  # plural: no article
+    out = tmp_path / "out"
+    assert gcompris.build(out, tmp_path) == {"written": 2, "unreadable": 0, "rows": 4}
+    rows = read_manifest(out / "manifest.jsonl", "match")
+    assert [r.text for r in rows] == ["a crocodile", "saltwater crocodile on a river bank", "meerkats", "meerkat tswalu"]
+    assert Image.open(rows[0].image).size == (224, 224)
+
+
+def test_gcompris_names_and_bad_files(tmp_path) -> None:
+    import pytest
+
+    from mmdemo.data import gcompris
+
+    assert gcompris.name_caption("leaningTowerOfPisa3.webp") == "a leaning tower of pisa"
+    assert gcompris.name_caption("owl.webp") == "an owl"
+    assert gcompris.name_caption("solar4.webp") == "solar panels"
+    assert gcompris.name_caption("glass.webp") == "a glass"
+    (tmp_path / "not.rcc").write_bytes(b"PK\x03\x04 not a resource")
+    with pytest.raises(gcompris.RccError, match="not a Qt resource"):
+        gcompris.read_rcc(tmp_path / "not.rcc")
+    with pytest.raises(SystemExit, match="apt-get install gcompris-qt-data"):
+        gcompris.check_available(tmp_path)

@@ -10,8 +10,11 @@ is the top-level category (used to draw negatives from other categories).
 Images that are unreadable, too large (decompression bombs) or have no title are skipped and counted.
 --tuxpaint also adds Debian's Tux Paint stamps (~1,000 captioned drawings and photo cut-outs, GPL-2; see
 mmdemo/data/tuxpaint.py) under OUT/images/tuxpaint/.
+--gcompris adds the ~250 captioned photos of Debian's gcompris-qt-data (see mmdemo/data/gcompris.py) under
+OUT/images/gcompris/, each row with "repeat": --gcompris-repeat (default 5) so that the few photos weigh
+more in training.
 --install runs `apt-get install -y openclipart-png openclipart-svg` first (and the Tux Paint stamps and
-librsvg2-bin (rsvg-convert) with --tuxpaint; needs root and network).
+librsvg2-bin (rsvg-convert) with --tuxpaint, gcompris-qt-data with --gcompris; needs root and network).
 """
 
 from __future__ import annotations
@@ -63,8 +66,11 @@ def svg_text(path: Path) -> str | None:
     return ", ".join([title, *words[:8]])
 
 
-def build(out: Path, source: Path = SOURCE, size: int = 224, tuxpaint: Path | None = None) -> dict[str, int]:
-    """Write OUT/images/ and OUT/manifest.jsonl; tuxpaint: the Tux Paint stamps folder to add (None: no)."""
+def build(
+    out: Path, source: Path = SOURCE, size: int = 224, tuxpaint: Path | None = None, gcompris: Path | None = None, gcompris_repeat: int = 1
+) -> dict[str, int]:
+    """Write OUT/images/ and OUT/manifest.jsonl; tuxpaint: the Tux Paint stamps folder to add, gcompris: the
+    GCompris resource folder whose photos to add, each row counted gcompris_repeat times in training (None: no)."""
     from PIL import Image
 
     from mmdemo.inference import InputError, load_image, prepare_image
@@ -105,6 +111,11 @@ def build(out: Path, source: Path = SOURCE, size: int = 224, tuxpaint: Path | No
             counts["written"] += 1
         if tuxpaint is not None:
             counts.update(add_tuxpaint(f, out, tuxpaint, size))
+        if gcompris is not None:
+            from mmdemo.data import gcompris as gc
+
+            added = gc.write_rows(f, out, gc.check_available(gcompris), size, folder="images/gcompris", repeat=gcompris_repeat)
+            counts.update({f"gcompris_{k}": v for k, v in added.items()})
     return counts
 
 
@@ -145,18 +156,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder (images/ and manifest.jsonl)")
     parser.add_argument("--install", action="store_true", help="apt-get install the Debian packages first (Open Clip Art; with --tuxpaint also the stamps and librsvg2-bin)")
     parser.add_argument("--tuxpaint", action="store_true", help="also add the Tux Paint stamps (tuxpaint-stamps-default)")
+    parser.add_argument("--gcompris", action="store_true", help="also add the GCompris photos (gcompris-qt-data; mmdemo/data/gcompris.py)")
+    parser.add_argument("--gcompris-repeat", type=int, default=5, help="with --gcompris: times each photo row counts per training epoch (default %(default)s)")
     parser.add_argument("--source", default=str(SOURCE), help="where the packages put their files (default %(default)s)")
     args = parser.parse_args(argv)
-    if args.install:
-        from mmdemo.data.tuxpaint import PACKAGES
-
-        extra = list(PACKAGES) if args.tuxpaint else []
-        subprocess.run(["apt-get", "install", "-y", "-qq", "openclipart-png", "openclipart-svg", *extra], check=True)
+    from mmdemo.data import gcompris as gc
     from mmdemo.data import tuxpaint as tp
 
+    if not 1 <= args.gcompris_repeat <= 100:
+        parser.error("--gcompris-repeat must be from 1 to 100")
+    if args.install:
+        extra = (list(tp.PACKAGES) if args.tuxpaint else []) + (list(gc.PACKAGES) if args.gcompris else [])
+        subprocess.run(["apt-get", "install", "-y", "-qq", "openclipart-png", "openclipart-svg", *extra], check=True)
     if args.tuxpaint:
         tp.check_available(tp.SOURCE)  # before the long Open Clip Art pass
-    counts = build(Path(args.out), Path(args.source), tuxpaint=tp.SOURCE if args.tuxpaint else None)
+    if args.gcompris:
+        gc.check_available(gc.SOURCE)
+    counts = build(
+        Path(args.out), Path(args.source), tuxpaint=tp.SOURCE if args.tuxpaint else None,
+        gcompris=gc.SOURCE if args.gcompris else None, gcompris_repeat=args.gcompris_repeat,
+    )
     print(json.dumps(counts))
     return 0
 
