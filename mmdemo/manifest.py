@@ -84,9 +84,10 @@ def read_manifest(
         repeat = rec.get("repeat")
         repeat = 1 if repeat is None or repeat == "" else repeat
         try:
-            repeat = int(str(repeat).strip())
-            if not 1 <= repeat <= MAX_REPEAT:
+            value = float(str(repeat).strip())  # 3, "3" and 3.0 are all three
+            if not value.is_integer() or not 1 <= value <= MAX_REPEAT:
                 raise ValueError
+            repeat = int(value)
         except ValueError:
             bad.append(f"repeat must be a whole number from 1 to {MAX_REPEAT}, got {rec.get('repeat')!r}")
         image = (path.parent / image_field).resolve() if image_field else None

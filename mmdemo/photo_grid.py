@@ -79,9 +79,15 @@ def evaluate_all(manifest: str, cache_dir: str | None, root: Path = PHOTO_ROOT, 
     rows = read_manifest(manifest, "match")
     train_rows, val_rows = split_rows(rows)
     photo_rows = None
-    if photos:  # only photos the models were not trained on (the manifest may include them: --gcompris)
-        trained = {r.image.name for r in train_rows}
-        photo_rows = [r for r in read_manifest(photos, "match") if r.image.name not in trained]
+    if photos:  # only photos the models were not trained on (the manifest may include them: --gcompris),
+        # recognised by their bytes (file names repeat across sources: bee.png is clip art and a photo)
+        import hashlib
+
+        def digest(path: Path) -> str:
+            return hashlib.sha1(path.read_bytes()).hexdigest()
+
+        trained = {digest(p) for p in {r.image for r in train_rows}}
+        photo_rows = [r for r in read_manifest(photos, "match") if digest(r.image) not in trained]
     cpu = torch.device("cpu")
 
     def measure(model) -> dict:

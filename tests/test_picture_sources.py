@@ -98,8 +98,10 @@ def test_a_broken_svg_is_counted_and_leaves_no_temporary_file(tmp_path, monkeypa
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
-def _rcc(path: Path, files: dict[str, bytes], compress: set[str] = frozenset()) -> None:
-    """Write a Qt resource file (format 3) holding `files`, as Qt's rcc tool lays it out."""
+def _rcc(path: Path, files: dict[str, bytes], compress: set[str] = frozenset(), version: int = 3, zstd: set[str] = frozenset()) -> None:
+    """Write a Qt resource file holding `files`, as Qt's rcc tool lays it out (format 1: 14-byte nodes, no
+    modification time; 2 and 3: 22 bytes). Names in `compress` are zlib-packed; names in `zstd` are only
+    flagged as zstd (their bytes stay raw: the reader must leave them out without decoding)."""
     import struct
     import zlib
 
@@ -111,6 +113,7 @@ def _rcc(path: Path, files: dict[str, bytes], compress: set[str] = frozenset()) 
             node = node.setdefault(d, {})
         node[leaf] = data
     names, data_blob, nodes = bytearray(), bytearray(), []
+    stamp = b"" if version == 1 else b"\0" * 8
 
     def name_offset(name: str) -> int:
         off = len(names)
@@ -121,21 +124,24 @@ def _rcc(path: Path, files: dict[str, bytes], compress: set[str] = frozenset()) 
         first = len(nodes)
         items = sorted(children.items())
         nodes.extend([None] * len(items))
-        nodes[index] = nodes[index][:6] + struct.pack(">II", len(items), first) + b"\0" * 8
+        nodes[index] = nodes[index][:6] + struct.pack(">II", len(items), first) + stamp
         for k, (name, value) in enumerate(items):
             if isinstance(value, dict):
                 nodes[first + k] = struct.pack(">IH", name_offset(name), 2)
                 add_dir(value, first + k)
             else:
                 packed = struct.pack(">I", len(value)) + zlib.compress(value) if name in compress else value
-                nodes[first + k] = struct.pack(">IHHHI", name_offset(name), 1 if name in compress else 0, 0, 0, len(data_blob)) + b"\0" * 8
+                flags = 1 if name in compress else 4 if name in zstd else 0
+                nodes[first + k] = struct.pack(">IHHHI", name_offset(name), flags, 0, 0, len(data_blob)) + stamp
                 data_blob.extend(struct.pack(">I", len(packed)) + packed)
 
     nodes.append(struct.pack(">IH", 0, 2))
     add_dir(tree, 0)
     tree_blob = b"".join(nodes)
-    header = 24
-    path.write_bytes(b"qres" + struct.pack(">IIIII", 3, header, header + len(tree_blob), header + len(tree_blob) + len(data_blob), 0) + tree_blob + data_blob + names)
+    head = struct.pack(">IIII", version, 0, 0, 0) + (b"\0" * 4 if version >= 3 else b"")  # format 3 adds a flags word
+    start = 4 + len(head)
+    head = struct.pack(">IIII", version, start, start + len(tree_blob), start + len(tree_blob) + len(data_blob)) + head[16:]
+    path.write_bytes(b"qres" + head + tree_blob + data_blob + names)
 
 
 README = """Copyright: Someone
@@ -146,8 +152,8 @@ crocodile.webp
 
 Copyright: Someone else
 License: CC-BY-SA 4.0
+Files: meerkats.webp, 2.webp
 Source: https://commons.wikimedia.org/wiki/File:Meerkat_tswalu.jpg
-Files: meerkats.webp
 
 Copyright: Nobody
 License: CC0-1.0
@@ -194,8 +200,23 @@ def test_gcompris_names_and_bad_files(tmp_path) -> None:
     assert gcompris.name_caption("owl.webp") == "an owl"
     assert gcompris.name_caption("solar4.webp") == "solar panels"
     assert gcompris.name_caption("glass.webp") == "a glass"
+    assert gcompris.name_caption("3.webp") is None
     (tmp_path / "not.rcc").write_bytes(b"PK\x03\x04 not a resource")
     with pytest.raises(gcompris.RccError, match="not a Qt resource"):
         gcompris.read_rcc(tmp_path / "not.rcc")
     with pytest.raises(SystemExit, match="apt-get install gcompris-qt-data"):
         gcompris.check_available(tmp_path)
+
+
+def test_gcompris_reads_every_rcc_format_and_leaves_out_zstd_entries(tmp_path) -> None:
+    import pytest
+
+    from mmdemo.data import gcompris
+
+    files = {"a/README": b"credits", "a/b/photo.webp": b"\x00\x01 not really webp", "a/packed.qml": b"zstd bytes"}
+    for version in (1, 2, 3):
+        _rcc(tmp_path / f"v{version}.rcc", files, compress={"README"}, version=version, zstd={"packed.qml"})
+        assert gcompris.read_rcc(tmp_path / f"v{version}.rcc") == {k: v for k, v in files.items() if k != "a/packed.qml"}
+    (tmp_path / "cut.rcc").write_bytes((tmp_path / "v3.rcc").read_bytes()[:40])
+    with pytest.raises(gcompris.RccError, match="damaged"):
+        gcompris.read_rcc(tmp_path / "cut.rcc")

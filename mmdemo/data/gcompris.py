@@ -12,8 +12,10 @@ its folder corresponds to (so that negatives from "other groups" mean the same t
     python -m mmdemo.data.gcompris --out data/gcompris [--install]
 
 writes OUT/images/<activity>/.../<name>.png (224 px, padded square) and OUT/manifest.jsonl with rows
-{"image", "text", "group", "license", "source"}. These photos are not trained on: they measure how the
-photo models, trained on clip art, carry over to photos (`python -m mmdemo.photo_grid evaluate --photos`).
+{"image", "text", "group", "license", "source"}. The shipped photo models are not trained on them: they
+measure how models trained on clip art carry over to photos (`python -m mmdemo.photo_grid evaluate --photos`);
+`python -m mmdemo.data.openclipart --gcompris` adds them to a training manifest instead (README: "From clip
+art to photos").
 --install runs `apt-get install -y gcompris-qt-data` first (needs root and network).
 """
 
@@ -55,13 +57,21 @@ class RccError(ValueError):
 
 
 def read_rcc(path: Path) -> dict[str, bytes]:
-    """Every file in a Qt resource (.rcc, format 1-3) as {path inside it: bytes}; zlib entries are inflated."""
+    """Every file in a Qt resource (.rcc, format 1-3) as {path inside it: bytes}; zlib entries are inflated,
+    zstd entries are left out (this reader does not decode zstd). RccError if it is not one or is damaged."""
     b = path.read_bytes()
     if b[:4] != b"qres" or len(b) < 20:
         raise RccError(f"{path}: not a Qt resource file")
     version, tree, data, names = struct.unpack(">IIII", b[4:20])
     if version not in (1, 2, 3):
         raise RccError(f"{path}: resource format {version} is not supported")
+    try:
+        return _read_tree(b, version, tree, data, names, path)
+    except (struct.error, zlib.error, UnicodeDecodeError) as e:
+        raise RccError(f"{path}: damaged Qt resource file ({e})") from None
+
+
+def _read_tree(b: bytes, version: int, tree: int, data: int, names: int, path: Path) -> dict[str, bytes]:
     entry = 14 if version == 1 else 22  # format 2 added an 8-byte modification time to each node
 
     def name(offset: int) -> str:
@@ -82,17 +92,20 @@ def read_rcc(path: Path) -> dict[str, bytes]:
         (data_off,) = struct.unpack(">I", b[off + 10 : off + 14])
         (size,) = struct.unpack(">I", b[data + data_off : data + data_off + 4])
         raw = b[data + data_off + 4 : data + data_off + 4 + size]
-        if flags & 4:
-            raise RccError(f"{path}: {here} is zstd-compressed, which this reader does not handle")
+        if flags & 4:  # zstd (Qt 6 builds): not read; a photo or credit file missing for this reason is skipped
+            continue
         out[here.lstrip("/")] = zlib.decompress(raw[4:]) if flags & 1 else raw
     return out
 
 
-def name_caption(file_name: str) -> str:
-    """'leaningTowerOfPisa3.webp' -> 'a leaning tower of pisa', 'owl.webp' -> 'an owl'; plurals ('spoons') get no article."""
+def name_caption(file_name: str) -> str | None:
+    """'leaningTowerOfPisa3.webp' -> 'a leaning tower of pisa', 'owl.webp' -> 'an owl'; plurals ('spoons') get no
+    article (a rough rule: 'rhinoceros' gets none either); None when the name has no letters ('3.webp')."""
     stem = re.sub(r"\d+$", "", file_name.rsplit(".", 1)[0])
     words = re.sub(r"([a-z])([A-Z])", r"\1 \2", stem).replace("_", " ").replace("-", " ").lower()
     words = NAMES.get(" ".join(words.split()), " ".join(words.split()))
+    if not words:
+        return None
     if words.endswith("s") and not words.endswith("ss"):
         return words
     return f"{'an' if words[:1] in 'aeiou' else 'a'} {words}"
@@ -115,9 +128,10 @@ def readme_credits(readme: str) -> dict[str, tuple[str, str]]:
     for block in re.split(r"\n\s*\n", readme):
         source = re.search(r"^Source:\s*(\S+)", block, re.MULTILINE)
         licence = re.search(r"^License:\s*(.+)$", block, re.MULTILINE)
-        files = re.search(r"^Files:(.*)", block, re.MULTILINE | re.DOTALL)  # names on the same line or the lines after
+        # names on the same line or the lines after, up to the next "Key:" line; spaces or commas between them
+        files = re.search(r"^Files:(.*?)(?=^[A-Z][A-Za-z]*:|\Z)", block, re.MULTILINE | re.DOTALL)
         if source and files:
-            for f in files.group(1).split():
+            for f in re.split(r"[\s,]+", files.group(1)):
                 if "." in f:
                     out[f] = (source.group(1), licence.group(1).strip() if licence else "")
     return out
@@ -144,7 +158,7 @@ def photos(source: Path = SOURCE) -> Iterator[Photo]:
             continue
         files = read_rcc(path)
         for folder, group in folders:
-            root = next((k[: -len("/README")] for k in files if k.endswith(f"{folder}/README")), None)
+            root = next((k[: -len("/README")] for k in files if k == f"{folder}/README" or k.endswith(f"/{folder}/README")), None)
             if root is None:
                 continue
             inside = {k: v for k, v in files.items() if k.startswith(root + "/")}  # subfolders too
@@ -156,10 +170,14 @@ def photos(source: Path = SOURCE) -> Iterator[Photo]:
                 if rel not in credits:
                     continue
                 url, licence = credits[rel]
-                texts = [name_caption(file_name)]
+                own = name_caption(file_name)
                 title = title_caption(url)
-                if title and title not in {texts[0], texts[0].removeprefix("a ")}:
-                    texts.append(title)
+                texts = [t for t in (own, title) if t]
+                if own and title and title in {own, own.removeprefix("a ")}:
+                    texts = [own]  # the title only repeats the name (kept as built for the README's runs: an "an ..."
+                    # name keeps its title, e.g. "an eiffel tower" and "eiffel tower")
+                if not texts:
+                    continue
                 yield Photo(f"{rcc}/{folder.rsplit('/', 1)[-1]}/{rel}", inside[key], tuple(texts), group, url, licence)
 
 

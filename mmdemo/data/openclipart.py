@@ -69,8 +69,9 @@ def svg_text(path: Path) -> str | None:
 def build(
     out: Path, source: Path = SOURCE, size: int = 224, tuxpaint: Path | None = None, gcompris: Path | None = None, gcompris_repeat: int = 1
 ) -> dict[str, int]:
-    """Write OUT/images/ and OUT/manifest.jsonl; tuxpaint: the Tux Paint stamps folder to add, gcompris: the
-    GCompris resource folder whose photos to add, each row counted gcompris_repeat times in training (None: no)."""
+    """Write OUT/images/ and OUT/manifest.jsonl. tuxpaint: the Tux Paint stamps folder to add, or None for
+    none; gcompris: the GCompris .rcc folder whose photos to add, or None for none, each photo row with
+    "repeat": gcompris_repeat (the CLI's default is 5)."""
     from PIL import Image
 
     from mmdemo.inference import InputError, load_image, prepare_image
