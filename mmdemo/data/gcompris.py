@@ -139,7 +139,7 @@ def readme_credits(readme: str) -> dict[str, tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Photo:
-    key: str  # "<rcc>/<file name>": unique, used for the output path
+    key: str  # "<rcc>/<folder's last part>/<file as its README names it>": unique, the output path
     data: bytes  # the encoded picture (WebP)
     texts: tuple[str, ...]  # its rows' texts
     group: str
@@ -182,8 +182,11 @@ def photos(source: Path = SOURCE) -> Iterator[Photo]:
 
 
 def check_available(source: Path = SOURCE) -> list[Photo]:
-    """The photos, or SystemExit naming what to install."""
-    found = list(photos(source))
+    """The photos, or SystemExit naming what to install (or which resource file is damaged)."""
+    try:
+        found = list(photos(source))
+    except RccError as e:
+        raise SystemExit(str(e)) from None
     if not found:
         raise SystemExit(f"no GCompris photos under {source}: apt-get install {' '.join(PACKAGES)} (or --install)")
     return found
