@@ -16,7 +16,8 @@ writes OUT/images/<activity>/.../<name>.png (224 px, padded square) and OUT/mani
 measure how models trained on clip art carry over to photos (`python -m mmdemo.photo_grid evaluate --photos`);
 `python -m mmdemo.data.openclipart --gcompris` adds them to a training manifest instead (README: "From clip
 art to photos").
---install runs `apt-get install -y gcompris-qt-data` first (needs root and network).
+--install runs `apt-get install -y --no-install-recommends gcompris-qt-data` first (needs root and network;
+without --no-install-recommends apt would add the GCompris application and ~60 packages).
 """
 
 from __future__ import annotations
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default=str(SOURCE), help="folder of GCompris's .rcc files (default %(default)s)")
     args = parser.parse_args(argv)
     if args.install:
-        subprocess.run(["apt-get", "install", "-y", "-qq", *PACKAGES], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], check=True)
     print(json.dumps(build(Path(args.out), Path(args.source))))
     return 0
 

@@ -13,7 +13,7 @@ mmdemo/data/tuxpaint.py) under OUT/images/tuxpaint/.
 --gcompris adds the ~250 captioned photos of Debian's gcompris-qt-data (see mmdemo/data/gcompris.py) under
 OUT/images/gcompris/, each row with "repeat": --gcompris-repeat (default 5) so that the few photos weigh
 more in training.
---install runs `apt-get install -y openclipart-png openclipart-svg` first (and the Tux Paint stamps and
+--install runs `apt-get install -y --no-install-recommends openclipart-png openclipart-svg` first (and the Tux Paint stamps and
 librsvg2-bin (rsvg-convert) with --tuxpaint, gcompris-qt-data with --gcompris; needs root and network).
 """
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--gcompris-repeat must be from 1 to 100")
     if args.install:
         extra = (list(tp.PACKAGES) if args.tuxpaint else []) + (list(gc.PACKAGES) if args.gcompris else [])
-        subprocess.run(["apt-get", "install", "-y", "-qq", "openclipart-png", "openclipart-svg", *extra], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "openclipart-png", "openclipart-svg", *extra], check=True)
     if args.tuxpaint:
         tp.check_available(tp.SOURCE)  # before the long Open Clip Art pass
     if args.gcompris:
