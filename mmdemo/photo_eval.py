@@ -24,7 +24,7 @@ from torch import nn
 from mmdemo.batch import pad_token_ids
 from mmdemo.config import ModelConfig
 from mmdemo.encoders import TextEncoder
-from mmdemo.train_manifest import roc_auc
+from mmdemo.train_manifest import expected_recall, roc_auc
 
 # (scikit-image photo, sentence, expected answer), written before the first photo model was trained;
 # tests/test_photos.py holds the shipped model to them.
@@ -99,7 +99,7 @@ def gallery_metrics(model: nn.Module) -> dict[str, float]:
     own = np.diag(p)
     better = (p > own[:, None]).sum(1)
     tied = (p == own[:, None]).sum(1) - 1
-    recall1 = np.clip((1 - better) / (tied + 1), 0.0, 1.0)  # expected recall@1 with random tie-breaking
+    recall1 = expected_recall(1, better, tied)
     return {"gallery_roc_auc": round(roc_auc(np.eye(n).ravel(), p.ravel()), 4), "gallery_recall_at_1": round(float(recall1.mean()), 4), "gallery_pairs": n * n}
 
 

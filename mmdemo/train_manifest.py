@@ -123,6 +123,12 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def expected_recall(k: int, better: int | np.ndarray, tied: int | np.ndarray) -> float | np.ndarray:
+    """Recall@k of the right item when `better` items score above it and `tied` others score the same,
+    ties broken at random (so a constant scorer gets k / pool)."""
+    return np.clip((k - np.asarray(better)) / (np.asarray(tied) + 1), 0.0, 1.0)
+
+
 def evaluate_match(model: FusionRNN, data: PairData, rows: list[Row], device: torch.device, pool: int = 100, queries: int = 300) -> dict:
     """Accuracy and ROC AUC on balanced val pairs; recall@1/@5 of each text's own image among `pool` images."""
     pairs = match_pairs(rows, data, np.random.default_rng(12345))
@@ -141,7 +147,7 @@ def evaluate_match(model: FusionRNN, data: PairData, rows: list[Row], device: to
             ranks.append((int((s > s[0]).sum()), int((s == s[0]).sum()) - 1))  # (better, tied with own)
         metrics["retrieval_pool"] = min(pool, len(images))
         for k in (1, 5):  # expected recall@k when ties are broken at random (a constant scorer gets k / pool)
-            metrics[f"recall_at_{k}"] = float(np.mean([np.clip((k - better) / (tied + 1), 0.0, 1.0) for better, tied in ranks]))
+            metrics[f"recall_at_{k}"] = float(np.mean([expected_recall(k, better, tied) for better, tied in ranks]))
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
 
 

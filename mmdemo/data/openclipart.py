@@ -163,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from mmdemo.data import gcompris as gc
     from mmdemo.data import tuxpaint as tp
+    from mmdemo.manifest import MAX_REPEAT
 
-    if not 1 <= args.gcompris_repeat <= 100:
-        parser.error("--gcompris-repeat must be from 1 to 100")
+    if not 1 <= args.gcompris_repeat <= MAX_REPEAT:
+        parser.error(f"--gcompris-repeat must be from 1 to {MAX_REPEAT}")
     if args.install:
         extra = (list(tp.PACKAGES) if args.tuxpaint else []) + (list(gc.PACKAGES) if args.gcompris else [])
         subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "openclipart-png", "openclipart-svg", *extra], check=True)
