@@ -71,12 +71,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="accuracy and grounding on the 200-image test split", description="Evaluate a checkpoint on the spec's seeded 200-image test split (4,000 questions); writes metrics.json into the checkpoint folder.")
+    p = sub.add_parser("evaluate", help="accuracy, grounding and per-step reading on the 200-image test split", description="Evaluate a checkpoint on the spec's seeded 200-image test split (4,000 questions): accuracy per question type, grounding, and whether the attention reads word by word (causal, no_peek, onset, relate).")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped default)")
     p.add_argument("--wording", choices=("canonical", "heldout", "train"), default="canonical", help="question wording: the spec's templates, rewordings kept out of training, or training paraphrases")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    p.add_argument("--no-write", action="store_true", help="do not write metrics.json")
+    p.add_argument("--write", action="store_true", help="also write metrics.json into the checkpoint folder (canonical wording only)")
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
@@ -168,17 +168,37 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     metrics["device"] = str(device)
     if "train" in config:
         metrics["train_seconds"] = config["train"].get("seconds")
-    if not args.no_write and args.wording == "canonical":
-        (folder / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
-    keys = ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding")
-    for k in keys:
-        v = metrics[k]
-        print(f"{k:>18}: {'n/a (no attention)' if v is None else f'{100 * v:.2f}%'}")
-    print(f"{'questions':>18}: {metrics['num_questions']} on {metrics['num_images']} images ({args.wording} wording)")
-    for template, acc in metrics.get("per_wording", {}).items():
-        print(f"{100 * acc:6.1f}%  {template}")
+    if args.write and args.wording == "canonical":
+        (folder / METRICS).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    print(format_metrics(metrics))
     if args.json:
-        print(json.dumps({k: metrics[k] for k in keys}))
+        print(json.dumps({k: metrics[k] for k in SUMMARY_KEYS}))
+
+
+def format_metrics(metrics: dict) -> str:
+    """The evaluate report: accuracy, grounding, reading figures and a per-question-type table."""
+
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{100 * v:.1f}%"
+
+    lines = [f"{k:>18}: {'n/a (no attention)' if metrics[k] is None else f'{100 * metrics[k]:.2f}%'}" for k in SUMMARY_KEYS[:6]]
+    lines.append(f"{'questions':>18}: {metrics['num_questions']} on {metrics['num_images']} images ({metrics['wording']} wording)")
+    if metrics.get("causal") is not None:
+        lines.append(f"{'causal':>18}: {metrics['causal']:.4f} of {metrics['causal_pairs']} question pairs with a shared prefix")
+        lines.append(f"{'no_peek':>18}: {metrics['no_peek']:+.4f} (hop 1 on the named object before its colour word, minus on the others)")
+        lines.append(f"{'onset':>18}: {pct(metrics['onset'])} (hop 1 on the named object at the colour word)")
+        lines.append(f"{'relate':>18}: {pct(metrics['relate'])} (hop 2 on the answer object at the colour word, relational)")
+        lines.append(f"{'type':>10} {'accuracy':>9} {'no_peek':>8} {'onset':>7} {'relate':>7}")
+        for subtype, acc in metrics["per_subtype"].items():
+            r = metrics["reading_per_subtype"].get(subtype, {})
+            no_peek = "n/a" if r.get("no_peek") is None else f"{r['no_peek']:+.3f}"
+            lines.append(f"{subtype:>10} {pct(acc):>9} {no_peek:>8} {pct(r.get('onset')):>7} {pct(r.get('relate')):>7}")
+    for template, acc in metrics.get("per_wording", {}).items():
+        lines.append(f"{100 * acc:6.1f}%  {template}")
+    return "\n".join(lines)
+
+
+SUMMARY_KEYS = ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "causal", "no_peek", "onset", "relate")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:

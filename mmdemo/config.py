@@ -42,8 +42,11 @@ class ModelConfig:
     # ImageNet class names is added (learned scale) to that region's hop-1 attention score
     attention_global: bool = False  # attention fusion also passes the pooled image (what concat sees) to each step
     num_hops: int = 2  # attention hops per RNN step (stacked attention); ignored by sum/concat
-    question_context: bool = True  # add a projection of the whole question (masked mean of its tokens) to
-    # every step's token, so the step that reads "red" already knows whether "left", "top" or "closest" follows
+    question_context: bool = True  # add a projection of the question so far (causal: running mean of tokens
+    # 1..t; reads ahead: the whole question's mean) to every step's token
+    causal: bool = True  # step t knows only tokens 1..t: MiniLM under a causal attention mask and a running question
+    # context, so the per-step attention shows reading. False = "reads ahead": every token vector already knows
+    # the whole sentence (the earlier default and the photo models)
     modality: str = "both"  # both | text | image: single-modality baselines blank the other input
     max_tokens: int = 32  # questions are truncated to this many tokenizer tokens
     labels: tuple[str, ...] = ANSWERS  # class names, in logit order

@@ -107,7 +107,8 @@ def make_image_encoder(cfg: ModelConfig) -> nn.Module:
 class TextEncoder(nn.Module):
     """Token ids (B, T) -> per-token vectors (B, T, E).
 
-    minilm: frozen contextual MiniLM states (cached per distinct question) -> trained projection.
+    minilm: frozen contextual MiniLM states (cached per distinct question) -> trained projection; with
+        cfg.causal MiniLM runs under a causal mask, so token t's state knows tokens 1..t only.
     minilm_static: frozen MiniLM input embeddings -> trained projection.
     learned: a trained embedding table over the tokenizer vocabulary.
     The frozen MiniLM is shared across models and never saved in a checkpoint.
@@ -116,6 +117,7 @@ class TextEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig, cache_size: int = 8192) -> None:
         super().__init__()
         self.kind = cfg.text_encoder
+        self.causal = cfg.causal
         if self.kind == "learned":
             self.embed = nn.Embedding(VOCAB_SIZE, cfg.text_dim)
         else:
@@ -126,7 +128,7 @@ class TextEncoder(nn.Module):
 
     def frozen_features(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, 384) frozen MiniLM features; contextual ones come from an LRU cache keyed by ids."""
-        minilm = load_minilm()
+        minilm = load_minilm(causal=self.causal and self.kind == "minilm")
         if self.kind == "minilm_static":
             return minilm.embeddings.word_embeddings.weight.to(token_ids.device)[token_ids]
         with self._lock:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
+from mmdemo.reading import READING_KEYS, Answered, reading_metrics
+from mmdemo.supervision import region_masks
 
 GROUPS = {
     "nonrelational": soc.NONREL,
@@ -18,17 +21,9 @@ GROUPS = {
 }
 
 
-def region_box(region: int, grid: int, size: int = soc.SIZE) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) in image pixels of a row-major grid region."""
-    row, col = divmod(region, grid)
-    cell = size / grid
-    return col * cell, row * cell, (col + 1) * cell, (row + 1) * cell
-
-
 def region_holds(region: int, grid: int, obj: soc.SceneObject) -> bool:
-    """Grounding rule: the region's cell overlaps the object's 10 x 10 px footprint around its centre."""
-    x0, y0, x1, y1 = region_box(region, grid)
-    return x0 < obj.x + soc.HALF_SIDE and obj.x - soc.HALF_SIDE < x1 and y0 < obj.y + soc.HALF_SIDE and obj.y - soc.HALF_SIDE < y1
+    """Grounding rule: the region's cell overlaps the object's 10 x 10 px footprint (supervision.region_masks)."""
+    return bool(region_masks([obj], grid)[region])
 
 
 def most_attended_region(region_attention: np.ndarray, num_tokens: int) -> int:
@@ -38,8 +33,8 @@ def most_attended_region(region_attention: np.ndarray, num_tokens: int) -> int:
 
 
 @torch.inference_mode()
-def predict_samples(model: FusionRNN, samples: list[soc.Sample], device: torch.device, images_per_batch: int = 50):
-    """Yields (question, scene, predicted label, region_attention (T, R), num_tokens) for every question."""
+def predict_samples(model: FusionRNN, samples: list[soc.Sample], device: torch.device, images_per_batch: int = 50) -> Iterator[Answered]:
+    """Every question of every sample, answered, with its per-step attention."""
     from mmdemo.train import QuestionBatch
 
     model.eval()
@@ -48,36 +43,45 @@ def predict_samples(model: FusionRNN, samples: list[soc.Sample], device: torch.d
         batch = QuestionBatch(np.stack([s.image for s in chunk]), [s.questions for s in chunk], model.cfg).to(device)
         out = model(batch.images, batch.token_ids, batch.token_mask, batch.image_index)
         preds = out.logits.argmax(-1).cpu().tolist()
-        att = out.region_attention.float().cpu().numpy()
+        hops = out.hop_attention.float().cpu().numpy()  # (B, T, K, R)
         lengths = batch.token_mask.sum(1).cpu().tolist()
+        ids = batch.token_ids.cpu().tolist()
         for i, q in enumerate(batch.questions):
-            scene = chunk[int(batch.image_index[i])].scene
-            yield q, scene, model.cfg.labels[preds[i]], att[i], lengths[i]
+            k = int(batch.image_index[i])
+            n = lengths[i]
+            yield Answered(q, chunk[k].scene, start + k, model.cfg.labels[preds[i]], ids[i][:n], hops[i, :n])
 
 
 def evaluate_model(
     model: FusionRNN, device: torch.device, samples: list[soc.Sample] | None = None, per_wording: bool = False
 ) -> dict:
-    """Accuracy per question group and the grounding rate (None when the fusion has no attention);
-    per_wording adds accuracy per question template ("per_wording": {template: accuracy})."""
+    """Accuracy per question group, the grounding rate and the reading figures (reading.py; None when the
+    fusion has no attention); per_wording adds accuracy per question template ("per_wording": {template: accuracy})."""
     samples = samples if samples is not None else soc.test_split()
     right: dict[str, list[bool]] = defaultdict(list)
     by_template: dict[str, list[bool]] = defaultdict(list)
     grounded: list[bool] = []
-    for q, scene, pred, att, n in predict_samples(model, samples, device):
-        right[q.subtype].append(pred == q.answer)
-        by_template[f"{q.subtype}: {q.template}"].append(pred == q.answer)
+    answered = list(predict_samples(model, samples, device))
+    for a in answered:
+        q = a.question
+        right[q.subtype].append(a.prediction == q.answer)
+        by_template[f"{q.subtype}: {q.template}"].append(a.prediction == q.answer)
         if q.family == "nonrelational":
-            grounded.append(region_holds(most_attended_region(att, n), model.cfg.grid, scene.find(q.colour)))
+            grounded.append(region_holds(most_attended_region(a.hops[:, 0], len(a.token_ids)), model.cfg.grid, a.scene.find(q.colour)))
+    attention = model.cfg.fusion == "attention"
     metrics: dict = {}
     for group, subtypes in GROUPS.items():
         hits = [h for s in subtypes for h in right[s]]
         metrics[group] = round(float(np.mean(hits)), 4) if hits else None
     metrics["overall"] = round(float(np.mean([h for hs in right.values() for h in hs])), 4)
-    metrics["grounding"] = round(float(np.mean(grounded)), 4) if model.cfg.fusion == "attention" and grounded else None
+    metrics["grounding"] = round(float(np.mean(grounded)), 4) if attention and grounded else None
     metrics["per_subtype"] = {s: round(float(np.mean(h)), 4) for s, h in sorted(right.items())}
     metrics["num_questions"] = sum(len(h) for h in right.values())
     metrics["num_images"] = len(samples)
+    if attention:
+        metrics.update(reading_metrics(answered, model.cfg.grid))
+    else:  # sum and concat look everywhere evenly: no reading to check
+        metrics.update({key: None for key in READING_KEYS})
     if per_wording:
         metrics["per_wording"] = {t: round(float(np.mean(h)), 4) for t, h in sorted(by_template.items())}
     return metrics

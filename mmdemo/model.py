@@ -23,7 +23,18 @@ class ModelOutput(NamedTuple):
     region_attention: torch.Tensor  # (B, T, R) hop-1 weights at each step; each row sums to 1
     hop_attention: torch.Tensor  # (B, T, K, R) every hop's weights (K = 1 for sum/concat)
     step_attention: torch.Tensor  # (B, T) pooling weights over steps; 0 on padding; sums to 1
+    states: torch.Tensor  # (B, T, H) the RNN's hidden state after each step
     loss: torch.Tensor | None  # cross-entropy when targets are given
+
+
+def question_context(tokens: torch.Tensor, mask: torch.Tensor, causal: bool) -> torch.Tensor:
+    """(B, T, E) the question so far at each step: causal, the running mean of tokens 1..t; else the
+    whole question's masked mean at every step."""
+    keep = mask.unsqueeze(-1).to(tokens.dtype)  # (B, T, 1)
+    if causal:
+        return (tokens * keep).cumsum(1) / keep.cumsum(1).clamp(min=1.0)  # (B, T, E)
+    mean = (tokens * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # (B, E)
+    return mean.unsqueeze(1).expand_as(tokens)  # (B, T, E)
 
 
 class FusionRNN(nn.Module):
@@ -107,9 +118,7 @@ class FusionRNN(nn.Module):
         if self.cfg.modality == "image":
             tokens = torch.zeros_like(tokens)  # the image-only baseline: the words carry nothing
         if self.question_proj is not None:
-            keep = mask.unsqueeze(-1).to(tokens.dtype)  # (B, T, 1)
-            question = (tokens * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # (B, E) masked mean
-            tokens = tokens + self.question_proj(question).unsqueeze(1)  # (B, T, E)
+            tokens = tokens + self.question_proj(question_context(tokens, mask, self.cfg.causal))  # (B, T, E)
         state = torch.tanh(self.init_state(memory.summary))  # (B, H) or (B, 2H)
         h, c = state.chunk(2, dim=-1) if self.cfg.cell == "lstm" else (state, None)
         sims = self.bridge_similarity(frozen, memory) if frozen is not None else None  # (B, T, R)
@@ -138,7 +147,7 @@ class FusionRNN(nn.Module):
         pooled_in = torch.einsum("bt,btf->bf", step_attention, torch.stack(inputs, dim=1))  # (B, F)
         logits = self.head(torch.cat([pooled, pooled_in], dim=-1))  # (B, C)
         loss = F.cross_entropy(logits, targets) if targets is not None else None
-        return ModelOutput(logits, hop_attention[:, :, 0], hop_attention, step_attention, loss)
+        return ModelOutput(logits, hop_attention[:, :, 0], hop_attention, step_attention, hiddens_t, loss)
 
 
 def pick_device(name: str = "auto") -> torch.device:

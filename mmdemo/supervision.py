@@ -38,6 +38,12 @@ def colour_token_ids() -> frozenset[int]:
     return frozenset(int(tok.convert_tokens_to_ids(w)) for w in COLOUR_WORDS)
 
 
+def colour_step(token_ids: list[int]) -> int:
+    """The step that reads the colour word (its first occurrence), or -1."""
+    colours = colour_token_ids()
+    return next((t for t, i in enumerate(token_ids) if i in colours), -1)
+
+
 class AttentionTargets(NamedTuple):
     step: torch.Tensor  # (B,) position of the colour word in each question (-1: none found)
     hop1: torch.Tensor  # (B, R) bool, regions of the named object
@@ -73,10 +79,9 @@ def attention_targets(
     token_ids: torch.Tensor, questions: list[soc.Question], scenes: list[soc.Scene], grid: int
 ) -> AttentionTargets:
     """Targets for a batch: token_ids (B, T), one question and its scene per row."""
-    colour_ids = colour_token_ids()
     steps, hop1, hop2 = [], [], []
     for row, q, scene in zip(token_ids.tolist(), questions, scenes):
-        steps.append(next((t for t, i in enumerate(row) if i in colour_ids), -1))
+        steps.append(colour_step(row))
         hop1.append(region_masks([scene.find(q.colour)], grid))
         hop2.append(region_masks(hop2_objects(scene, q), grid))
     return AttentionTargets(torch.tensor(steps), torch.from_numpy(np.stack(hop1)), torch.from_numpy(np.stack(hop2)))

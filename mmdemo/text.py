@@ -37,16 +37,20 @@ def load_tokenizer():  # -> transformers.PreTrainedTokenizerFast
         return AutoTokenizer.from_pretrained(minilm_path())
 
 
-@lru_cache(maxsize=1)
-def load_minilm():  # -> transformers.BertModel, frozen, eval mode, on CPU
-    """The frozen MiniLM encoder, shared by every model in the process."""
+@lru_cache(maxsize=2)
+def load_minilm(causal: bool = False):  # -> transformers.BertModel, frozen, eval mode, on CPU
+    """The frozen MiniLM encoder, shared by every model in the process.
+
+    causal=True loads the same weights as a decoder (`is_decoder`): every token attends only to itself and
+    the tokens before it, so token t's state depends on tokens 1..t alone (a left-to-right reader).
+    """
     from transformers import AutoModel
     from transformers.utils import logging
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     with _lock:
-        model = AutoModel.from_pretrained(minilm_path()).eval()
+        model = AutoModel.from_pretrained(minilm_path(), is_decoder=causal).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model

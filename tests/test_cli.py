@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,10 +61,13 @@ def test_predict_json_contract(smoke_checkpoint: Path, scene_png: Path) -> None:
 
 
 def test_evaluate_json_last_line(smoke_checkpoint: Path) -> None:
-    r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--json", "--device", "cpu", "--no-write")
+    started = time.time()
+    r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--json", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert set(out) == {"nonrelational", "relational", "closest_furthest", "count", "overall", "grounding"}
+    assert set(out) == {"nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "causal", "no_peek", "onset", "relate"}
+    assert 0.0 <= out["causal"] <= 1.0 and 0.0 <= out["onset"] <= 1.0
+    assert not (smoke_checkpoint / "metrics.json").exists() or (smoke_checkpoint / "metrics.json").stat().st_mtime < started
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict", "bench"])

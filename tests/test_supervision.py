@@ -16,7 +16,15 @@ def test_region_masks_follow_the_grounding_rule():
         for _ in range(30):
             scene = soc.random_scene(rng)
             objects = list(scene.objects[: int(rng.integers(0, 4))])
-            expected = [any(region_holds(r, grid, o) for o in objects) for r in range(grid * grid)]
+            cell = soc.SIZE / grid  # written out here, independently of the package: a cell overlaps the 10 x 10 footprint
+            expected = [
+                any(
+                    (r % grid) * cell < o.x + 5 and o.x - 5 < (r % grid + 1) * cell and (r // grid) * cell < o.y + 5 and o.y - 5 < (r // grid + 1) * cell
+                    for o in objects
+                )
+                for r in range(grid * grid)
+            ]
+            assert [any(region_holds(r, grid, o) for o in objects) for r in range(grid * grid)] == expected
             assert region_masks(objects, grid).tolist() == expected
 
 
