@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -19,6 +20,10 @@ from mmdemo.config import (
     ModelConfig,
     TrainConfig,
 )
+
+# Idle OpenMP threads sleep instead of spinning (set before torch loads): on a shared machine a spinning
+# 2-thread training step took 10-20 s instead of ~1 s whenever another process held one of the cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 class CliError(Exception):
@@ -40,6 +45,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-encoder", choices=IMAGE_ENCODERS, default=None, help=f"image regions (default {m.image_encoder}; efficientnet_lite0 with --manifest)")
     p.add_argument("--label-bridge", action=argparse.BooleanOptionalAction, default=None, help="compare words with the ImageNet class names of each region (default: on with --manifest, efficientnet_lite0 and minilm)")
     p.add_argument("--region-features", choices=REGION_FEATURES, default=m.region_features, help="efficientnet_lite0: what the trained part sees of each region, its raw channels or its ImageNet class names as a MiniLM vector (default %(default)s)")
+    p.add_argument("--causal", action=argparse.BooleanOptionalAction, default=m.causal, help="step t reads tokens 1..t only (MiniLM under a causal mask, running question context); --no-causal reads ahead (default %(default)s)")
     p.add_argument("--modality", choices=MODALITIES, default=m.modality, help="both, or a single-modality baseline (default %(default)s)")
     p.add_argument("--text-dim", type=int, default=m.text_dim, help="token vector width (default %(default)s)")
     p.add_argument("--hidden-dim", type=int, default=m.hidden_dim, help="RNN hidden size (default %(default)s)")
@@ -94,6 +100,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per path")
     p.add_argument("--runs", type=int, default=200, help="timed predict calls")
+    p.add_argument("--baseline", default=None, help="a second checkpoint whose predict latency is measured in the same run, interleaved (e.g. checkpoints/sort-of-clevr/reads-ahead)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
@@ -119,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             cell=args.cell, fusion=args.fusion, text_encoder=text_encoder, label_bridge=bridge,
             text_dim=args.text_dim, hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=args.attn_dim,
             num_hops=args.hops, grid=args.grid or (7 if pretrained else 5), attention=args.attention, attention_global=attention_global, bridge_attention=bridge_attention,
-            image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality, region_features=args.region_features,
+            image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality, region_features=args.region_features, causal=args.causal,
         )
     except ValueError as e:
         raise CliError(str(e)) from None
@@ -224,7 +231,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from mmdemo.bench import run_bench
 
-    result = run_bench(args.checkpoint, args.device, args.steps, args.runs)
+    result = run_bench(args.checkpoint, args.device, args.steps, args.runs, args.baseline)
     for k, v in result.items():
         print(f"{k:>26}: {v}")
     if args.json:

@@ -65,46 +65,59 @@ def predict_inputs(predictor: Predictor) -> list[tuple[object, str]]:
     return [(photo.pixels, text) for photo in gallery() for text in PHOTO_SENTENCES]
 
 
-def predict_latency(predictor: Predictor, runs: int) -> tuple[float, float]:
-    """p50, p95 of one predict call in ms, caches cleared each time (a new image and question every call)."""
-    inputs = predict_inputs(predictor)
-    timings = []
+def predict_latency(predictors: list[Predictor], runs: int) -> list[tuple[float, float]]:
+    """p50, p95 of one predict call in ms for each predictor, caches cleared each time (a new image and
+    question every call). Calls alternate between the predictors, so machine noise falls on all alike."""
+    inputs = [predict_inputs(p) for p in predictors]
+    timings: list[list[float]] = [[] for _ in predictors]
     for i in range(runs + 5):
-        image, question = inputs[i % len(inputs)]
-        predictor.clear_caches()
-        start = time.perf_counter()
-        predictor.predict(image, question)
-        _sync(predictor.device)
-        if i >= 5:
-            timings.append((time.perf_counter() - start) * 1000)
-    return float(np.percentile(timings, 50)), float(np.percentile(timings, 95))
+        for k, predictor in enumerate(predictors):
+            image, question = inputs[k][i % len(inputs[k])]
+            predictor.clear_caches()
+            start = time.perf_counter()
+            predictor.predict(image, question)
+            _sync(predictor.device)
+            if i >= 5:
+                timings[k].append((time.perf_counter() - start) * 1000)
+    return [(float(np.percentile(t, 50)), float(np.percentile(t, 95))) for t in timings]
 
 
-def run_bench(checkpoint: str | Path | None, device_name: str, steps: int, runs: int) -> dict:
+def _shown(folder: Path) -> str:
+    """A checkpoint folder as given, relative to the working directory when it is inside it."""
+    here = Path.cwd().resolve()
+    return str(folder.resolve().relative_to(here)) if folder.resolve().is_relative_to(here) else str(folder)
+
+
+def run_bench(checkpoint: str | Path | None, device_name: str, steps: int, runs: int, baseline: str | Path | None = None) -> dict:
+    """Training throughput and predict latency of one checkpoint; with baseline, that checkpoint's predict
+    latency measured in the same run (interleaved) and the ratio of the two p50s."""
     device = pick_device(device_name)
     folder = Path(checkpoint) if checkpoint else DEFAULT
-    predictor = Predictor.load(folder, device=device_name)
+    predictors = [Predictor.load(folder, device=device_name)]
+    if baseline is not None:
+        predictors.append(Predictor.load(baseline, device=device_name))
     cfg = ModelConfig.from_dict(read_config(folder)["model"])
-    p50, p95 = predict_latency(predictor, runs)
-    if cfg.task != "sort-of-clevr":  # trained on cached frozen features: there is no naive path to compare
-        return {
-            "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-            "threads": torch.get_num_threads(),
-            "checkpoint": str(folder),
-            "task": cfg.task,
-            "train_speedup": None,
-            "predict_ms_p50": round(p50, 2),
-            "predict_ms_p95": round(p95, 2),
-        }
-    real = train_throughput(cfg, device, steps, naive=False)
-    naive = train_throughput(cfg, device, max(1, steps // 2), naive=True)
-    return {
+    latencies = predict_latency(predictors, runs)
+    (p50, p95) = latencies[0]
+    result: dict = {
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(),
-        "checkpoint": str(folder.resolve().relative_to(Path.cwd().resolve())) if folder.resolve().is_relative_to(Path.cwd().resolve()) else str(folder),
-        "train_pairs_per_s": round(real, 1),
-        "naive_train_pairs_per_s": round(naive, 1),
-        "train_speedup": round(real / naive, 2),
-        "predict_ms_p50": round(p50, 2),
-        "predict_ms_p95": round(p95, 2),
+        "checkpoint": _shown(folder),
+        "task": cfg.task,
     }
+    if cfg.task == "sort-of-clevr":  # manifest models train on cached frozen features: no naive path to compare
+        real = train_throughput(cfg, device, steps, naive=False)
+        naive = train_throughput(cfg, device, max(1, steps // 2), naive=True)
+        result.update(train_pairs_per_s=round(real, 1), naive_train_pairs_per_s=round(naive, 1), train_speedup=round(real / naive, 2))
+    else:
+        result["train_speedup"] = None
+    result.update(predict_ms_p50=round(p50, 2), predict_ms_p95=round(p95, 2))
+    if baseline is not None:
+        b50, b95 = latencies[1]
+        result.update(
+            baseline_checkpoint=_shown(Path(baseline)),
+            baseline_predict_ms_p50=round(b50, 2),
+            baseline_predict_ms_p95=round(b95, 2),
+            predict_p50_ratio=round(p50 / b50, 2),
+        )
+    return result

@@ -35,8 +35,9 @@ MODELS = {  # folder -> (fusion, modality, attention options that differ from AT
     "attention-no-prior": ("attention", "both", {"bridge_attention": False}),
     "attention-plain": ("attention", "both", {"attention_global": False, "bridge_attention": False}),
 }
-BASE = ModelConfig(
-    text_encoder="minilm", image_encoder="efficientnet_lite0", label_bridge=True, image_size=224, grid=7, num_hops=1, labels=("match", "mismatch"), task="match"
+BASE = ModelConfig(  # the shipped photo models read ahead (causal False): trained before the causal default
+    text_encoder="minilm", image_encoder="efficientnet_lite0", label_bridge=True, image_size=224, grid=7, num_hops=1,
+    labels=("match", "mismatch"), task="match", causal=False,
 )
 # The attention models (match and both baselines) also get the pooled image beside the attended regions, and
 # the label bridge's word-region similarity as a prior on where each word looks (README: photo ablation).

@@ -39,14 +39,24 @@ class Registry:
         except ValueError:
             return str(folder)
 
+    @staticmethod
+    def reads_ahead(folder: Path) -> bool:
+        """True for models whose every step already knows the whole sentence (config causal false)."""
+        try:
+            return read_config(folder)["model"].get("causal", True) is False
+        except (CheckpointError, KeyError, TypeError, AttributeError):
+            return False
+
     def label(self, folder: Path) -> str:
-        """'sort-of-clevr/default: 63.4% overall': the measured accuracy beside each name."""
+        """'sort-of-clevr/default: 98.5% overall': the measured accuracy beside each name, and "reads ahead"
+        for models whose steps see the whole sentence (their per-step attention does not show reading)."""
         m = read_metrics(folder)
+        name = self.name(folder) + (" (reads ahead)" if self.reads_ahead(folder) else "")
         if m and m.get("overall") is not None:
-            return f"{self.name(folder)}: {100 * m['overall']:.1f}% overall"
+            return f"{name}: {100 * m['overall']:.1f}% overall"
         if m and m.get("accuracy") is not None:
-            return f"{self.name(folder)}: {100 * m['accuracy']:.1f}% val accuracy"
-        return self.name(folder)
+            return f"{name}: {100 * m['accuracy']:.1f}% val accuracy"
+        return name
 
     def choices(self, task: str | None = None) -> list[tuple[str, str]]:
         return [(self.label(f), self.name(f)) for f in self.folders(task)]

@@ -129,7 +129,7 @@ def run(requests: int, clients: int, latency_calls: int) -> dict:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    model_p50, _ = predict_latency(Predictor.load(), 100)
+    [(model_p50, _)] = predict_latency([Predictor.load()], 100)
     p50, p95 = float(np.percentile(timings["/answer"], 50)), float(np.percentile(timings["/answer"], 95))
     return {
         "client_ms_p50": round(p50, 1),
