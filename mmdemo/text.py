@@ -16,7 +16,7 @@ _lock = threading.Lock()
 
 def clean_text(text: str) -> str:
     """Unicode-normalise, drop control/format characters, collapse whitespace, cap the length."""
-    text = unicodedata.normalize("NFKC", str(text))[: MAX_CHARS * 2]
+    text = unicodedata.normalize("NFKC", str(text)[: MAX_CHARS * 2])[: MAX_CHARS * 2]  # cut first: NFKC can grow text 18x
     text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text)
     return " ".join(text.split())[:MAX_CHARS]
 
