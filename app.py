@@ -20,6 +20,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 from PIL import Image
+from starlette.middleware import Middleware
 
 from mmdemo.checkpoint import CheckpointError, read_metrics
 from mmdemo.data import sort_of_clevr as soc
@@ -29,6 +30,7 @@ from mmdemo.inference import InputError, Prediction, Predictor
 from mmdemo.limits import MAX_FILE_BYTES, MAX_SEED
 from mmdemo.plots import attention_heatmap, overlay, step_highlights
 from mmdemo.registry import Registry
+from mmdemo.serving import Drain, GuardMiddleware, serve_until_stopped
 
 MAX_UPLOAD = MAX_FILE_BYTES  # bytes per uploaded file (mmdemo.limits; README "Limits")
 EXAMPLE_SEEDS = (3, 14, 27, 42, 58, 99)
@@ -388,13 +390,24 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
     return demo
 
 
-def launch_kwargs() -> dict[str, Any]:
-    """Local by default (127.0.0.1:7860; GRADIO_SERVER_NAME/PORT override); never a share link."""
-    return {"share": False, "max_file_size": MAX_UPLOAD, "show_error": False}
+def launch_kwargs(drain: Drain | None = None) -> dict[str, Any]:
+    """Local by default (127.0.0.1:7860; GRADIO_SERVER_NAME/PORT override); never a share link; request bodies
+    capped (mmdemo.serving) and, with a drain, counted for a graceful SIGTERM."""
+    middleware = [Middleware(GuardMiddleware, drain=drain or Drain())]
+    return {"share": False, "max_file_size": MAX_UPLOAD, "show_error": False, "app_kwargs": {"middleware": middleware}}
+
+
+def pending_events(demo: gr.Blocks) -> int:
+    """Events gradio has accepted and not yet delivered (queued, running or being sent back)."""
+    pending = getattr(getattr(demo, "_queue", None), "pending_event_ids_session", {})
+    return sum(len(ids) for ids in list(pending.values()))
 
 
 if __name__ == "__main__":
     demo = build_demo(Predictor.load())
     # Requests run in threads sharing one read-only model; 4 at once keeps 2-core latency sane.
     demo.queue(default_concurrency_limit=4, max_size=64, api_open=False)
-    demo.launch(**launch_kwargs())
+    drain = Drain()
+    demo.launch(**launch_kwargs(drain), prevent_thread_lock=True)
+    # SIGTERM: no new requests, the accepted ones finish (bounded), one log line, exit 0.
+    raise SystemExit(serve_until_stopped(drain, lambda: pending_events(demo), lambda: demo.close(verbose=False)))

@@ -305,3 +305,18 @@ def test_long_thin_image_is_refused_before_any_allocation(server: str, tmp_path:
     assert "longest side" in str(error) and peak < 300
     ok = client.predict(handle_file(_save(tmp_path, "h.png", Image.new("RGB", (1, 8000)))), "Is it red?", "sort-of-clevr/default", api_name="/answer")
     assert ok["answer"] in tiny_config().labels
+
+
+def test_request_body_over_the_limit_is_refused_unread(server: str) -> None:
+    """An image inline as a data: URL skipped the upload limit (100 MB accepted, +685 MB): bodies are capped."""
+    import httpx
+
+    from mmdemo.limits import MAX_REQUEST_BYTES
+
+    url = f"{server}gradio_api/call/answer"
+    image = {"path": "x.png", "url": "data:image/png;base64," + "A" * MAX_REQUEST_BYTES, "meta": {"_type": "gradio.FileData"}}
+    r = httpx.post(url, json={"data": [image, "What shape?", None]}, timeout=60)
+    assert r.status_code == 413 and "request body is over" in r.json()["detail"]
+    chunked = httpx.post(url, content=iter([b"{" * 2**20] * 40), headers={"content-type": "application/json"}, timeout=60)
+    assert chunked.status_code == 413
+    assert httpx.post(url, json={"data": [None, "hi", None]}, timeout=60).status_code == 200  # small bodies pass
