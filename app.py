@@ -33,6 +33,7 @@ from mmdemo.registry import Registry
 from mmdemo.serving import Drain, GuardMiddleware, serve_until_stopped
 
 MAX_UPLOAD = MAX_FILE_BYTES  # bytes per uploaded file (mmdemo.limits; README "Limits")
+SEED_RULE = f"The seed must be a whole number from 0 to {MAX_SEED}, or -1 for a random scene."
 EXAMPLE_SEEDS = (3, 14, 27, 42, 58, 99)
 EXAMPLE_QUESTIONS = (
     "What shape is the red object?",
@@ -54,6 +55,18 @@ class SafeImage(gr.Image):
             return super().preprocess(payload)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise gr.Error(f"Not a readable image ({type(e).__name__}).", print_exception=False) from None
+
+
+class SeedNumber(gr.Number):
+    """gr.Number for the scene seed: a value that is not a number (NaN, text, a list) is a clear message."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (TypeError, ValueError, OverflowError):
+            raise gr.Error(SEED_RULE, print_exception=False) from None
 
 
 # gr.Error renders its message as HTML: keep the characters that are markup out of it (escaping them would show
@@ -83,7 +96,7 @@ class Handlers:
         """A new generated scene: image, scene (ground truth), the seed used, and a caption."""
         usable = seed is None or seed == -1 or (isinstance(seed, (int, float)) and 0 <= seed <= MAX_SEED and float(seed).is_integer())
         if not usable:  # a seed past 64 bits cannot even be sent back: the client would wait forever
-            raise _error(f"The seed must be a whole number from 0 to {MAX_SEED}, or -1 for a random scene.")
+            raise _error(SEED_RULE)
         seed = int(np.random.default_rng().integers(0, 1_000_000)) if seed is None or seed < 0 else int(seed)
         scene = soc.random_scene(soc.scene_rng("val", seed, 0))
         return soc.render(scene), scene.to_dict(), seed, f"Generated scene, seed **{seed}** (ground truth known)."
@@ -303,7 +316,7 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
                 with gr.Column(scale=1):
                     image = SafeImage(type="filepath", image_mode=None, label="Image", height=300, elem_id="image")
                     with gr.Row():
-                        seed = gr.Number(value=-1, precision=0, label="seed (-1: random)", minimum=-1, maximum=MAX_SEED, elem_id="seed")
+                        seed = SeedNumber(value=-1, precision=0, label="seed (-1: random)", minimum=-1, maximum=MAX_SEED, elem_id="seed")
                         new_scene = gr.Button("New random scene", elem_id="new-scene")
                     scene_info = gr.Markdown("Upload an image, pick an example, or generate a scene.")
                     question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[0], max_length=10_000, elem_id="question")

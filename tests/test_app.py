@@ -275,11 +275,21 @@ def test_seed_past_the_limit_is_a_clear_error_not_a_hang(server: str, handlers, 
     import gradio as gr
 
     client = _client(server)
-    with pytest.raises(Exception, match="maximum|minimum"):
+    with pytest.raises(Exception, match="seed must be a whole number"):
         client.submit(seed, api_name="/random_scene").result(timeout=60)
     with pytest.raises(gr.Error, match="seed must be a whole number"):
         handlers.random_scene(seed)
     assert client.submit(42, api_name="/random_scene").result(timeout=60)[1] == 42  # (image, seed, caption)
+
+
+def test_seed_that_is_not_a_number_is_a_clear_error(server: str) -> None:
+    """NaN or text in raw JSON (gradio_client will not send NaN) was a bare error without a message."""
+    import httpx
+
+    for body in (b'{"data": [NaN]}', b'{"data": ["abc"]}'):
+        r = httpx.post(f"{server}gradio_api/call/random_scene", content=body, headers={"content-type": "application/json"}, timeout=60)
+        stream = httpx.get(f"{server}gradio_api/call/random_scene/{r.json()['event_id']}", timeout=60).text
+        assert "event: error" in stream and "seed must be a whole number" in stream, stream
 
 
 def test_error_messages_reach_clients_as_plain_text(server: str) -> None:
