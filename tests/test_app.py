@@ -330,3 +330,14 @@ def test_request_body_over_the_limit_is_refused_unread(server: str) -> None:
     chunked = httpx.post(url, content=iter([b"{" * 2**20] * 40), headers={"content-type": "application/json"}, timeout=60)
     assert chunked.status_code == 413
     assert httpx.post(url, json={"data": [None, "hi", None]}, timeout=60).status_code == 200  # small bodies pass
+
+
+def test_hostile_bench_cases_pass_against_the_test_server(server: str, tmp_path: Path) -> None:
+    """python -m mmdemo.hostile_bench's cases, in process: each refused clearly or answered, under 300 MB, no hang."""
+    import os
+
+    from mmdemo import hostile_bench as hb
+
+    session = hb.Session(server, tmp_path, timeout=60)
+    results = [hb.run_case(session, case, os.getpid()) for case in hb.cases(session)]
+    assert all(r.ok for r in results), hb.table(results)
