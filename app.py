@@ -20,16 +20,20 @@ from typing import Any
 import gradio as gr
 import numpy as np
 from PIL import Image
+from starlette.middleware import Middleware
 
 from mmdemo.checkpoint import CheckpointError, read_metrics
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.evaluate import most_attended_region, region_holds
 from mmdemo.grid import grid_folder, paper_table, pct, results_table
 from mmdemo.inference import InputError, Prediction, Predictor
+from mmdemo.limits import MAX_FILE_BYTES, MAX_SEED
 from mmdemo.plots import attention_heatmap, overlay, step_highlights
 from mmdemo.registry import Registry
+from mmdemo.serving import Drain, GuardMiddleware, serve_until_stopped
 
-MAX_UPLOAD = "20mb"
+MAX_UPLOAD = MAX_FILE_BYTES  # bytes per uploaded file (mmdemo.limits; README "Limits")
+SEED_RULE = f"The seed must be a whole number from 0 to {MAX_SEED}, or -1 for a random scene."
 EXAMPLE_SEEDS = (3, 14, 27, 42, 58, 99)
 EXAMPLE_QUESTIONS = (
     "What shape is the red object?",
@@ -53,9 +57,25 @@ class SafeImage(gr.Image):
             raise gr.Error(f"Not a readable image ({type(e).__name__}).", print_exception=False) from None
 
 
+class SeedNumber(gr.Number):
+    """gr.Number for the scene seed: a value that is not a number (NaN, text, a list) is a clear message."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (TypeError, ValueError, OverflowError):
+            raise gr.Error(SEED_RULE, print_exception=False) from None
+
+
+# gr.Error renders its message as HTML: keep the characters that are markup out of it (escaping them would show
+# clients a literal "&#x27;"), so every client reads the same plain text.
+_PLAIN = str.maketrans({"<": "‹", ">": "›", "&": "+"})
+
+
 def _error(message: str) -> gr.Error:
-    # gr.Error may render HTML: escape whatever came from the input.
-    return gr.Error(html.escape(message), print_exception=False)
+    return gr.Error(message.translate(_PLAIN), print_exception=False)
 
 
 # ------------------------------------------------------------------------------------------ handlers
@@ -74,6 +94,9 @@ class Handlers:
 
     def random_scene(self, seed: float | None) -> tuple[np.ndarray, list[dict], int, str]:
         """A new generated scene: image, scene (ground truth), the seed used, and a caption."""
+        usable = seed is None or seed == -1 or (isinstance(seed, (int, float)) and 0 <= seed <= MAX_SEED and float(seed).is_integer())
+        if not usable:  # a seed past 64 bits cannot even be sent back: the client would wait forever
+            raise _error(SEED_RULE)
         seed = int(np.random.default_rng().integers(0, 1_000_000)) if seed is None or seed < 0 else int(seed)
         scene = soc.random_scene(soc.scene_rng("val", seed, 0))
         return soc.render(scene), scene.to_dict(), seed, f"Generated scene, seed **{seed}** (ground truth known)."
@@ -118,8 +141,14 @@ class Handlers:
             view,
         )
 
+    def photo_default(self) -> str | None:
+        """The shipped photo model's name, when this registry has it (what no photo checkpoint name means)."""
+        folder = self.registry.default("match")
+        return self.registry.name(folder) if (folder / "model.safetensors").is_file() else None
+
     def photo_match(self, image: Any, sentence: str, checkpoint: str | None):
         """Photos mode: match probability, per-word attention heatmap, overlay + step slider, step weights."""
+        checkpoint = checkpoint or self.photo_default()
         if not checkpoint:
             raise _error("No photo (image-text matching) checkpoint found under checkpoints/.")
         predictor = self.predictor(checkpoint)
@@ -136,6 +165,7 @@ class Handlers:
         """Search by sentence: the example photos ranked by P(match) for the sentence."""
         from mmdemo.photos import gallery
 
+        checkpoint = checkpoint or self.photo_default()
         if not checkpoint:
             raise _error("No photo (image-text matching) checkpoint found under checkpoints/.")
         predictor = self.predictor(checkpoint)
@@ -286,7 +316,7 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
                 with gr.Column(scale=1):
                     image = SafeImage(type="filepath", image_mode=None, label="Image", height=300, elem_id="image")
                     with gr.Row():
-                        seed = gr.Number(value=-1, precision=0, label="seed (-1: random)", minimum=-1, elem_id="seed")
+                        seed = SeedNumber(value=-1, precision=0, label="seed (-1: random)", minimum=-1, maximum=MAX_SEED, elem_id="seed")
                         new_scene = gr.Button("New random scene", elem_id="new-scene")
                     scene_info = gr.Markdown("Upload an image, pick an example, or generate a scene.")
                     question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[0], max_length=10_000, elem_id="question")
@@ -373,13 +403,24 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
     return demo
 
 
-def launch_kwargs() -> dict[str, Any]:
-    """Local by default (127.0.0.1:7860; GRADIO_SERVER_NAME/PORT override); never a share link."""
-    return {"share": False, "max_file_size": MAX_UPLOAD, "show_error": False}
+def launch_kwargs(drain: Drain | None = None) -> dict[str, Any]:
+    """Local by default (127.0.0.1:7860; GRADIO_SERVER_NAME/PORT override); never a share link; request bodies
+    capped (mmdemo.serving) and, with a drain, counted for a graceful SIGTERM."""
+    middleware = [Middleware(GuardMiddleware, drain=drain or Drain())]
+    return {"share": False, "max_file_size": MAX_UPLOAD, "show_error": False, "app_kwargs": {"middleware": middleware}}
+
+
+def pending_events(demo: gr.Blocks) -> int:
+    """Events gradio has accepted and not yet delivered (queued, running or being sent back)."""
+    pending = getattr(getattr(demo, "_queue", None), "pending_event_ids_session", {})
+    return sum(len(ids) for ids in list(pending.values()))
 
 
 if __name__ == "__main__":
     demo = build_demo(Predictor.load())
     # Requests run in threads sharing one read-only model; 4 at once keeps 2-core latency sane.
     demo.queue(default_concurrency_limit=4, max_size=64, api_open=False)
-    demo.launch(**launch_kwargs())
+    drain = Drain()
+    demo.launch(**launch_kwargs(drain), prevent_thread_lock=True)
+    # SIGTERM: no new requests, the accepted ones finish (bounded), one log line, exit 0.
+    raise SystemExit(serve_until_stopped(drain, lambda: pending_events(demo), lambda: demo.close(verbose=False)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from dataclasses import fields
@@ -130,15 +131,27 @@ def cmd_train(args: argparse.Namespace) -> None:
         )
     except ValueError as e:
         raise CliError(str(e)) from None
+    for name in ("epochs", "lr", "frames", "attn_supervision", "val_fraction"):
+        if not math.isfinite(getattr(args, name)):
+            raise CliError(f"--{name.replace('_', '-')} must be a finite number")
     for name in ("epochs", "train_images", "batch_images", "lr"):
         if getattr(args, name) <= 0:
             raise CliError(f"--{name.replace('_', '-')} must be positive")
+    for name in ("threads", "max_steps"):
+        if getattr(args, name) < 0:
+            raise CliError(f"--{name.replace('_', '-')} must be >= 0")
+    if not 0 <= args.seed < 2**32:
+        raise CliError("--seed must be from 0 to 2**32 - 1")
     if args.attn_supervision < 0:
         raise CliError("--attn-supervision must be >= 0")
     if not 0 < args.val_fraction < 1:
         raise CliError("--val-fraction must be between 0 and 1")
     if not 0 <= args.frames <= 1:
         raise CliError("--frames must be between 0 and 1")
+    from mmdemo.model import pick_device
+
+    check_out(Path(args.out))
+    pick_device(args.device)  # an unusable --device fails now, not after the data is built
     train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     if own_data:
         from mmdemo.manifest import ManifestError
@@ -159,8 +172,21 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(json.dumps({k: metrics[k] for k in ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding")}))
 
 
+def check_out(out: Path) -> None:
+    """The checkpoint folder can be written: not a file, under a folder we may write in (checked before training)."""
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out} is a file; it must name a folder")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CliError(f"--out {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"--out {out}: {parent} is not writable")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from mmdemo.checkpoint import DEFAULT, METRICS, load_checkpoint
+    from mmdemo.checkpoint import DEFAULT, load_checkpoint, write_metrics
     from mmdemo.data.sort_of_clevr import test_split
     from mmdemo.evaluate import evaluate_model
     from mmdemo.model import pick_device
@@ -176,7 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if "train" in config:
         metrics["train_seconds"] = config["train"].get("seconds")
     if args.write and args.wording == "canonical":
-        (folder / METRICS).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+        write_metrics(folder, metrics)
     print(format_metrics(metrics))
     if args.json:
         print(json.dumps({k: metrics[k] for k in SUMMARY_KEYS}))
@@ -231,6 +257,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from mmdemo.bench import run_bench
 
+    if args.steps < 1 or args.runs < 1:
+        raise CliError("--steps and --runs must be >= 1")
     result = run_bench(args.checkpoint, args.device, args.steps, args.runs, args.baseline)
     for k, v in result.items():
         print(f"{k:>26}: {v}")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from mmdemo.config import ModelConfig
+from mmdemo.limits import MAX_JSON_BYTES
 from mmdemo.model import FusionRNN
 
 WEIGHTS = "model.safetensors"
@@ -44,26 +46,40 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     path = folder / CONFIG
     if not path.is_file() or not (folder / WEIGHTS).is_file():
         raise CheckpointError(f"{folder} is not a checkpoint: it needs {CONFIG} and {WEIGHTS}")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{path} is over {MAX_JSON_BYTES // 2**20} MB: not an mmdemo checkpoint config")
     try:
         config = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path} is not valid JSON: nested too deeply") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an mmdemo checkpoint config (format must be {FORMAT!r})")
     return config
 
 
-def describe_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
-    """Human-readable differences between a model's parameters and a state dict."""
-    expected = model.state_dict()
-    problems = [f"missing weight {k}" for k in expected if k not in state]
-    problems += [f"unexpected weight {k}" for k in state if k not in expected]
+def describe_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor] | dict[str, tuple[int, ...]]) -> list[str]:
+    """Human-readable differences between a model's parameters and a state dict (tensors or their shapes)."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(v) for k, v in state.items()}
+    problems = [f"missing weight {k}" for k in expected if k not in found]
+    problems += [f"unexpected weight {k}" for k in found if k not in expected]
     problems += [
-        f"{k}: checkpoint has shape {tuple(state[k].shape)}, config expects {tuple(v.shape)}"
+        f"{k}: checkpoint has shape {found[k]}, config expects {v}"
         for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
+        if k in found and found[k] != v
     ]
     return problems
+
+
+def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape from a safetensors header, without reading any weight."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - safe_open is not iterable
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from None
 
 
 def load_checkpoint(folder: str | Path | None = None, device: torch.device | str = "cpu") -> tuple[FusionRNN, dict[str, Any]]:
@@ -74,25 +90,51 @@ def load_checkpoint(folder: str | Path | None = None, device: torch.device | str
         cfg = ModelConfig.from_dict(config["model"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{folder / CONFIG}: bad model config: {e}") from None
+    # Compare the header's shapes with a model built on the meta device (no memory) before allocating anything:
+    # a config.json that asks for a huge model is refused for the price of reading a header.
+    with torch.device("meta"):
+        skeleton = FusionRNN(cfg)
+    problems = describe_mismatch(skeleton, weight_shapes(folder / WEIGHTS))
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise CheckpointError(f"{folder}: weights do not match config.json: {shown}")
     try:
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{folder / WEIGHTS} is not a readable safetensors file: {e}") from None
     model = FusionRNN(cfg)
-    problems = describe_mismatch(model, state)
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise CheckpointError(f"{folder}: weights do not match config.json: {shown}")
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), config
 
 
 def read_metrics(folder: str | Path) -> dict[str, Any] | None:
+    """metrics.json as a dict; None when it is missing, too large or not a JSON object."""
     path = Path(folder) / METRICS
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        if path.stat().st_size > MAX_JSON_BYTES:
+            return None
+        metrics = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
+    return metrics if isinstance(metrics, dict) else None
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (an undefined metric, e.g. AUC with one class) -> None, all the way down."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> Path:
+    """Write metrics.json as strict JSON (an undefined metric is null, never NaN); returns its path."""
+    path = Path(folder) / METRICS
+    path.write_text(json.dumps(_finite(metrics), indent=2, allow_nan=False) + "\n")
+    return path
 
 
 def find_checkpoints(root: str | Path = ROOT) -> list[Path]:

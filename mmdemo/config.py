@@ -15,6 +15,23 @@ REGION_FEATURES = ("raw", "semantic")
 ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 
 
+# Sizes a model may have: far beyond every shipped model, small enough that no config can ask for an absurd
+# allocation (image_size and max_tokens shape every request; MiniLM reads at most 512 tokens).
+INT_RANGES = {
+    "text_dim": (1, 4096), "image_channels": (3, 4096), "hidden_dim": (1, 4096), "attn_dim": (1, 4096),
+    "image_size": (8, 1024), "grid": (1, 32), "num_hops": (1, 8), "max_tokens": (2, 512),
+}
+
+
+KIND_NAMES = {int: "a whole number", bool: "true or false", str: "a string"}
+
+
+def _short(value: Any) -> str:
+    """repr(value), cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a model; saved as config.json beside the weights."""
@@ -54,6 +71,7 @@ class ModelConfig:
     task: str = "sort-of-clevr"  # what the labels mean; shown in the UI
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
         if self.fusion not in FUSIONS:
@@ -78,8 +96,21 @@ class ModelConfig:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
-        if self.num_hops < 1 or self.grid < 1 or self.max_tokens < 2:
-            raise ValueError("num_hops, grid must be >= 1 and max_tokens >= 2")
+
+    def _check_types(self) -> None:
+        """Every field has its declared type and every size its range (a config.json is data from disk)."""
+        kinds = {"int": int, "bool": bool, "str": str}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = kinds.get(str(f.type))
+            if kind is not None and (type(value) is not kind):  # bool is not an int here, nor 12.5 or "64"
+                raise ValueError(f"{f.name} must be {KIND_NAMES[kind]}, got {_short(value)}")
+            if f.name in INT_RANGES and not INT_RANGES[f.name][0] <= value <= INT_RANGES[f.name][1]:
+                low, high = INT_RANGES[f.name]
+                raise ValueError(f"{f.name} must be from {low} to {high}, got {value}")
+        labels = self.labels
+        if not isinstance(labels, tuple) or not labels or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels):
+            raise ValueError(f"labels must be distinct non-empty strings, got {_short(labels)}")
 
     @property
     def num_regions(self) -> int:
@@ -99,6 +130,8 @@ class ModelConfig:
             raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
         d = dict(d)
         if "labels" in d:
+            if not isinstance(d["labels"], (list, tuple)):
+                raise ValueError(f"labels must be a list, got {_short(d['labels'])}")
             d["labels"] = tuple(d["labels"])
         return cls(**d)
 

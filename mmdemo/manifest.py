@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmdemo.limits import MAX_TEXT_CHARS
 from mmdemo.text import clean_text
 
 TASKS = ("classify", "match")
@@ -39,26 +40,42 @@ class Row:
 
 
 def _records(path: Path) -> list[tuple[int, dict]]:
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        out = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{path.name} line {n}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise ManifestError(f"{path.name} line {n}: each line must be a JSON object")
-            out.append((n, rec))
-        return out
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or "image" not in reader.fieldnames or "text" not in reader.fieldnames:
-                raise ManifestError(f"{path.name}: the header must name the columns image and text (got {reader.fieldnames})")
-            return [(n, rec) for n, rec in enumerate(reader, start=2)]
+    """(line, record) pairs; utf-8 with or without a byte-order mark; a bad line is a ManifestError."""
+    try:
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            return _jsonl_records(path)
+        if path.suffix.lower() == ".csv":
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                if not reader.fieldnames or "image" not in reader.fieldnames or "text" not in reader.fieldnames:
+                    raise ManifestError(f"{path.name}: the header must name the columns image and text (got {reader.fieldnames})")
+                out: list[tuple[int, dict]] = []
+                try:
+                    for rec in reader:
+                        out.append((len(out) + 2, rec))
+                except csv.Error as e:  # e.g. a field over csv.field_size_limit()
+                    raise ManifestError(f"{path.name} row {len(out) + 2}: {e}") from None
+                return out
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path.name}: not UTF-8 text (byte {e.start})") from None
     raise ManifestError(f"{path.name}: a manifest must be .csv or .jsonl")
+
+
+def _jsonl_records(path: Path) -> list[tuple[int, dict]]:
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{path.name} line {n}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise ManifestError(f"{path.name} line {n}: not valid JSON (nested too deeply)") from None
+        if not isinstance(rec, dict):
+            raise ManifestError(f"{path.name} line {n}: each line must be a JSON object")
+        out.append((n, rec))
+    return out
 
 
 def read_manifest(
@@ -102,6 +119,8 @@ def read_manifest(
                 bad.append(f"unreadable image {image_field}: {e}")
         if not text:
             bad.append("empty text")
+        elif len(str(rec.get("text"))) > MAX_TEXT_CHARS:
+            bad.append(f"text over {MAX_TEXT_CHARS:,} characters")
         if task == "classify":
             if label is None:
                 bad.append("no label")

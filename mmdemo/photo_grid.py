@@ -20,7 +20,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from mmdemo.checkpoint import METRICS, ROOT
+from mmdemo.checkpoint import METRICS, ROOT, write_metrics
 from mmdemo.config import REGION_FEATURES, ModelConfig, TrainConfig
 from mmdemo.grid import pct
 
@@ -107,7 +107,7 @@ def evaluate_all(manifest: str, cache_dir: str | None, root: Path = PHOTO_ROOT, 
         model, _ = load_checkpoint(folder, "cpu")
         metrics = json.loads((folder / METRICS).read_text())
         metrics.update(measure(model))
-        (folder / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+        write_metrics(folder, metrics)
         print(name, json.dumps(metrics), flush=True)
     zero_shot = {k: v for k, v in measure(ZeroShotBridge(BASE)).items() if not k.endswith("accuracy") and not k.startswith("photo_cases")}  # uncalibrated: no threshold
     (root / ZERO_SHOT).write_text(json.dumps(zero_shot, indent=2) + "\n")

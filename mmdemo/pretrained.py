@@ -38,15 +38,20 @@ def encoder_id() -> str:
     return f"efficientnet-lite0-{digest}"
 
 
-@lru_cache(maxsize=1)
 def load_efficientnet() -> nn.Module:
     """The frozen network (eval mode, CPU), loaded once per process and shared by every model."""
+    with _lock:  # concurrent first requests: one load, not one each
+        return _load_efficientnet()
+
+
+@lru_cache(maxsize=1)
+def _load_efficientnet() -> nn.Module:
     import contextlib
     import io
 
     from efficientnet_lite_pytorch import EfficientNet
 
-    with _lock, contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
         net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights_path()))
     net.eval()
     for p in net.parameters():

@@ -61,8 +61,13 @@ class Registry:
     def choices(self, task: str | None = None) -> list[tuple[str, str]]:
         return [(self.label(f), self.name(f)) for f in self.folders(task)]
 
+    def default(self, task: str = "sort-of-clevr") -> Path:
+        """The shipped default folder for a task under this root: what no checkpoint name means."""
+        return self.root / (DEFAULT_PHOTOS if task == "match" else DEFAULT).relative_to(ROOT)
+
     def get(self, name: str | None) -> Predictor:
-        folder = (self.root / name) if name else next(iter(self.folders()), self.root / DEFAULT.relative_to(ROOT))
+        """The Predictor for a checkpoint name; None or "" means the shipped default (never the first folder found)."""
+        folder = (self.root / name) if name else self.default()
         key = folder.resolve()
         with self._lock:
             if key not in self._cache:

@@ -23,8 +23,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -42,11 +45,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rss_mb(pid: int) -> float:
+def _status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field}")
+
+
+def _rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmRSS")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM) since it started or since reset_peak_rss."""
+    return _status_mb(pid, "VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Set the process's peak resident memory back to its current size (Linux: /proc/PID/clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -72,15 +89,25 @@ def make_client(url: str, shared_tls: bool = True):  # -> gradio_client.Client
     return Client(url, verbose=False, analytics_enabled=False, download_files=False, ssl_verify=verify)
 
 
+@contextmanager
+def launched_app(stderr: Any = subprocess.DEVNULL, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python app.py` on a free loopback port (env: extra variables): (process, url) once it answers; terminated on exit."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        _wait_up(url, proc)
+        yield proc, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
 def run(requests: int, clients: int, latency_calls: int) -> dict:
     from gradio_client import Client, handle_file
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_up(url, proc)
+    with launched_app() as (proc, url):
         tmp = Path(tempfile.mkdtemp())
         samples = soc.generate("val", 16, seed=99)
         jobs = []
@@ -126,9 +153,6 @@ def run(requests: int, clients: int, latency_calls: int) -> dict:
         errors += soak(requests // 2, requests)
         soak_s = time.perf_counter() - start
         rss_after = _rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     [(model_p50, _)] = predict_latency([Predictor.load()], 100)
     p50, p95 = float(np.percentile(timings["/answer"], 50)), float(np.percentile(timings["/answer"], 95))
     return {

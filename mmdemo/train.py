@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from mmdemo.batch import images_to_tensor, pad_token_ids
-from mmdemo.checkpoint import METRICS, save_checkpoint
+from mmdemo.checkpoint import save_checkpoint, write_metrics
 from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN, pick_device
@@ -112,5 +110,5 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
     save_checkpoint(model, cfg.out, extra)
     metrics = evaluate_model(model, device)
     metrics["train_seconds"] = round(seconds, 1)
-    Path(cfg.out, METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(cfg.out, metrics)
     return model, metrics

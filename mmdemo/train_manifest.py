@@ -10,7 +10,6 @@ the label: the text-only and image-only baselines (`--modality text|image`) sit 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, replace
@@ -21,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from mmdemo.batch import images_to_tensor, pad_token_ids
-from mmdemo.checkpoint import METRICS, save_checkpoint
+from mmdemo.checkpoint import save_checkpoint, write_metrics
 from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.manifest import MATCH_LABELS, Row, read_manifest, split_rows
 from mmdemo.model import FusionRNN, pick_device
@@ -224,5 +223,5 @@ def train_manifest(
         "feature_cache": {"images_encoded": data.cache_computed, "distinct_images": len(data.images)},
     }
     save_checkpoint(model, cfg.out, extra)
-    Path(cfg.out, METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(cfg.out, metrics)
     return model, metrics

@@ -24,3 +24,17 @@ def tiny_config(**overrides) -> ModelConfig:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+def peak_rise_mb(fn, *args, **kwargs):
+    """(fn's result or the exception it raised, how far it raised this process's peak resident memory in MB)."""
+    from mmdemo.serve_bench import _rss_mb, peak_rss_mb, reset_peak_rss
+
+    pid = os.getpid()
+    reset_peak_rss(pid)
+    before = _rss_mb(pid)
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - returned for the test to check
+        result = e
+    return result, peak_rss_mb(pid) - before

@@ -44,7 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     demo = app.build_demo(registry=Registry(root, device="cpu"), example_dir=root / "examples")
     demo.queue(default_concurrency_limit=4)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(**{**app.launch_kwargs(), "server_name": "127.0.0.1", "server_port": port, "prevent_thread_lock": True, "quiet": True})
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
@@ -251,3 +251,93 @@ def test_four_requests_in_flight_get_their_own_answers(server: str, tmp_path: Pa
         together = list(pool.map(call, list(range(4)) * 3))
     for i, probs in enumerate(together):
         assert probs == alone[i % 4]
+
+
+# ------------------------------------------------------------------------- hostile inputs (issue 16)
+
+
+def test_no_checkpoint_means_the_shipped_default(server: str, tmp_path: Path, handlers) -> None:
+    """checkpoint=None answered with the photo model: photos/ sorts before sort-of-clevr/."""
+    from gradio_client import handle_file
+
+    path = _save(tmp_path, "s.png", Image.fromarray(soc.generate("test", 1)[0].image))
+    for api_name in ("/answer", "/predict"):
+        out = _client(server).predict(handle_file(path), "What shape is the red object?", None, api_name=api_name)
+        answer = out["answer"] if api_name == "/answer" else out[1]["label"]
+        assert answer in tiny_config().labels, api_name
+    assert handlers.registry.get(None).folder == handlers.registry.root / "sort-of-clevr" / "default"
+    _head, probs, *_ = handlers.photo_match(Image.new("RGB", (64, 64)), "a cat", None)
+    assert set(probs) == {"match", "mismatch"}
+
+
+@pytest.mark.parametrize("seed", [1e30, 2**70, -5])
+def test_seed_past_the_limit_is_a_clear_error_not_a_hang(server: str, handlers, seed: float) -> None:
+    import gradio as gr
+
+    client = _client(server)
+    with pytest.raises(Exception, match="seed must be a whole number"):
+        client.submit(seed, api_name="/random_scene").result(timeout=60)
+    with pytest.raises(gr.Error, match="seed must be a whole number"):
+        handlers.random_scene(seed)
+    assert client.submit(42, api_name="/random_scene").result(timeout=60)[1] == 42  # (image, seed, caption)
+
+
+def test_seed_that_is_not_a_number_is_a_clear_error(server: str) -> None:
+    """NaN or text in raw JSON (gradio_client will not send NaN) was a bare error without a message."""
+    import httpx
+
+    for body in (b'{"data": [NaN]}', b'{"data": ["abc"]}'):
+        r = httpx.post(f"{server}gradio_api/call/random_scene", content=body, headers={"content-type": "application/json"}, timeout=60)
+        stream = httpx.get(f"{server}gradio_api/call/random_scene/{r.json()['event_id']}", timeout=60).text
+        assert "event: error" in stream and "seed must be a whole number" in stream, stream
+
+
+def test_error_messages_reach_clients_as_plain_text(server: str) -> None:
+    """gr.Error text was HTML-escaped: API clients read 'click &#x27;New random scene&#x27;'."""
+    import app
+
+    with pytest.raises(Exception) as caught:
+        _client(server).submit("red", "move", 10, 10, "blue", api_name="/edit_scene").result(timeout=60)
+    assert "click 'New random scene' first" in str(caught.value) and "&#" not in str(caught.value)
+    message = app._error("a <b>bold</b> & 'quoted' \"name\"").message
+    assert not set(message) & set("<>&") and "'quoted' \"name\"" in message
+
+
+def test_long_thin_image_is_refused_before_any_allocation(server: str, tmp_path: Path) -> None:
+    """A 20000 x 1 PNG (about 160 bytes) grew the server by ~1.5 GB: it was padded to a square first."""
+    from conftest import peak_rise_mb
+    from gradio_client import handle_file
+
+    client = _client(server)
+    path = _save(tmp_path, "w.png", Image.new("RGB", (20000, 1)))
+    job = client.submit(handle_file(path), "What shape is the red object?", "sort-of-clevr/default", api_name="/answer")
+    error, peak = peak_rise_mb(job.result, timeout=60)  # the server runs in this process
+    assert "longest side" in str(error) and peak < 300
+    ok = client.predict(handle_file(_save(tmp_path, "h.png", Image.new("RGB", (1, 8000)))), "Is it red?", "sort-of-clevr/default", api_name="/answer")
+    assert ok["answer"] in tiny_config().labels
+
+
+def test_request_body_over_the_limit_is_refused_unread(server: str) -> None:
+    """An image inline as a data: URL skipped the upload limit (100 MB accepted, +685 MB): bodies are capped."""
+    import httpx
+
+    from mmdemo.limits import MAX_REQUEST_BYTES
+
+    url = f"{server}gradio_api/call/answer"
+    image = {"path": "x.png", "url": "data:image/png;base64," + "A" * MAX_REQUEST_BYTES, "meta": {"_type": "gradio.FileData"}}
+    r = httpx.post(url, json={"data": [image, "What shape?", None]}, timeout=60)
+    assert r.status_code == 413 and "request body is over" in r.json()["detail"]
+    chunked = httpx.post(url, content=iter([b"{" * 2**20] * 40), headers={"content-type": "application/json"}, timeout=60)
+    assert chunked.status_code == 413
+    assert httpx.post(url, json={"data": [None, "hi", None]}, timeout=60).status_code == 200  # small bodies pass
+
+
+def test_hostile_bench_cases_pass_against_the_test_server(server: str, tmp_path: Path) -> None:
+    """python -m mmdemo.hostile_bench's cases, in process: each refused clearly or answered, under 300 MB, no hang."""
+    import os
+
+    from mmdemo import hostile_bench as hb
+
+    session = hb.Session(server, tmp_path, timeout=60)
+    results = [hb.run_case(session, case, os.getpid()) for case in hb.cases(session)]
+    assert all(r.ok for r in results), hb.table(results)

@@ -91,3 +91,58 @@ def test_corrupt_weights_and_unknown_config_keys(tmp_path: Path) -> None:
         load_checkpoint(tmp_path)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "nope")
+
+
+# ------------------------------------------------------------------------- hostile inputs (issue 16)
+
+
+def _with_model_field(folder: Path, **fields) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config["model"].update(fields)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("value, message", [(-1, "from 1 to"), (0, "from 1 to"), ("abc", "whole number"), (12.5, "whole number"), (True, "whole number")])
+def test_config_sizes_are_checked_by_type_and_range(tmp_path: Path, value: object, message: str) -> None:
+    save_checkpoint(FusionRNN(tiny_config()), tmp_path)
+    _with_model_field(tmp_path, hidden_dim=value)
+    with pytest.raises(CheckpointError, match=f"hidden_dim must be.*{message}"):
+        load_checkpoint(tmp_path)
+
+
+def test_deeply_nested_or_huge_config_is_refused(tmp_path: Path) -> None:
+    save_checkpoint(FusionRNN(tiny_config()), tmp_path)
+    (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "config.json").write_text('{"format": "' + "x" * 2**21 + '"}')
+    with pytest.raises(CheckpointError, match="over 1 MB"):
+        load_checkpoint(tmp_path)
+
+
+def test_weights_shapes_are_checked_before_the_model_is_built(tmp_path: Path) -> None:
+    """config.json asking for hidden_dim 4096 beside tiny weights is refused from the safetensors header (no 400 MB)."""
+    from conftest import peak_rise_mb
+
+    save_checkpoint(FusionRNN(tiny_config()), tmp_path)
+    _with_model_field(tmp_path, hidden_dim=4096)
+    error, peak = peak_rise_mb(load_checkpoint, tmp_path)
+    assert isinstance(error, CheckpointError) and "do not match" in str(error) and "4096" in str(error)
+    assert peak < 100
+
+
+def test_metrics_json_is_strict_json_when_a_metric_is_undefined(tmp_path: Path, monkeypatch) -> None:
+    """A NaN metric (e.g. an AUC with one class) is written as null: metrics.json stays JSON."""
+    import mmdemo.evaluate
+    from mmdemo.config import TrainConfig
+    from mmdemo.train import train
+
+    monkeypatch.setattr(mmdemo.evaluate, "evaluate_model", lambda model, device: {"overall": float("nan"), "per": [float("inf"), 0.5]})
+    cfg = TrainConfig(out=str(tmp_path / "ck"), train_images=4, batch_images=2, max_steps=1, device="cpu")
+    train(tiny_config(text_encoder="learned"), cfg, progress=False)
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    metrics = json.loads((tmp_path / "ck" / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["overall"] is None and metrics["per"] == [None, 0.5]

@@ -111,3 +111,48 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, smoke_checkpoint: Path, sc
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in r.stderr, (name, r.stderr)
         assert expected.lower() in lines[0].lower(), (name, lines[0])
+
+
+# ------------------------------------------------------------------------- hostile inputs (issue 16)
+
+
+def _hostile_cli_inputs(tmp: Path, png: Path) -> dict[str, tuple[list[str], str]]:
+    from conftest import tiny_config
+
+    from mmdemo.checkpoint import save_checkpoint
+    from mmdemo.model import FusionRNN
+
+    configs = {"minus": -1, "text": "abc", "fraction": 12.5}
+    for name, value in configs.items():
+        folder = save_checkpoint(FusionRNN(tiny_config()), tmp / name)
+        config = json.loads((folder / "config.json").read_text())
+        config["model"]["hidden_dim"] = value
+        (folder / "config.json").write_text(json.dumps(config))
+    save_checkpoint(FusionRNN(tiny_config()), tmp / "nested")
+    (tmp / "nested" / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp / "a-file").write_text("not a folder")
+    tiny = ["--train-images", "8", "--batch-images", "4", "--max-steps", "1", "--quiet", "--out", str(tmp / "out")]
+    predict = ["predict", "--image", str(png), "--text", "hi"]
+    return {
+        "predict --device bogus": ([*predict, "--device", "bogus"], "unknown device 'bogus'"),
+        "train --device bogus": (["train", *tiny, "--device", "bogus"], "unknown device 'bogus'"),
+        **{f"config hidden_dim {v!r}": ([*predict, "--checkpoint", str(tmp / k)], "hidden_dim must be") for k, v in configs.items()},
+        "config nested 100,000 deep": ([*predict, "--checkpoint", str(tmp / "nested")], "nested too deeply"),
+        "bench --runs 0": (["bench", "--runs", "0"], "--runs must be >= 1"),
+        "train --threads -1": (["train", *tiny, "--threads", "-1"], "--threads must be >= 0"),
+        "train --hidden-dim -5": (["train", *tiny, "--hidden-dim", "-5"], "hidden_dim must be from 1"),
+        "train --hidden-dim 0": (["train", *tiny, "--hidden-dim", "0"], "hidden_dim must be from 1"),
+        "train --epochs nan": (["train", *tiny, "--epochs", "nan"], "--epochs must be a finite number"),
+        "train --out names a file": (["train", *tiny[:-1], str(tmp / "a-file")], "is a file"),
+    }
+
+
+def test_hostile_cli_inputs_are_one_line_exit_2(tmp_path: Path, scene_png: Path, capsys: pytest.CaptureFixture) -> None:
+    """Each was a traceback (or, for --hidden-dim 0, a useless checkpoint and exit 0); none may start training."""
+    from mmdemo.__main__ import main
+
+    for name, (args, expected) in _hostile_cli_inputs(tmp_path, scene_png).items():
+        assert main(args) == 2, name
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], (name, lines)
+    assert not (tmp_path / "out").exists()

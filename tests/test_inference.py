@@ -152,3 +152,60 @@ def test_served_text_cache_is_bounded(predictor: Predictor, scene_image: np.ndar
         assert again.answer == answers[0]
     finally:
         text.cache_size = saved
+
+
+# ------------------------------------------------------------------------- hostile inputs (issue 16)
+
+
+def _png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "image", [_png(Image.new("RGB", (20000, 1))), np.zeros((1, 20000, 3)), np.zeros((10000, 1), dtype=np.uint8)], ids=["png", "floats", "uint8"]
+)
+def test_a_side_past_the_limit_is_refused_without_allocating(predictor: Predictor, scene_image: np.ndarray, image: object) -> None:
+    """A 20000 x 1 PNG was padded to a 20000 x 20000 square first: 1.2 GB for a 160-byte file."""
+    from conftest import peak_rise_mb
+
+    predictor.predict(scene_image, "What shape is the red object?")  # MiniLM is loaded before measuring
+    error, peak = peak_rise_mb(predictor.predict, image, "What shape is the red object?")
+    assert isinstance(error, InputError) and "longest side" in str(error)
+    assert peak < 50
+
+
+@pytest.mark.parametrize(
+    "image", [_png(Image.new("RGB", (8000, 1))), np.zeros((1, 8000, 3)), _png(Image.new("RGBA", (5000, 5000), (9, 9, 9, 99)))], ids=["thin", "floats", "25mp-rgba"]
+)
+def test_the_largest_allowed_images_stay_small_in_memory(predictor: Predictor, scene_image: np.ndarray, image: object) -> None:
+    """Within the limits a long thin image, a float array and a 25-megapixel RGBA image each cost under 150 MB."""
+    from conftest import peak_rise_mb
+
+    predictor.predict(scene_image, "What shape is the red object?")  # MiniLM is loaded before measuring
+    pred, peak = peak_rise_mb(predictor.predict, image, "What shape is the red object?")
+    assert isinstance(pred, Prediction) and peak < 150
+
+
+def test_huge_images_are_box_reduced_like_pillow(scene_image: np.ndarray) -> None:
+    """Images past WORK_SIDE are reduced by a band at a time: the same pixels as Pillow's reduce() of the whole."""
+    from mmdemo.inference import WORK_SIDE, _shrink
+
+    rgba = Image.fromarray(np.random.default_rng(0).integers(0, 256, (WORK_SIDE + 300, 700, 4), dtype=np.uint8))
+    assert np.array_equal(np.asarray(_shrink(rgba)), np.asarray(rgba.reduce(2)))
+    small = Image.fromarray(scene_image)
+    assert _shrink(small) is small
+
+
+def test_text_past_the_limit_is_refused(predictor: Predictor, scene_image: np.ndarray) -> None:
+    from mmdemo.limits import MAX_TEXT_CHARS
+
+    with pytest.raises(InputError, match="too long"):
+        predictor.predict(scene_image, "x" * (MAX_TEXT_CHARS + 1))
+    assert predictor.predict(scene_image, "\ufdfa" * (MAX_TEXT_CHARS // 2)).answer in predictor.cfg.labels  # NFKC x18
+
+
+def test_unknown_device_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="unknown device 'bogus'"):
+        load_predictor(device="bogus")

@@ -144,3 +144,31 @@ def test_bad_manifest_is_one_line_exit_2(tmp_path, capsys):
     assert main(["train", "--manifest", str(manifest), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "row 1: image not found: nope.png" in err[0]
+
+
+# ------------------------------------------------------------------------- hostile inputs (issue 16)
+
+
+def test_csv_with_a_byte_order_mark_is_read(tmp_path):
+    rows = _write_images(tmp_path, 2)
+    text = "image,text,label\n" + "".join(f"{r['image']},{r['text']},{r['label']}\n" for r in rows)
+    (tmp_path / "m.csv").write_text(text, encoding="utf-8-sig")  # what Excel writes
+    assert len(read_manifest(tmp_path / "m.csv", "classify", check_images=False)) == len(rows)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("big.csv", "image,text\na.png," + "x" * 200_000 + "\n", "row 2: field larger than field limit"),
+        ("deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n", "line 1: not valid JSON (nested too deeply)"),
+        ("latin1.jsonl", '{"image": "a.png", "text": "caf\xe9"}\n', "not UTF-8"),
+        ("long.jsonl", json.dumps({"image": "a.png", "text": "x" * 100_001, "label": "a"}) + "\n", "text over 100,000 characters"),
+    ],
+    ids=["csv-field-over-limit", "nested-jsonl", "not-utf8", "text-over-limit"],
+)
+def test_hostile_manifests_are_one_line_exit_2(tmp_path, capsys, name, content, message):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    (tmp_path / name).write_bytes(content.encode("latin-1" if "latin1" in name else "utf-8"))
+    assert main(["train", "--manifest", str(tmp_path / name), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
