@@ -79,8 +79,9 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path: Path) -> None:
         # The first /compare loads the nine ablation models: seconds of work, with eight quick questions queued behind.
         jobs = [client.submit(handle_file(str(scene)), question, api_name="/compare")]
         jobs += [client.submit(handle_file(str(scene)), question, "sort-of-clevr/default", api_name="/answer") for _ in range(8)]
+        joining = (Status.STARTING, Status.JOINING_QUEUE)  # submit() joins from a thread: wait until all are accepted
         deadline = time.time() + 60
-        while time.time() < deadline and jobs[0].status().code != Status.PROCESSING:
+        while time.time() < deadline and (jobs[0].status().code != Status.PROCESSING or any(j.status().code in joining for j in jobs)):
             time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
