@@ -87,6 +87,7 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def barrier() -> None:
+    """Wait for every rank (nothing with one process)."""
     if world().size > 1:
         dist.barrier()
 
