@@ -75,6 +75,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=t.threads, help="CPU threads, 0 = torch default (default %(default)s)")
     p.add_argument("--max-steps", type=int, default=t.max_steps, help="stop after this many steps, 0 = no cap (smoke runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--log-every", type=int, default=t.log_every, help="steps between progress-bar updates and loss_log entries in config.json (default %(default)s)")
+    p.add_argument("--resume", default=t.resume, metavar="DIR", help="continue the run whose state is in DIR/resume (saved when Ctrl-C or SIGTERM stopped it, or by --save-every); same flags as that run; --out defaults to DIR")
+    p.add_argument("--save-every", type=int, default=t.save_every, help="also save a resumable state every N steps (default %(default)s: only when stopped by a signal)")
+    p.add_argument("--amp", choices=("off", "bf16"), default=t.amp, help="mixed precision: bf16 autocast on a GPU (default %(default)s; refused on CPU, which trains in exact fp32)")
+    p.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=t.evaluate, help="evaluate the finished model and write metrics.json (default on; off for smoke runs and benchmarks)")
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -148,11 +153,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise CliError("--val-fraction must be between 0 and 1")
     if not 0 <= args.frames <= 1:
         raise CliError("--frames must be between 0 and 1")
+    if args.log_every <= 0 or args.save_every < 0:
+        raise CliError("--log-every must be positive and --save-every >= 0")
+    if args.resume and args.out == TrainConfig.out:
+        args.out = args.resume  # a resumed run goes on writing where it was
     from mmdemo.model import pick_device
 
     check_out(Path(args.out))
     pick_device(args.device)  # an unusable --device fails now, not after the data is built
     train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    from mmdemo.distributed import is_main
     if own_data:
         from mmdemo.manifest import ManifestError
         from mmdemo.train_manifest import train_manifest
@@ -162,14 +172,18 @@ def cmd_train(args: argparse.Namespace) -> None:
             _, metrics = train_manifest(args.manifest, args.task, model_cfg, train_cfg, labels, args.val_fraction, args.feature_cache, progress=not args.quiet)
         except ManifestError as e:
             raise CliError(str(e)) from None
-        print(f"wrote {train_cfg.out}")
-        print(json.dumps(metrics))
+        if is_main():  # under torchrun, rank 0 reports
+            print(f"wrote {train_cfg.out}")
+            if metrics:
+                print(json.dumps(metrics))
         return
     from mmdemo.train import train
 
     _, metrics = train(model_cfg, train_cfg, progress=not args.quiet)
-    print(f"wrote {train_cfg.out}")
-    print(json.dumps({k: metrics[k] for k in ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding")}))
+    if is_main():
+        print(f"wrote {train_cfg.out}")
+        if metrics:
+            print(json.dumps({k: metrics[k] for k in ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding")}))
 
 
 def check_out(out: Path) -> None:
@@ -272,14 +286,21 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from mmdemo.checkpoint import CheckpointError
+    from mmdemo.distributed import is_main
     from mmdemo.inference import InputError
+    from mmdemo.resume import Interrupted
 
     try:
         COMMANDS[args.command](args)
     except (CliError, CheckpointError, InputError, ValueError) as e:  # ValueError: e.g. an unusable --device
         message = " ".join(str(e).split())
-        sys.stderr.write(f"error: {message}\n")
+        if is_main():  # under torchrun every rank fails alike; one line is enough
+            sys.stderr.write(f"error: {message}\n")
         return 2
+    except Interrupted as e:  # Ctrl-C or SIGTERM during training: the state was saved first
+        if is_main():
+            sys.stderr.write(f"{e}\n")
+        return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

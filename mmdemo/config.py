@@ -153,5 +153,9 @@ class TrainConfig:
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int = 0  # torch CPU threads; 0 = torch's default
     max_steps: int = 0  # stop after this many steps (0 = no cap); for smoke runs
-    log_every: int = 50  # steps between progress-bar metric updates
+    log_every: int = 50  # steps between progress-bar metric updates (and loss_log entries in config.json)
+    amp: str = "off"  # mixed precision: off (exact fp32) | bf16 (autocast, CUDA only; refused on CPU)
+    save_every: int = 0  # steps between resumable saves into out/resume/ (0 = only when Ctrl-C / SIGTERM stops the run)
+    resume: str = ""  # continue the run whose resumable state is in this folder ("" = start afresh)
+    evaluate: bool = True  # evaluate the finished model and write metrics.json (off: smoke runs, benchmarks)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the checkpoint

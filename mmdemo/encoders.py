@@ -157,6 +157,14 @@ class TextEncoder(nn.Module):
             self._cache.popitem(last=False)
         return out
 
+    def remember(self, token_ids: torch.Tensor, mask: torch.Tensor, states: torch.Tensor) -> None:
+        """Cache contextual states computed elsewhere (another rank under torchrun): states (B, T', 384), T' >= T."""
+        with self._lock:
+            for row, n, state in zip(token_ids.tolist(), mask.sum(1).tolist(), states):
+                self._cache[tuple(row[:n])] = state[:n].clone()
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
     def clear_cache(self) -> None:
         self._cache.clear()
 

@@ -95,6 +95,15 @@ def attention_loss(
     With token_mask (B, T), hop 1 is held on the named object at every real step from the colour word to
     the end of the question (its loss is the mean over those steps), not only at the colour word; hop 2
     is supervised at the colour word either way."""
+    total, count = attention_loss_terms(hop_attention, targets, token_mask, eps)
+    return total / count.clamp(min=1.0)
+
+
+def attention_loss_terms(
+    hop_attention: torch.Tensor, targets: AttentionTargets, token_mask: torch.Tensor | None = None, eps: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """attention_loss as (sum over the supervised pairs, their number): several processes divide their
+    sums by the global number, so that the loss is the one of the whole batch."""
     b, t, k, _ = hop_attention.shape
     dev = hop_attention.device
     found = (targets.step >= 0).to(dev)
@@ -116,5 +125,4 @@ def attention_loss(
             mass = (at_step[:, hop] * mask).sum(-1)  # (B,)
             losses.append(-(mass + eps).log() * use)
         weights.append(use)
-    total = torch.stack(weights).sum().clamp(min=1.0)
-    return torch.stack(losses).sum() / total
+    return torch.stack(losses).sum(), torch.stack(weights).sum()

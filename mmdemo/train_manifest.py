@@ -6,10 +6,14 @@ fusion, head). `match` builds its negatives itself: every image is paired with i
 with the text of another image, from another group when the manifest has groups (mismatch). Each image
 and each text therefore appears about as often in a match as in a mismatch, so neither alone predicts
 the label: the text-only and image-only baselines (`--modality text|image`) sit at chance by design.
+
+Under torchrun each rank encodes its shard of the distinct images and texts and all ranks then share
+them (mmdemo.distributed), and each takes its shard of every step's pairs, as in mmdemo.train.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import asdict, replace
@@ -17,14 +21,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
+from mmdemo import distributed
 from mmdemo.batch import images_to_tensor, pad_token_ids
 from mmdemo.checkpoint import save_checkpoint, write_metrics
 from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.manifest import MATCH_LABELS, Row, read_manifest, split_rows
-from mmdemo.model import FusionRNN, pick_device
-from mmdemo.train import lr_at
+from mmdemo.model import FusionRNN
+from mmdemo.resume import Interrupted, StopRequest, identity, load_state, remove_state, save_state
+from mmdemo.train import StepLog, autocast, lr_at, smallest_step, step_totals, training_device
 
 
 class PairData:
@@ -39,25 +47,42 @@ class PairData:
         self.texts = sorted({r.text for r in rows})
         self.image_pos = {p: i for i, p in enumerate(self.images)}
         self.text_pos = {t: i for i, t in enumerate(self.texts)}
-        pixels = [prepare_image(load_image(p), cfg.image_size) for p in tqdm(self.images, desc="images", disable=not progress)]
+        several = distributed.world().size > 1  # then each rank encodes its shard, and all share all
+        mine = distributed.shard(len(self.images))
+        pixels = [prepare_image(load_image(p), cfg.image_size) for p in tqdm(self.images[mine], desc="images", disable=not progress)]
         self.pretrained = cfg.image_encoder != "cnn"
         if self.pretrained:
-            from mmdemo.pretrained import FeatureCache
+            from mmdemo.pretrained import FEATURE_DIM, GRID, FeatureCache
 
             cache = FeatureCache(cache_dir, max_items=0)
             feats = [cache.get(pixels[i : i + 64]) for i in tqdm(range(0, len(pixels), 64), desc="image features", disable=not progress)]
-            self.features = torch.cat(feats).half()  # (N, 1280, 7, 7), half precision as cached
-            self.cache_computed = cache.computed
+            local = torch.cat(feats).half() if feats else torch.zeros((0, FEATURE_DIM, GRID, GRID), dtype=torch.half)
+            self.features = distributed.all_rows(local)  # (N, 1280, 7, 7), half precision as cached
+            self.cache_computed = int(distributed.all_reduce_sum(torch.tensor(cache.computed)))
         else:
-            self.pixels = images_to_tensor(np.stack(pixels))  # (N, 3, S, S)
+            size = cfg.image_size
+            local = torch.from_numpy(np.stack(pixels)) if pixels else torch.zeros((0, size, size, 3), dtype=torch.uint8)
+            self.pixels = images_to_tensor(distributed.all_rows(local).numpy())  # (N, 3, S, S)
             self.cache_computed = 0
         self.token_ids, _ = tokenize(self.texts, cfg.max_tokens)
         text = model.text
         if text.kind == "minilm":  # warm the contextual cache once: then training never runs MiniLM
             text.cache_size = max(text.cache_size, len(self.texts) + 1024)
-            for i in tqdm(range(0, len(self.texts), 256), desc="text features", disable=not progress):
-                ids, mask = pad_token_ids(self.token_ids[i : i + 256])
-                text.frozen_features(ids, mask)
+            mine = distributed.shard(len(self.texts))
+            width = max(len(ids) for ids in self.token_ids)
+            local_states = []  # (n, width, 384) each, to share with the other ranks
+            for i in tqdm(range(mine.start, mine.stop, 256), desc="text features", disable=not progress):
+                ids, mask = pad_token_ids(self.token_ids[i : min(i + 256, mine.stop)])
+                states = text.frozen_features(ids, mask)  # (n, T, 384)
+                if several:
+                    local_states.append(F.pad(states, (0, 0, 0, width - states.shape[1])))
+            if several:
+                from mmdemo.encoders import MINILM_DIM
+
+                local = torch.cat(local_states) if local_states else torch.zeros((0, width, MINILM_DIM))
+                for first, shared in distributed.gather_rows(local):
+                    ids, mask = pad_token_ids(self.token_ids[first : first + len(shared)])
+                    text.remember(ids, mask, shared)
 
     def memory(self, model: FusionRNN, image_idx: list[int], device: torch.device):
         if self.pretrained:
@@ -93,6 +118,17 @@ def forward_pairs(model: FusionRNN, data: PairData, pairs: list[tuple[int, int, 
     index = torch.tensor([where[p[0]] for p in pairs], device=device)
     y = torch.tensor([p[2] for p in pairs], device=device) if targets else None
     return model.answer(memory, ids.to(device), mask.to(device), index, y)
+
+
+class PairStep(nn.Module):
+    """forward_pairs as a module's forward: the entry point DDP must see (it wraps forward, not other methods)."""
+
+    def __init__(self, model: FusionRNN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, data: PairData, pairs: list[tuple[int, int, int]], device: torch.device):
+        return forward_pairs(self.model, data, pairs, device)
 
 
 @torch.inference_mode()
@@ -178,50 +214,87 @@ def train_manifest(
     else:
         labels = MATCH_LABELS
     model_cfg = replace(base_cfg, labels=tuple(labels), task=task)
-    device = pick_device(cfg.device)
+    world = distributed.world()
+    device = training_device(cfg)
     torch.manual_seed(cfg.seed)
     model = FusionRNN(model_cfg).to(device)
-    data = PairData(rows, model, cache_dir, progress)
     rng = np.random.default_rng(cfg.seed)
     batch = max(8, cfg.batch_images * 4)  # pairs per step
     pairs_per_epoch = len(train_rows) * (2 if task == "match" else 1)
+    distributed.check_split(smallest_step(pairs_per_epoch, batch), "pairs")
     total = max(1, int(cfg.epochs * math.ceil(pairs_per_epoch / batch)))
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    started, step = time.time(), 0
-    bar = tqdm(total=total, desc=f"train {task} {model_cfg.fusion}-{model_cfg.cell}", disable=not progress, unit="step")
-    running = None
-    while step < total:
-        pairs = match_pairs(train_rows, data, rng) if task == "match" else classify_pairs(train_rows, data, labels)
-        order = rng.permutation(len(pairs))
-        for start in range(0, len(pairs), batch):
-            if step >= total:
-                break
-            model.train()
-            chunk = [pairs[i] for i in order[start : start + batch]]
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, cfg.lr, warmup=min(100, total // 10 + 1))
-            out = forward_pairs(model, data, chunk, device)
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            step += 1
-            running = out.loss.item() if running is None else 0.95 * running + 0.05 * out.loss.item()
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == total:
-                bar.set_postfix(loss=f"{running:.3f}")
-    bar.close()
-    seconds = time.time() - started
+    manifest_sha1 = hashlib.sha1(Path(manifest).read_bytes()).hexdigest()
+    run = identity(model_cfg, cfg, task=task, manifest_sha1=manifest_sha1, val_fraction=val_fraction)
+    saved = load_state(cfg.resume, model, opt, run) if cfg.resume else {}
+    main = distributed.is_main()
+    with distributed.session(device):
+        data = PairData(rows, model, cache_dir, progress and main)
+        runner = distributed.wrap(PairStep(model), find_unused=model_cfg.modality != "both")
+        step, skip, prior_seconds = saved.get("step", 0), saved.get("epoch_step", 0), saved.get("seconds", 0.0)
+        if saved:
+            rng.bit_generator.state = saved["epoch_rng"]  # the current epoch's pairs and order are drawn again
+        log = StepLog(saved)
+        started = time.time()
+        bar = tqdm(total=total, initial=step, desc=f"train {task} {model_cfg.fusion}-{model_cfg.cell}", disable=not (progress and main), unit="step")
+        with StopRequest() as stop:
+            while step < total:
+                epoch_rng = rng.bit_generator.state
+                pairs = match_pairs(train_rows, data, rng) if task == "match" else classify_pairs(train_rows, data, labels)
+                order = rng.permutation(len(pairs))
+                for start in range(skip * batch, len(pairs), batch):
+                    if step >= total:
+                        break
+                    model.train()
+                    chunk = [pairs[i] for i in order[start : start + batch]]
+                    mine = chunk[distributed.shard(len(chunk))]
+                    # This rank's share of the global mean: exactly 1.0 with one process. A rank left without
+                    # pairs by a tiny last step computes one with weight 0 (DDP needs every rank's backward).
+                    share = len(mine) * world.size / len(chunk)
+                    for group in opt.param_groups:
+                        group["lr"] = lr_at(step, total, cfg.lr, warmup=min(100, total // 10 + 1))
+                    with autocast(device, cfg.amp):
+                        out = runner(data, mine or chunk[:1], device)
+                        loss = out.loss * share
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                    opt.step()
+                    step += 1
+                    targets = torch.tensor([p[2] for p in mine], device=device, dtype=torch.long)
+                    step_loss, _, items, stopping = step_totals(out.loss, out.logits[: len(mine)], targets, stop, device)
+                    log.update(step, step_loss, 0.0, items, step % cfg.log_every == 0 or step == total, 0.95)
+                    bar.update(1)
+                    if step % cfg.log_every == 0 or step == total:
+                        bar.set_postfix(loss=f"{log.loss:.3f}")
+                    if stopping or (cfg.save_every and step % cfg.save_every == 0 and step < total):
+                        position = {"step": step, "epoch_rng": epoch_rng, "epoch_step": start // batch + 1,
+                                    "seconds": prior_seconds + time.time() - started, "world_size": world.size, **log.state()}
+                        if main:
+                            save_state(cfg.out, model, opt, run, position)
+                        if stopping:
+                            distributed.barrier()  # every rank leaves after the state is on disk
+                            bar.close()
+                            raise Interrupted(stop.signum or 15, step, total, cfg.out)
+                skip = 0
+        bar.close()
+    seconds = prior_seconds + time.time() - started
     model.eval()
-    metrics = evaluate_match(model, data, val_rows, device) if task == "match" else evaluate_classify(model, data, val_rows, device)
-    metrics.update(train_seconds=round(seconds, 1), train_rows=len(train_rows), val_rows=len(val_rows), modality=model_cfg.modality, fusion=model_cfg.fusion)
+    if not main:
+        return model, {}
     extra = {
-        "train": {**asdict(cfg), "steps": step, "seconds": round(seconds, 1), "manifest": str(manifest), "task": task},
+        "train": {**asdict(cfg), "steps": step, "seconds": round(seconds, 1), "manifest": str(manifest), "task": task,
+                  "world_size": world.size, "loss_log": log.loss_log},
         "train_device": str(device),
         "feature_cache": {"images_encoded": data.cache_computed, "distinct_images": len(data.images)},
     }
     save_checkpoint(model, cfg.out, extra)
+    remove_state(cfg.out)
+    if not cfg.evaluate:
+        return model, {}
+    metrics = evaluate_match(model, data, val_rows, device) if task == "match" else evaluate_classify(model, data, val_rows, device)
+    metrics.update(train_seconds=round(seconds, 1), train_rows=len(train_rows), val_rows=len(val_rows), modality=model_cfg.modality, fusion=model_cfg.fusion)
     write_metrics(cfg.out, metrics)
     return model, metrics
