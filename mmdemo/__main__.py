@@ -228,7 +228,7 @@ def format_metrics(metrics: dict) -> str:
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}%"
 
-    lines = [f"{k:>18}: {'n/a (no attention)' if metrics[k] is None else f'{100 * metrics[k]:.2f}%'}" for k in SUMMARY_KEYS[:6]]
+    lines = [f"{k:>18}: {'n/a (no attention)' if metrics[k] is None else f'{100 * metrics[k]:.2f}%'}" for k in SUMMARY_KEYS[:7]]
     lines.append(f"{'questions':>18}: {metrics['num_questions']} on {metrics['num_images']} images ({metrics['wording']} wording)")
     if metrics.get("causal") is not None:
         lines.append(f"{'causal':>18}: {metrics['causal']:.4f} of {metrics['causal_pairs']} question pairs with a shared prefix")
@@ -245,7 +245,7 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-SUMMARY_KEYS = ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "causal", "no_peek", "onset", "relate")
+SUMMARY_KEYS = ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "grounding_read", "causal", "no_peek", "onset", "relate")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:

@@ -11,7 +11,7 @@ import torch
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
 from mmdemo.reading import READING_KEYS, Answered, reading_metrics
-from mmdemo.supervision import region_masks
+from mmdemo.supervision import colour_step, region_masks
 
 GROUPS = {
     "nonrelational": soc.NONREL,
@@ -61,13 +61,17 @@ def evaluate_model(
     right: dict[str, list[bool]] = defaultdict(list)
     by_template: dict[str, list[bool]] = defaultdict(list)
     grounded: list[bool] = []
+    grounded_read: list[bool] = []  # the same rule over the steps from the colour word on (what a reader can know)
     answered = list(predict_samples(model, samples, device))
     for a in answered:
         q = a.question
         right[q.subtype].append(a.prediction == q.answer)
         by_template[f"{q.subtype}: {q.template}"].append(a.prediction == q.answer)
         if q.family == "nonrelational":
-            grounded.append(region_holds(most_attended_region(a.hops[:, 0], len(a.token_ids)), model.cfg.grid, a.scene.find(q.colour)))
+            named = a.scene.find(q.colour)
+            grounded.append(region_holds(most_attended_region(a.hops[:, 0], len(a.token_ids)), model.cfg.grid, named))
+            s = max(colour_step(a.token_ids), 0)
+            grounded_read.append(region_holds(most_attended_region(a.hops[s:, 0], len(a.token_ids) - s), model.cfg.grid, named))
     attention = model.cfg.fusion == "attention"
     metrics: dict = {}
     for group, subtypes in GROUPS.items():
@@ -75,6 +79,7 @@ def evaluate_model(
         metrics[group] = round(float(np.mean(hits)), 4) if hits else None
     metrics["overall"] = round(float(np.mean([h for hs in right.values() for h in hs])), 4)
     metrics["grounding"] = round(float(np.mean(grounded)), 4) if attention and grounded else None
+    metrics["grounding_read"] = round(float(np.mean(grounded_read)), 4) if attention and grounded_read else None
     metrics["per_subtype"] = {s: round(float(np.mean(h)), 4) for s, h in sorted(right.items())}
     metrics["num_questions"] = sum(len(h) for h in right.values())
     metrics["num_images"] = len(samples)

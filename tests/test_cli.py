@@ -65,7 +65,7 @@ def test_evaluate_json_last_line(smoke_checkpoint: Path) -> None:
     r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--json", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert set(out) == {"nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "causal", "no_peek", "onset", "relate"}
+    assert set(out) == {"nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "grounding_read", "causal", "no_peek", "onset", "relate"}
     assert 0.0 <= out["causal"] <= 1.0 and 0.0 <= out["onset"] <= 1.0
     assert not (smoke_checkpoint / "metrics.json").exists() or (smoke_checkpoint / "metrics.json").stat().st_mtime < started
 
