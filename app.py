@@ -55,7 +55,7 @@ PHOTO_EXAMPLES = (
     ("camera", "a red car", False),
 )
 CSS = """
-#image img, #overlay img, #photo-overlay img, #compare-image img { image-rendering: pixelated; }
+#image img, #overlay img, #compare-image img { image-rendering: pixelated; }
 #image img, #compare-image img { height: 100%; width: auto; max-width: 100%; object-fit: contain; border: 1px solid #999; box-sizing: border-box; }
 #overlay img { border: 1px solid #999; box-sizing: border-box; }
 #compare-gallery img { image-rendering: pixelated; }
