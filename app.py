@@ -166,7 +166,7 @@ class Handlers:
     # ------------------------------------------------------------------------------------------ ask
 
     def ask(self, image: Any, question: str, checkpoint: str | None, state: dict | None):
-        """Answer, probabilities, step maps, overlay, step slider, token strip, truth, object trace, view state."""
+        """Answer, probabilities, step maps, overlay, step slider, token strip, object trace, truth, view state, hop."""
         predictor = self.predictor(checkpoint)
         try:
             pixels = predictor.prepare(image)  # decode once; predict on the exact pixels shown
@@ -186,6 +186,7 @@ class Handlers:
             *self.step_outputs(view, view["step"], 0, slider_label="RNN step (token)"),
             self.truth_markdown(scene, question, pred, predictor, view),
             view,
+            0,  # the overlay shows hop 1 again: the hop selector must say so
         )
 
     def scene_view(self, pred: Prediction, pixels: np.ndarray, predictor: Predictor, scene: soc.Scene | None, question: str) -> dict:
@@ -269,7 +270,7 @@ class Handlers:
 
     def edit_and_ask(self, state: dict | None, colour: str, action: str, x: float, y: float, other: str, question: str, checkpoint: str | None):
         """A counterfactual of the current generated scene, asked again. A refused edit is a message: the image stays."""
-        outputs = 4 + 9  # image, state, caption, message + everything ask returns
+        outputs = 4 + 10  # image, state, caption, message + everything ask returns
         skip = (gr.skip(),) * outputs
         if not state:
             return (*skip[:3], "Scene editing needs a generated scene: click **New random scene** first (or pick an example).", *skip[4:])
@@ -450,7 +451,7 @@ class Handlers:
         """Run every model the app shows first once (model, text encoder, figures, pictures), so the first click is fast."""
         if checkpoint is not None:
             image = soc.render(example_scene(EXAMPLE_SEEDS[0]))
-            *_, view = self.ask(image, "Quick question: what shape is the object closest to the red one?", checkpoint, None)
+            view = self.ask(image, "Quick question: what shape is the object closest to the red one?", checkpoint, None)[-2]
             self.show_step(view, 1, 1)
         if photo_checkpoint is not None:
             from mmdemo.photos import gallery
@@ -553,7 +554,7 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
         apply_edit = gr.Button("Apply and ask again", elem_id="apply-edit")
         edit_message = gr.Markdown(elem_id="edit-message")
 
-    outputs = [answer, probs, heatmap, overlay_img, step, tokens, trace, truth, view]
+    outputs = [answer, probs, heatmap, overlay_img, step, tokens, trace, truth, view, hop]
     asked = [image, question, checkpoint, scene]
     new_scene.click(handlers.random_scene, [seed], [image, scene, scene_info], api_name="random_scene").then(
         handlers.ask, asked, outputs, api_name=False

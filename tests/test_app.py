@@ -102,7 +102,8 @@ def test_ask_returns_answer_maps_overlay_trace_and_truth(handlers) -> None:
 
     image, scene, _ = handlers.random_scene(7)
     out = handlers.ask(image, "What shape is the object closest to the red object?", "sort-of-clevr/default", scene)
-    answer_md, probs, fig, over, slider, strip, trace, truth, view = out
+    answer_md, probs, fig, over, slider, strip, trace, truth, view, hop = out
+    assert hop == 0
     assert max(probs, key=probs.get) in answer_md and "out of domain" not in answer_md
     tokens = view["tokens"]
     assert np.array(fig["data"][0]["z"], dtype=float).shape == (11, 6 * len(tokens) - 1)  # both hops, every step
@@ -142,7 +143,7 @@ def gallery_photo() -> np.ndarray:
 
 def test_a_photo_is_marked_out_of_domain(handlers) -> None:
     """Defect 3: the scene model's answer on a photo says it means nothing and points to the Photos tab."""
-    answer_md, *_, truth, view = handlers.ask(gallery_photo(), "What shape is the red object?", "sort-of-clevr/default", None)
+    answer_md, *_, truth, view, _ = handlers.ask(gallery_photo(), "What shape is the red object?", "sort-of-clevr/default", None)
     assert "out of domain" in answer_md and "Photos" in answer_md and "only for generated scenes" in truth
     assert view["trace"][1][0].startswith("region (")  # no known objects: the most-attended regions are traced
 
@@ -178,7 +179,7 @@ def app_key(image: np.ndarray) -> str:
 
 def test_playback_walks_every_step_then_stops(handlers) -> None:
     image, state, _ = handlers.random_scene(3)
-    view = handlers.ask(image, "Is the red object at the top?", "sort-of-clevr/default", state)[-1]
+    view = handlers.ask(image, "Is the red object at the top?", "sort-of-clevr/default", state)[-2]
     timer, button, step, playing = handlers.toggle_play(False, view)
     assert timer.active and "Pause" in button.value and step == 0 and playing
     seen = [step]
