@@ -1,4 +1,4 @@
-"""Training on Sort-of-CLEVR-NL: each image is encoded once per step and answers all its 20 questions."""
+"""Training on Sort-of-CLEVR-NL: each image is encoded once per step and answers its questions, typed or spoken."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mmdemo.batch import images_to_tensor, pad_token_ids
+from mmdemo.audio import time_to_step
+from mmdemo.batch import images_to_tensor, pad_frames, pad_token_ids
 from mmdemo.checkpoint import METRICS, save_checkpoint
 from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN, pick_device
-from mmdemo.supervision import attention_loss, attention_targets
+from mmdemo.supervision import attention_loss, attention_targets, colour_step
 from mmdemo.text import tokenize
 
 
 class QuestionBatch:
-    """N images and their questions, as tensors. image_index (B,) maps each question to its image."""
+    """N images and their typed questions, as tensors. image_index (B,) maps each question to its image."""
 
     def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], cfg: ModelConfig) -> None:
         flat = [q for qs in questions for q in qs]
@@ -33,10 +34,100 @@ class QuestionBatch:
         self.targets = torch.tensor([cfg.labels.index(q.answer) for q in flat])  # (B,)
         self.questions = flat
 
+    @property
+    def question(self) -> torch.Tensor:
+        return self.token_ids
+
+    @property
+    def question_mask(self) -> torch.Tensor:
+        return self.token_mask
+
+    def colour_steps(self) -> list[int]:
+        """The step that reads each question's colour word (-1: none)."""
+        return [colour_step(row) for row in self.token_ids.tolist()]
+
     def to(self, device: torch.device) -> QuestionBatch:
         for name in ("images", "token_ids", "token_mask", "image_index", "targets"):
             setattr(self, name, getattr(self, name).to(device))
         return self
+
+
+class SpokenBatch:
+    """N images and their spoken questions: log-mel frames from a SpokenPool (utterances[i] voices questions[i])."""
+
+    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], utterances: list[list[int]], pool, cfg: ModelConfig) -> None:
+        flat = [q for qs in questions for q in qs]
+        ids = [u for us in utterances for u in us]
+        self.images = images_to_tensor(images)  # (N, 3, H, W)
+        self.frames, self.frame_mask = pad_frames([pool.frames(u) for u in ids])  # (B, L, M), (B, L)
+        self.image_index = torch.tensor([i for i, qs in enumerate(questions) for _ in qs])  # (B,)
+        self.targets = torch.tensor([cfg.labels.index(q.answer) for q in flat])  # (B,)
+        self.questions = flat
+        self.colour_ends = [float(pool.colour_ends[u]) for u in ids]  # seconds; -1 = not found
+        self.num_steps = [math.ceil((pool.offsets[u + 1] - pool.offsets[u]) / cfg.audio_stride) for u in ids]
+        self.step_seconds = cfg.step_seconds
+
+    @property
+    def question(self) -> torch.Tensor:
+        return self.frames
+
+    @property
+    def question_mask(self) -> torch.Tensor:
+        return self.frame_mask
+
+    def colour_steps(self) -> list[int]:
+        """The first step that has heard each question's whole colour word (-1: none)."""
+        return [min(time_to_step(e, self.step_seconds), n - 1) if e >= 0 else -1 for e, n in zip(self.colour_ends, self.num_steps)]
+
+    def to(self, device: torch.device) -> SpokenBatch:
+        for name in ("images", "frames", "frame_mask", "image_index", "targets"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+
+def balanced(questions: list[soc.Question], count: int) -> list[soc.Question]:
+    """The first count // 2 non-relational and the rest relational of make_questions' 20 (all 20: unchanged)."""
+    half = len(questions) // 2
+    return questions[: count // 2] + questions[half : half + count - count // 2]
+
+
+class TypedQuestions:
+    """Fresh training paraphrases every time an image comes round: more variety than fixed questions."""
+
+    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig) -> None:
+        self.model_cfg, self.frames, self.count = model_cfg, cfg.frames, cfg.questions_per_image
+
+    def batch(self, images: np.ndarray, scenes: list[soc.Scene], rng: np.random.Generator) -> QuestionBatch:
+        questions = [balanced(soc.make_questions(scene, rng, "train", self.frames), self.count) for scene in scenes]
+        return QuestionBatch(images, questions, self.model_cfg)
+
+
+class SpokenQuestions:
+    """Utterances drawn from the synthesized pool: the audio depends only on the question, so any utterance
+    fits any scene, and its answer is worked out for the scene at hand."""
+
+    def __init__(self, pool, model_cfg: ModelConfig, count: int) -> None:
+        self.pool, self.model_cfg, self.count = pool, model_cfg, count
+        families = [u.family for u in pool.utterances]
+        self.by_family = {f: np.array([i for i, x in enumerate(families) if x == f]) for f in ("nonrelational", "relational")}
+
+    @classmethod
+    def from_config(cls, model_cfg: ModelConfig, cfg: TrainConfig, progress: bool) -> SpokenQuestions:
+        """The training pool (synthesizing into cfg.spoken_data what is not cached yet)."""
+        from mmdemo.data import spoken
+
+        plan = spoken.plan_train(cfg.spoken_utterances, cfg.seed, cfg.frames)
+        pool = spoken.load_pool(plan, cfg.spoken_data, "train", spoken.feature_settings(model_cfg), cfg.synth_workers, progress)
+        return cls(pool, model_cfg, cfg.questions_per_image)
+
+    def batch(self, images: np.ndarray, scenes: list[soc.Scene], rng: np.random.Generator) -> SpokenBatch:
+        questions, picks = [], []
+        for scene in scenes:
+            ids = [*rng.choice(self.by_family["nonrelational"], self.count // 2), *rng.choice(self.by_family["relational"], self.count - self.count // 2)]
+            us = [self.pool.utterances[i] for i in ids]
+            questions.append([soc.Question(u.text, soc.answer(scene, u.subtype, u.colour, u.negate), u.family, u.subtype, u.colour, u.template) for u in us])
+            picks.append([int(i) for i in ids])
+        return SpokenBatch(images, questions, picks, self.pool, self.model_cfg)
 
 
 TRAIN_TEXT_CACHE_ITEMS = 65536  # contextual text states kept while training: every distinct sentence (~50k with frames)
@@ -60,9 +151,11 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
     order_rng = np.random.default_rng(cfg.seed)
     samples = soc.generate("train", cfg.train_images, seed=cfg.seed, wording="train", augment=True)
     images = np.stack([s.image for s in samples])  # (N, 75, 75, 3)
+    audio = model_cfg.question_input == "audio"
+    source = SpokenQuestions.from_config(model_cfg, cfg, progress) if audio else TypedQuestions(model_cfg, cfg)
     model = FusionRNN(model_cfg).to(device).train()
-    # Every distinct training sentence's frozen states stay cached (~50k with frames, ~1 GB): each is computed once.
-    model.text.cache_size = TRAIN_TEXT_CACHE_ITEMS
+    if model.text is not None:  # every distinct training sentence's frozen states stay cached (~50k with frames, ~1 GB)
+        model.text.cache_size = TRAIN_TEXT_CACHE_ITEMS
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(cfg.train_images / cfg.batch_images)
     total = max(1, int(cfg.epochs * steps_per_epoch))
@@ -78,18 +171,17 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
             if step >= total:
                 break
             idx = perm[start : start + cfg.batch_images]
-            # Fresh wordings every time an image comes round: more paraphrase variety than fixed questions.
+            # Fresh questions every time an image comes round: more variety than fixed questions.
             q_rng = np.random.default_rng([cfg.seed, step])
-            questions = [soc.make_questions(samples[i].scene, q_rng, "train", cfg.frames) for i in idx]
-            batch = QuestionBatch(images[idx], questions, model_cfg).to(device)
+            batch = source.batch(images[idx], [samples[i].scene for i in idx], q_rng).to(device)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg.lr)
-            out = model(batch.images, batch.token_ids, batch.token_mask, batch.image_index, batch.targets)
+            out = model(batch.images, batch.question, batch.question_mask, batch.image_index, batch.targets)
             loss = out.loss
             if supervise:
                 scenes = [samples[idx[i]].scene for i in batch.image_index.tolist()]
-                targets = attention_targets(batch.token_ids.cpu(), batch.questions, scenes, model_cfg.grid)
-                loss = loss + cfg.attn_supervision * attention_loss(out.hop_attention, targets, batch.token_mask if cfg.attn_hold else None)
+                targets = attention_targets(None, batch.questions, scenes, model_cfg.grid, steps=batch.colour_steps())
+                loss = loss + cfg.attn_supervision * attention_loss(out.hop_attention, targets, out.step_mask if cfg.attn_hold else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -110,7 +202,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
         "train_device": str(device),
     }
     save_checkpoint(model, cfg.out, extra)
-    metrics = evaluate_model(model, device)
+    test = soc.test_split()[: cfg.eval_images]
+    metrics = evaluate_model(model, device, test, spoken_data=cfg.spoken_data, synth_workers=cfg.synth_workers, progress=progress)
     metrics["train_seconds"] = round(seconds, 1)
     Path(cfg.out, METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     return model, metrics

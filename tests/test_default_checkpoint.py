@@ -43,7 +43,7 @@ def test_fresh_split_matches_recorded_accuracy(model, recorded: dict) -> None:
 
 
 def _answers(model, samples: list[soc.Sample]) -> list[str]:
-    return [pred for _, _, pred, _, _ in predict_samples(model, samples, pick_device("cpu"))]
+    return [a.prediction for a in predict_samples(model, samples, pick_device("cpu"))]
 
 
 def _reworded(samples: list[soc.Sample], transform) -> list[soc.Sample]:
