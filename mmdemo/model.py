@@ -17,6 +17,7 @@ from mmdemo.encoders import AudioEncoder, TextEncoder, make_image_encoder
 from mmdemo.fusion import ImageMemory, make_fusion
 
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
+PACK_ROWS = 32  # spoken batches shrink in steps of this many questions as the shorter ones end
 
 
 class ModelOutput(NamedTuple):
@@ -116,6 +117,70 @@ class FusionRNN(nn.Module):
         frozen = self.text.frozen_features(question, mask) if self.cfg.label_bridge else None  # (B, T, 384)
         return self.text(question, mask, frozen), mask, frozen
 
+    def _read_masked(
+        self, tokens: torch.Tensor, mask: torch.Tensor, memory: ImageMemory, h: torch.Tensor, c: torch.Tensor | None,
+        sims: torch.Tensor | None, prior: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every step on every question; padding steps leave the state untouched.
+        -> hidden states (B, T, H), every hop's weights (B, T, K, R), fused inputs (B, T, F)."""
+        hiddens, weights, inputs = [], [], []
+        for t in range(tokens.shape[1]):
+            step_args = () if prior is None else (prior[:, t],)
+            fused, w = self.fusion(tokens[:, t], h, memory, *step_args)  # (B, F), (B, K, R)
+            if sims is not None:  # how well this word agrees with what the step looks at, and with the best region
+                fused = torch.cat([fused, (w[:, 0] * sims[:, t]).sum(-1, keepdim=True), sims[:, t].amax(-1, keepdim=True)], dim=-1)
+            keep = mask[:, t : t + 1]  # (B, 1): padding steps leave the state untouched
+            if c is None:
+                h = torch.where(keep, self.cell(fused, h), h)
+            else:
+                h_new, c_new = self.cell(fused, (h, c))
+                h, c = torch.where(keep, h_new, h), torch.where(keep, c_new, c)
+            hiddens.append(h)
+            weights.append(w)
+            inputs.append(fused)
+        return torch.stack(hiddens, dim=1), torch.stack(weights, dim=1), torch.stack(inputs, dim=1)
+
+    def _read_packed(
+        self, steps: torch.Tensor, mask: torch.Tensor, memory: ImageMemory, h: torch.Tensor, c: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Questions sorted longest first (mask (B, T) a prefix per row): step t runs on the first n_t rows, the
+        questions still being heard, rounded up to PACK_ROWS (so the image memory is sliced once per size, not
+        once per step: each slice costs a full-size gradient in backward). Rows that ended keep their state.
+        -> as _read_masked."""
+        b, num_steps = mask.shape
+        rows = [min(b, -(-n // PACK_ROWS) * PACK_ROWS) for n in mask.sum(0).tolist()]  # (T,) non-increasing
+        views = {b: memory}
+        step_vectors = steps.unbind(1)  # T x (B, E): one backward node for all steps, not one full-size per step
+        hiddens, weights, inputs = [], [], []
+        for t in range(num_steps):
+            n = rows[t]
+            if n < h.shape[0]:
+                h, c = h[:n], None if c is None else c[:n]
+            if n not in views:
+                views[n] = memory.head(n)
+            x = step_vectors[t] if n == b else step_vectors[t][:n]
+            fused, w = self.fusion(x, h, views[n])  # (n, F), (n, K, R)
+            keep = mask[:n, t : t + 1]  # (n, 1): questions that ended keep their state
+            if c is None:
+                h = torch.where(keep, self.cell(fused, h), h)
+            else:
+                h_new, c_new = self.cell(fused, (h, c))
+                h, c = torch.where(keep, h_new, h), torch.where(keep, c_new, c)
+            hiddens.append(h)
+            weights.append(w)
+            inputs.append(fused)
+        # The packed steps (step-major, like a PackedSequence) into (B, T, ...), one copy each.
+        ran = torch.arange(b, device=mask.device)[None] < torch.tensor(rows, device=mask.device)[:, None]  # (T, B)
+        where = torch.nonzero(ran)  # (P, 2) (step, row), step-major
+        index = where[:, 0] * b + where[:, 1]  # (P,)
+
+        def unpack(parts: list[torch.Tensor], fill: float) -> torch.Tensor:
+            packed = torch.cat(parts)  # (P, ...)
+            full = packed.new_full((num_steps * b, *packed.shape[1:]), fill).index_copy(0, index, packed)
+            return full.view(num_steps, b, *packed.shape[1:]).transpose(0, 1)  # (B, T, ...)
+
+        return unpack(hiddens, 0.0), unpack(weights, 1.0 / weights[0].shape[-1]), unpack(inputs, 0.0)
+
     def answer(
         self,
         memory: ImageMemory,
@@ -137,48 +202,21 @@ class FusionRNN(nn.Module):
         sims = self.bridge_similarity(frozen, memory) if frozen is not None else None  # (B, T, R)
         # bridge_attention: each word's similarity to each region, scaled, is a prior on hop 1's scores.
         prior = self.bridge_scale * sims if self.bridge_scale is not None and sims is not None else None  # (B, T, R)
-        b, num_steps = mask.shape
-        # Spoken questions differ a lot in length (padding would be ~30% of the work): sort them longest first
-        # and run each step only on the questions still being heard, rows [:active[t]]. Typed questions keep
-        # the plain masked loop (every step on every row), so the shipped text checkpoints stay bit-identical.
-        order = mask.sum(1).argsort(descending=True, stable=True) if self.audio is not None else None  # (B,)
-        if order is not None:
-            tokens, mask, memory, h = tokens[order], mask[order], memory.select(order), h[order]
-            c = c[order] if c is not None else None
-            sims = sims[order] if sims is not None else None
-            prior = prior[order] if prior is not None else None
-            active = mask.sum(0).tolist()  # (T,) rows still speaking at each step: a prefix, after sorting
-        hiddens, weights, inputs = [], [], []
-        for t in range(num_steps):
-            n = active[t] if order is not None else b
-            rows = memory if n == b else memory.head(n)
-            step_args = () if prior is None else (prior[:n, t],)
-            fused, w = self.fusion(tokens[:n, t], h[:n], rows, *step_args)  # (n, F), (n, K, R)
-            if sims is not None:  # how well this word agrees with what the step looks at, and with the best region
-                fused = torch.cat([fused, (w[:, 0] * sims[:n, t]).sum(-1, keepdim=True), sims[:n, t].amax(-1, keepdim=True)], dim=-1)
-            keep = mask[:n, t : t + 1]  # (n, 1): padding steps leave the state untouched
-            if c is None:
-                h_n = torch.where(keep, self.cell(fused, h[:n]), h[:n])
-            else:
-                h_new, c_new = self.cell(fused, (h[:n], c[:n]))
-                h_n, c_n = torch.where(keep, h_new, h[:n]), torch.where(keep, c_new, c[:n])
-                c = c_n if n == b else torch.cat([c_n, c[n:]])
-            if n < b:  # finished rows: state kept, attention uniform, no input (their step weight is 0)
-                h_n = torch.cat([h_n, h[n:]])
-                w = torch.cat([w, w.new_full((b - n, *w.shape[1:]), 1.0 / w.shape[-1])])
-                fused = torch.cat([fused, fused.new_zeros(b - n, fused.shape[1])])
-            h = h_n
-            hiddens.append(h)
-            weights.append(w)
-            inputs.append(fused)
-        hiddens_t = torch.stack(hiddens, dim=1)  # (B, T, H)
-        hop_attention = torch.stack(weights, dim=1)  # (B, T, K, R)
+        if self.audio is not None:
+            # Spoken questions differ a lot in length: sorted longest first, each step runs only on those still
+            # being heard (typed questions keep the masked loop below, so the text checkpoints stay bit-identical).
+            order = mask.sum(1).argsort(descending=True, stable=True)  # (B,)
+            mask = mask[order]
+            hiddens_t, hop_attention, inputs_t = self._read_packed(tokens[order], mask, memory.select(order), h[order], None if c is None else c[order])
+        else:
+            order = None
+            hiddens_t, hop_attention, inputs_t = self._read_masked(tokens, mask, memory, h, c, sims, prior)
         scores = self.step_score(hiddens_t).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
         step_attention = scores.softmax(dim=-1)  # (B, T)
         pooled = torch.einsum("bt,bth->bh", step_attention, hiddens_t)  # (B, H)
-        pooled_in = torch.einsum("bt,btf->bf", step_attention, torch.stack(inputs, dim=1))  # (B, F)
+        pooled_in = torch.einsum("bt,btf->bf", step_attention, inputs_t)  # (B, F)
         logits = self.head(torch.cat([pooled, pooled_in], dim=-1))  # (B, C)
-        if order is not None:  # back to the callers' order
+        if order is not None:  # back to the caller's order
             back = order.argsort()
             logits, hop_attention, step_attention, hiddens_t, mask = (x[back] for x in (logits, hop_attention, step_attention, hiddens_t, mask))
         loss = F.cross_entropy(logits, targets) if targets is not None else None

@@ -213,21 +213,24 @@ def test_audio_model_is_causal() -> None:
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_padding_and_batching_do_not_change_spoken_answers(cell: str) -> None:
+    """More questions than PACK_ROWS, of many lengths, so the packed steps shrink several times."""
     model = FusionRNN(tiny_config(question_input="audio", audio_channels=8, cell=cell)).eval()
     images = torch.rand(2, 3, 75, 75)
-    lengths = [37, 90, 61, 12]
-    frames = torch.randn(4, 90, 40) * 3 - 7
+    lengths = [int(n) for n in np.random.default_rng(1).integers(5, 90, 70)]
+    lengths[3], lengths[50] = 90, 4
+    frames = torch.randn(70, 90, 40) * 3 - 7
     mask = torch.arange(90)[None] < torch.tensor(lengths)[:, None]
-    index = torch.tensor([0, 1, 0, 1])
+    index = torch.arange(70) % 2
     with torch.no_grad():
         batch = model(images, frames, mask, index)
-        for i, n in enumerate(lengths):
+        for i in (0, 3, 17, 50, 69):
+            n = lengths[i]
             alone = model(images[index[i] : index[i] + 1], frames[i : i + 1, :n], mask[i : i + 1, :n])
             t = alone.step_mask.shape[1]
             assert t == -(-n // model.cfg.audio_stride) and int(batch.step_mask[i].sum()) == t
             torch.testing.assert_close(batch.logits[i], alone.logits[0], rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(batch.hop_attention[i, :t], alone.hop_attention[0], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(batch.hop_attention.sum(-1), torch.ones(4, batch.hop_attention.shape[1], 2))
+    torch.testing.assert_close(batch.hop_attention.sum(-1), torch.ones(70, batch.hop_attention.shape[1], 2))
     assert (batch.step_attention[~batch.step_mask] == 0).all()
 
 
