@@ -13,7 +13,7 @@ from mmdemo.config import SPOKEN_DEFAULTS, ModelConfig
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.inference import Predictor
 from mmdemo.model import FusionRNN, pick_device
-from mmdemo.train import QuestionBatch
+from mmdemo.train import QuestionBatch, SpokenBatch, SpokenQuestions
 
 
 def _sync(device: torch.device) -> None:
@@ -57,10 +57,9 @@ def train_throughput(cfg: ModelConfig, device: torch.device, steps: int, naive: 
     return steps * len(batch.targets) / (time.perf_counter() - start)
 
 
-def spoken_train_batch(cfg: ModelConfig, images: int, spoken_data: str | Path):
+def spoken_train_batch(cfg: ModelConfig, images: int, spoken_data: str | Path) -> SpokenBatch:
     """A training batch of spoken questions: the first two shards of the training pool (cached, or made now)."""
     from mmdemo.data import spoken
-    from mmdemo.train import SpokenQuestions
 
     pool = spoken.load_pool(spoken.plan_train(2 * spoken.SHARD), spoken_data, "train", spoken.feature_settings(cfg), progress=False)
     samples = soc.generate("train", images, seed=123)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -13,6 +14,9 @@ from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
 from mmdemo.reading import READING_KEYS, Answered, reading_metrics
 from mmdemo.supervision import region_masks
+
+if TYPE_CHECKING:
+    from mmdemo.data.spoken import SpokenPool
 
 GROUPS = {
     "nonrelational": soc.NONREL,
@@ -33,7 +37,7 @@ def most_attended_region(region_attention: np.ndarray, num_tokens: int) -> int:
     return int(np.unravel_index(np.argmax(att), att.shape)[1])
 
 
-def spoken_test_pool(samples: list[soc.Sample], model: FusionRNN, folder: str | Path, workers: int = 0, progress: bool = False):
+def spoken_test_pool(samples: list[soc.Sample], model: FusionRNN, folder: str | Path, workers: int = 0, progress: bool = False) -> SpokenPool:
     """The samples' questions in held-out voices (one utterance each, in order), from the cache in `folder`."""
     from mmdemo.data import spoken
 
@@ -42,7 +46,7 @@ def spoken_test_pool(samples: list[soc.Sample], model: FusionRNN, folder: str | 
 
 @torch.inference_mode()
 def predict_samples(
-    model: FusionRNN, samples: list[soc.Sample], device: torch.device, images_per_batch: int = 50, spoken=None
+    model: FusionRNN, samples: list[soc.Sample], device: torch.device, images_per_batch: int = 50, spoken: SpokenPool | None = None
 ) -> Iterator[Answered]:
     """Every question of every sample, answered, with its per-step attention. Spoken models hear the
     questions from `spoken`, a SpokenPool with one utterance per question in order (spoken_test_pool)."""

@@ -17,7 +17,7 @@ from mmdemo.audio import decode, log_mel, step_times
 from mmdemo.batch import images_to_tensor, pad_token_ids
 from mmdemo.checkpoint import DEFAULT, load_checkpoint
 from mmdemo.errors import InputError
-from mmdemo.model import FusionRNN, pick_device
+from mmdemo.model import FusionRNN, ModelOutput, pick_device
 from mmdemo.text import clean_text, id_to_token, tokenize
 
 MAX_PIXELS = 40_000_000  # larger images (decompression bombs included) are refused before decoding
@@ -188,7 +188,7 @@ class Predictor:
         pred.step_times, pred.audio_seconds, pred.notice = times, round(len(sound.samples) / sound.sample_rate, 3), sound.notice
         return pred
 
-    def _prediction(self, out, tokens: list[str], truncated: bool) -> Prediction:
+    def _prediction(self, out: ModelOutput, tokens: list[str], truncated: bool) -> Prediction:
         probs = out.logits[0].float().softmax(-1).cpu().numpy()
         hops = out.hop_attention[0].float().cpu().numpy()  # (T, K, R)
         return Prediction(

@@ -7,6 +7,7 @@ import math
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,9 @@ from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN, pick_device
 from mmdemo.supervision import attention_loss, attention_targets, colour_step
 from mmdemo.text import tokenize
+
+if TYPE_CHECKING:
+    from mmdemo.data.spoken import SpokenPool
 
 
 class QuestionBatch:
@@ -55,7 +59,7 @@ class QuestionBatch:
 class SpokenBatch:
     """N images and their spoken questions: log-mel frames from a SpokenPool (utterances[i] voices questions[i])."""
 
-    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], utterances: list[list[int]], pool, cfg: ModelConfig) -> None:
+    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], utterances: list[list[int]], pool: SpokenPool, cfg: ModelConfig) -> None:
         flat = [q for qs in questions for q in qs]
         ids = [u for us in utterances for u in us]
         self.images = images_to_tensor(images)  # (N, 3, H, W)
@@ -106,7 +110,7 @@ class SpokenQuestions:
     """Utterances drawn from the synthesized pool: the audio depends only on the question, so any utterance
     fits any scene, and its answer is worked out for the scene at hand."""
 
-    def __init__(self, pool, model_cfg: ModelConfig, count: int) -> None:
+    def __init__(self, pool: SpokenPool, model_cfg: ModelConfig, count: int) -> None:
         self.pool, self.model_cfg, self.count = pool, model_cfg, count
         families = [u.family for u in pool.utterances]
         self.by_family = {f: np.array([i for i, x in enumerate(families) if x == f]) for f in ("nonrelational", "relational")}
