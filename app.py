@@ -1,12 +1,15 @@
-"""mmdemo's Gradio app: ask, see where the RNN looked at every step, change the scene, compare fusions.
+"""mmdemo's Gradio app: ask, watch where the RNN looks at every step, change the scene, compare fusions.
 
-Gradio only: every number comes from mmdemo (Predictor, generator, plots). Importing this module has no
-side effects; `python app.py` loads the default checkpoint once and launches.
+Gradio only: every number comes from mmdemo (Predictor, generator, reading, plots). Importing this module has
+no side effects; `python app.py` loads the default checkpoint, warms every model the app shows first, and
+launches. Element ids (for UI automation) are listed in docs/APP.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -19,21 +22,24 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio.components.plot import PlotData
 from PIL import Image
 from starlette.middleware import Middleware
 
-from mmdemo.checkpoint import CheckpointError, read_metrics
+from mmdemo import plots
+from mmdemo.checkpoint import DEFAULT, ROOT, CheckpointError, read_metrics
 from mmdemo.data import sort_of_clevr as soc
-from mmdemo.evaluate import most_attended_region, region_holds
 from mmdemo.grid import grid_folder, paper_table, pct, results_table
-from mmdemo.inference import InputError, Prediction, Predictor
+from mmdemo.inference import InputError, Prediction, Predictor, load_image, prepare_image
 from mmdemo.limits import MAX_FILE_BYTES, MAX_SEED
-from mmdemo.plots import attention_heatmap, overlay, step_highlights
+from mmdemo.plots import HOP_NAMES, hop_maps, hop_name, is_uniform, object_trace, overlay, token_strip, with_note
+from mmdemo.reading import colour_token_step, object_mass, question_roles, top_regions
 from mmdemo.registry import Registry
 from mmdemo.serving import Drain, GuardMiddleware, serve_until_stopped
 
 MAX_UPLOAD = MAX_FILE_BYTES  # bytes per uploaded file (mmdemo.limits; README "Limits")
 SEED_RULE = f"The seed must be a whole number from 0 to {MAX_SEED}, or -1 for a random scene."
+PLAY_SECONDS = 0.8  # one step per tick while playing
 EXAMPLE_SEEDS = (3, 14, 27, 42, 58, 99)
 EXAMPLE_QUESTIONS = (
     "What shape is the red object?",
@@ -43,6 +49,24 @@ EXAMPLE_QUESTIONS = (
     "Is the gray object in the top half of the image?",
     "What shape is the object furthest from the yellow object?",
 )
+# (scikit-image photo, sentence, does the sentence describe the photo?)
+PHOTO_EXAMPLES = (
+    ("chelsea", "a cat", True),
+    ("astronaut", "an astronaut", True),
+    ("coffee", "a cup of coffee", True),
+    ("rocket", "a rocket", True),
+    ("stereo_motorcycle", "a motorcycle", True),
+    ("camera", "a red car", False),
+)
+CSS = """
+#image img, #overlay img, #compare-image img { image-rendering: pixelated; }
+#image img, #compare-image img { height: 100%; width: auto; max-width: 100%; object-fit: contain; border: 1px solid #999; box-sizing: border-box; }
+#overlay img { border: 1px solid #999; box-sizing: border-box; }
+#compare-gallery img { image-rendering: pixelated; }
+"""
+# On a phone the results column sits below the inputs: after an answer, bring it (and the overlay) into view.
+SHOW_ANSWER_JS = """() => { const a = document.getElementById('answer');
+  if (a && window.innerWidth < 700) window.scrollTo({top: a.getBoundingClientRect().top + window.scrollY - 8}); }"""
 
 
 class SafeImage(gr.Image):
@@ -55,6 +79,20 @@ class SafeImage(gr.Image):
             return super().preprocess(payload)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise gr.Error(f"Not a readable image ({type(e).__name__}).", print_exception=False) from None
+
+
+class SpecPlot(gr.Plot):
+    """gr.Plot that takes a plotly figure spec (a dict from mmdemo.plots) and sends it as JSON as it is.
+
+    gr.Plot would want a plotly Figure, and building one (validation, deep copies) costs more per request
+    than the model does."""
+
+    is_template = True  # gradio's own Plot frontend
+
+    def postprocess(self, value: Any) -> PlotData | None:
+        if isinstance(value, dict):
+            return PlotData(type="plotly", plot=json.dumps(value))
+        return super().postprocess(value)
 
 
 class SeedNumber(gr.Number):
@@ -78,6 +116,21 @@ def _error(message: str) -> gr.Error:
     return gr.Error(message.translate(_PLAIN), print_exception=False)
 
 
+def pixel_key(pixels: np.ndarray) -> str:
+    """Identity of an image by its exact pixels: a scene's truth applies to these pixels and no others."""
+    arr = np.ascontiguousarray(pixels, dtype=np.uint8)
+    return hashlib.sha1(repr(arr.shape).encode() + arr.tobytes()).hexdigest()
+
+
+def example_scene(seed: int) -> soc.Scene:
+    return soc.random_scene(soc.scene_rng("val", seed, 0))
+
+
+def scene_state(scene: soc.Scene, source: str) -> dict:
+    """What the app remembers about a generated scene: its objects, the key of its pixels and where it came from."""
+    return {"objects": scene.to_dict(), "key": pixel_key(soc.render(scene)), "source": source}
+
+
 # ------------------------------------------------------------------------------------------ handlers
 # Plain functions of plain values (tested without a server); the Blocks below only wire them up.
 
@@ -85,6 +138,8 @@ def _error(message: str) -> gr.Error:
 class Handlers:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.examples = {pixel_key(soc.render(example_scene(s))): scene_state(example_scene(s), f"example scene, seed {s}") for s in EXAMPLE_SEEDS}
+        self._zero_shot: dict[str, Any] = {}
 
     def predictor(self, checkpoint: str | None) -> Predictor:
         try:
@@ -92,54 +147,188 @@ class Handlers:
         except CheckpointError as e:
             raise _error(f"That checkpoint cannot be loaded: {e}") from None
 
-    def random_scene(self, seed: float | None) -> tuple[np.ndarray, list[dict], int, str]:
-        """A new generated scene: image, scene (ground truth), the seed used, and a caption."""
+    # ------------------------------------------------------------------------------ scenes and truth
+
+    def random_scene(self, seed: float | None) -> tuple[np.ndarray, dict, str]:
+        """A new generated scene: image, its state (ground truth) and a caption with the seed used.
+
+        seed < 0 (or empty) draws a new seed every call; the seed box is left as it is."""
         usable = seed is None or seed == -1 or (isinstance(seed, (int, float)) and 0 <= seed <= MAX_SEED and float(seed).is_integer())
         if not usable:  # a seed past 64 bits cannot even be sent back: the client would wait forever
             raise _error(SEED_RULE)
         seed = int(np.random.default_rng().integers(0, 1_000_000)) if seed is None or seed < 0 else int(seed)
-        scene = soc.random_scene(soc.scene_rng("val", seed, 0))
-        return soc.render(scene), scene.to_dict(), seed, f"Generated scene, seed **{seed}** (ground truth known)."
+        scene = example_scene(seed)
+        return soc.render(scene), scene_state(scene, f"generated scene, seed {seed}"), self.scene_caption(f"generated scene, seed {seed}")
 
-    def edit(self, scene: list[dict] | None, colour: str, action: str, x: float, y: float, other: str) -> tuple[np.ndarray, list[dict], str]:
-        """A counterfactual of the current generated scene."""
-        if not scene:
-            raise _error("Scene editing needs a generated scene: click 'New random scene' first.")
+    @staticmethod
+    def scene_caption(source: str) -> str:
+        return f"**{source[0].upper() + source[1:]}** (ground truth known)."
+
+    def known_scene(self, pixels: np.ndarray, state: dict | None) -> dict | None:
+        """The scene state whose pixels these are: the current generated/edited scene, or an example; else None."""
+        key = pixel_key(pixels)
+        if state and state.get("key") == key:
+            return state
+        return self.examples.get(key)
+
+    def describe_image(self, image: Any, state: dict | None) -> tuple[dict | None, str]:
+        """On every change of image: keep the truth only if it belongs to the new pixels, and say what the image is."""
+        if image is None:
+            return None, "Upload an image, pick an example, or generate a scene."
         try:
-            edited = soc.edit_scene(soc.scene_from_dicts(scene), colour, action, int(x), int(y), other)
-        except KeyError:
-            raise _error(f"There is no {colour} object in this scene (it was removed).") from None
-        except ValueError as e:
-            raise _error(str(e)) from None
-        return soc.render(edited), edited.to_dict(), f"Edited scene: {action} the {colour} object."
+            pixels = prepare_image(load_image(image), soc.SIZE)
+        except InputError as e:
+            return None, html.escape(str(e))
+        known = self.known_scene(pixels, state)
+        if known is not None:
+            return known, self.scene_caption(known["source"])
+        if not soc.looks_like_scene(pixels):
+            return None, "Uploaded image, **not a generated scene** (the scene models only know white canvases with six colours): answers mean nothing; for photos use the **Photos** tab."
+        return None, "Uploaded image (looks like a generated scene; no ground truth)."
 
-    def ask(self, image: Any, question: str, checkpoint: str | None, scene: list[dict] | None):
-        """Answer, probabilities, heatmap, overlay at the most-attended step, step slider, token weights, truth."""
+    # ------------------------------------------------------------------------------------------ ask
+
+    def ask(self, image: Any, question: str, checkpoint: str | None, state: dict | None):
+        """Answer, probabilities, step maps, overlay, step slider, token strip, object trace, truth, view state, hop."""
         predictor = self.predictor(checkpoint)
         try:
             pixels = predictor.prepare(image)  # decode once; predict on the exact pixels shown
             pred = predictor.predict(pixels, question)
         except InputError as e:
             raise _error(str(e)) from None
-        heatmap, over, slider, highlights, view = self.attention_views(
-            pred, pixels, checkpoint, "hop-1 attention: tokens x image regions", "RNN step (token index, as in the heatmap rows)"
-        )
+        known = self.known_scene(pixels, state) if predictor.cfg.image_size == soc.SIZE else None
+        scene = soc.scene_from_dicts(known["objects"]) if known else None
+        view = self.scene_view(pred, pixels, predictor, scene, question)
+        uniform = view["uniform"]
+        title = "no attention: uniform maps (this model pools the image)" if uniform else \
+            "Where each step looked: one 5 x 5 map per token (columns) and per hop (rows)"
         return (
-            self.answer_markdown(pred, predictor), pred.probs, heatmap, over, slider, highlights,
-            self.truth_markdown(scene, question, pred, predictor), view,
+            self.answer_markdown(pred, predictor, pixels),
+            pred.probs,
+            hop_maps(view["hops"], pred.tokens, tuple(pred.grid), view["colour_step"], title),
+            *self.step_outputs(view, view["step"], 0, slider_label="RNN step (token)"),
+            self.truth_markdown(scene, question, pred, predictor, view),
+            view,
+            0,  # the overlay shows hop 1 again: the hop selector must say so
         )
 
-    def attention_views(self, pred: Prediction, pixels: np.ndarray, checkpoint: str | None, title: str, slider_label: str):
-        """Heatmap, overlay at the most-attended step, step slider, step weights on the tokens, and the view state."""
-        step = int(np.argmax(np.asarray(pred.region_attention).max(1))) if pred.tokens else 0
-        view = {"pred": pred.to_dict(), "pixels": pixels.tolist(), "checkpoint": checkpoint}
-        return (
-            attention_heatmap(np.asarray(pred.region_attention), pred.tokens, tuple(pred.grid), title),
-            self.overlay_at(view, step, 0),
-            gr.Slider(minimum=0, maximum=max(0, len(pred.tokens) - 1), value=step, step=1, label=slider_label),
-            step_highlights(pred.tokens, pred.step_attention),
-            view,
-        )
+    def scene_view(self, pred: Prediction, pixels: np.ndarray, predictor: Predictor, scene: soc.Scene | None, question: str) -> dict:
+        """Everything the step views need, computed once per answer (playback and scrubbing only read it)."""
+        hops = np.asarray(pred.hop_attention, dtype=np.float32)  # (T, K, R)
+        colour_step = colour_token_step(pred.tokens) if predictor.cfg.task == "sort-of-clevr" else -1
+        first = colour_step if colour_step >= 0 else int(np.argmax(hops[:, 0].max(1)))
+        grid = tuple(pred.grid)
+        if scene is not None:
+            roles = question_roles(scene, question)
+            objects = list(scene.objects)
+            mass = object_mass(hops, objects, grid[0])  # (T, K, O)
+            suffix = {"named": " (named)", "answer": " (answer)"}
+            if soc.parse_question(question) and soc.parse_question(question)[0] == "count":
+                suffix["answer"] = " (counted)"
+            names = [f"{o.colour} {o.shape}{suffix.get(roles.get(o.colour, ''), '')}" for o in objects]
+            colours = [plots.OBJECT_LINE[o.colour] for o in objects]
+            line_roles = [roles.get(o.colour, "") for o in objects]
+            trace_title = "Attention mass on each object per step (named object thick, answer object dashed)"
+        else:
+            regions = top_regions(hops, 4)
+            mass = hops[:, :, regions]  # (T, K, n)
+            names = [f"region ({r // grid[1]}, {r % grid[1]})" for r in regions]
+            colours, line_roles = list(plots.REGION_LINE[: len(regions)]), [""] * len(regions)
+            trace_title = "The most-attended regions per step (no known objects: not a generated scene)"
+        return {
+            "hops": hops, "tokens": pred.tokens, "grid": grid, "pixels": pixels, "colour_step": colour_step, "step": first,
+            "step_attention": pred.step_attention, "uniform": is_uniform(hops[first, 0]) and predictor.cfg.fusion != "attention",
+            "trace": (mass, names, colours, line_roles, trace_title), "shown": (first, 0),
+        }
+
+    def step_outputs(self, view: dict | None, step: float, hop: float, slider_label: str | None = None) -> tuple:
+        """Overlay, [slider,] token strip and object trace at one step: what playback and scrubbing move together."""
+        if not view:
+            return (None, gr.skip(), None, None) if slider_label else (None, None, None)
+        hops = view["hops"]
+        step = int(np.clip(step, 0, hops.shape[0] - 1))
+        hop = int(np.clip(hop, 0, hops.shape[1] - 1))
+        note = hop_name(hop) + (": no attention, uniform" if view["uniform"] else "")
+        strip = token_strip(view["tokens"], view["step_attention"], step, view["colour_step"], note)
+        trace = None
+        if view["trace"] is not None:
+            mass, names, colours, roles, title = view["trace"]
+            trace = object_trace(mass, view["tokens"], names, colours, roles, view["colour_step"], step, title)
+        over = overlay(view["pixels"], hops[step, hop], view["grid"])
+        if slider_label:
+            slider = gr.Slider(minimum=0, maximum=max(0, hops.shape[0] - 1), value=step, step=1, label=slider_label)
+            return over, slider, strip, trace
+        return over, strip, trace
+
+    def show_step(self, view: dict | None, step: float, hop: float) -> tuple:
+        """Scrubbing, playback and the hop choice. What is on screen already is not sent again: the answer
+        set the slider, and rewriting a picture's cache file while the browser reads it cuts the download."""
+        if view and view.get("shown") == (int(step), int(hop)):
+            return gr.skip(), gr.skip(), gr.skip()
+        if view:
+            view["shown"] = (int(step), int(hop))  # the session's own state object
+        return self.step_outputs(view, step, hop)
+
+    # ------------------------------------------------------------------------------------- playback
+
+    @staticmethod
+    def toggle_play(playing: bool, view: dict | None):
+        """Play from the first step, or pause: (timer, play button, step, playing)."""
+        if playing or not view:
+            return gr.Timer(active=False), gr.Button(value="▶ Play"), gr.skip(), False
+        return gr.Timer(active=True), gr.Button(value="⏸ Pause"), 0, True
+
+    @staticmethod
+    def advance(step: float, view: dict | None):
+        """One tick while playing: the next step; at the last step playback stops."""
+        if not view:
+            return gr.skip(), gr.Timer(active=False), gr.Button(value="▶ Play"), False
+        last = view["hops"].shape[0] - 1
+        nxt = min(int(step) + 1, last)
+        if nxt >= last:
+            return nxt, gr.Timer(active=False), gr.Button(value="▶ Play"), False
+        return nxt, gr.skip(), gr.skip(), True
+
+    # --------------------------------------------------------------------------------------- editor
+
+    def edit_and_ask(self, state: dict | None, colour: str, action: str, x: float, y: float, other: str, question: str, checkpoint: str | None):
+        """A counterfactual of the current generated scene, asked again. A refused edit is a message: the image stays."""
+        outputs = 4 + 10  # image, state, caption, message + everything ask returns
+        skip = (gr.skip(),) * outputs
+        if not state:
+            return (*skip[:3], "Scene editing needs a generated scene: click **New random scene** first (or pick an example).", *skip[4:])
+        scene = soc.scene_from_dicts(state["objects"])
+        try:
+            edited = soc.edit_scene(scene, colour, action, int(x), int(y), other)
+        except KeyError:
+            return (*skip[:3], f"There is no {html.escape(colour)} object in this scene (it was removed).", *skip[4:])
+        except ValueError as e:
+            return (*skip[:3], f"Not done: {html.escape(str(e))}.", *skip[4:])
+        message = f"Done: {action} the {colour} object."
+        if action == "move":
+            placed = edited.find(colour)
+            want = (int(np.clip(x, soc.HALF_SIDE, soc.SIZE - soc.HALF_SIDE - 1)), int(np.clip(y, soc.HALF_SIDE, soc.SIZE - soc.HALF_SIDE - 1)))
+            if (placed.x, placed.y) != want:
+                message = (f"Moved the {colour} object to ({placed.x}, {placed.y}), the nearest free spot to ({want[0]}, {want[1]}): "
+                           f"objects keep {soc.MIN_GAP:g} px between centres.")
+        new_state = scene_state(edited, f"edited scene ({state['source'].split(' (')[0]})")
+        image = soc.render(edited)
+        try:
+            answers = self.ask(image, question, checkpoint, new_state)
+        except gr.Error as e:
+            return (image, new_state, self.scene_caption(new_state["source"]), f"{message} The question could not be asked: {e.message}", *skip[4:])
+        return (image, new_state, self.scene_caption(new_state["source"]), message, *answers)
+
+    # --------------------------------------------------------------------------------------- photos
+
+    def zero_shot(self, predictor: Predictor):
+        """The zero-shot label bridge beside a photo model (one per checkpoint, built once)."""
+        from mmdemo.photo_eval import ZeroShotReference
+
+        key = str(predictor.folder)
+        if key not in self._zero_shot:
+            self._zero_shot[key] = ZeroShotReference(predictor.cfg)
+        return self._zero_shot[key]
 
     def photo_default(self) -> str | None:
         """The shipped photo model's name, when this registry has it (what no photo checkpoint name means)."""
@@ -147,7 +336,7 @@ class Handlers:
         return self.registry.name(folder) if (folder / "model.safetensors").is_file() else None
 
     def photo_match(self, image: Any, sentence: str, checkpoint: str | None):
-        """Photos mode: match probability, per-word attention heatmap, overlay + step slider, step weights."""
+        """Photos: the answer, probabilities, step maps, overlay + step slider, token strip, how sure to be, view."""
         checkpoint = checkpoint or self.photo_default()
         if not checkpoint:
             raise _error("No photo (image-text matching) checkpoint found under checkpoints/.")
@@ -159,7 +348,40 @@ class Handlers:
             raise _error(str(e)) from None
         p_match = pred.probs.get("match")
         head = f"## {html.escape(pred.answer)}\n" + (f"P(match) = {100 * p_match:.1f}%" if p_match is not None else "")
-        return (head, pred.probs, *self.attention_views(pred, pixels, checkpoint, "attention: words x 7x7 photo regions", "RNN step (word)"))
+        view = self.scene_view(pred, pixels, predictor, None, sentence)
+        view["trace"] = None  # one hop per word: the maps and the overlay say it all
+        over, slider, strip, _ = self.step_outputs(view, view["step"], 0, "RNN step (word)")
+        fig = hop_maps(view["hops"], pred.tokens, tuple(pred.grid), -1, f"Where each word looked: one {pred.grid[0]} x {pred.grid[1]} map per word")
+        return head, pred.probs, fig, over, slider, strip, self.photo_reference(predictor, pixels, sentence), view
+
+    def photo_reference(self, predictor: Predictor, pixels: np.ndarray, sentence: str) -> str:
+        """How sure to be: the model's measured photo-domain figures, and the zero-shot reference's score for this input."""
+        m = read_metrics(predictor.folder) or {}
+        lines = ["**How sure to be.** This model was trained on clip art."]
+        if m.get("photos_accuracy") is not None:
+            lines.append(
+                f"On {m.get('photos_val_pairs', 'n/a')} photo pairs it never saw (GCompris photos): accuracy {pct(m['photos_accuracy'])}, "
+                f"ROC AUC {m['photos_roc_auc']:.3f}; on the eight photo test cases {m.get('photo_cases_right', 'n/a')} of {m.get('photo_cases', 8)} right."
+            )
+        cfg = predictor.cfg
+        if cfg.image_encoder == "efficientnet_lite0" and cfg.text_encoder == "minilm":
+            ref = self.zero_shot(predictor)
+            cos = ref.cosine(predictor.model.image.cache.get([pixels]), sentence)
+            own, other = ref.gallery()
+            lines.append(
+                f"Zero-shot reference (the label bridge, nothing trained; photo ROC AUC {self.zero_shot_auc(predictor.folder)}): cosine **{cos:.2f}** for this "
+                f"photo and sentence. On the 12 gallery photos it gives {np.median(own):.2f} (median) to a photo's own caption and "
+                f"{np.median(other):.2f} to another photo's caption."
+            )
+        return "\n\n".join(lines)
+
+    @staticmethod
+    def zero_shot_auc(folder: Path) -> str:
+        """The zero-shot reference's measured photo ROC AUC (zero-shot.json beside the photo models), or 'n/a'."""
+        try:
+            return f"{json.loads((folder.parent / 'zero-shot.json').read_text())['photos_roc_auc']:.3f}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "n/a"
 
     def search(self, sentence: str, checkpoint: str | None) -> list[tuple[np.ndarray, str]]:
         """Search by sentence: the example photos ranked by P(match) for the sentence."""
@@ -186,67 +408,85 @@ class Handlers:
         except InputError as e:
             raise _error(str(e)) from None
 
-    @staticmethod
-    def overlay_at(view: dict | None, step: float, hop: float) -> np.ndarray | None:
-        """The image tinted by one step's (and hop's) attention."""
-        if not view:
-            return None
-        pred = view["pred"]
-        hops = np.asarray(pred["hop_attention"])  # (T, K, R)
-        step = int(np.clip(step, 0, hops.shape[0] - 1))
-        hop = int(np.clip(hop, 0, hops.shape[1] - 1))
-        return overlay(np.asarray(view["pixels"], dtype=np.uint8), hops[step, hop], tuple(pred["grid"]))
+    # ----------------------------------------------------------------------------------- markdown
 
     @staticmethod
-    def answer_markdown(pred: Prediction, predictor: Predictor) -> str:
-        conf = pred.probs[pred.answer]
+    def answer_markdown(pred: Prediction, predictor: Predictor, pixels: np.ndarray) -> str:
+        conf = f"{100 * pred.probs[pred.answer]:.1f}%"
         cut = " (the question was cut to the first tokens the model reads)" if pred.truncated else ""
+        if predictor.cfg.task == "sort-of-clevr" and not soc.looks_like_scene(pixels):
+            return (f"## {html.escape(pred.answer)} <small>(out of domain)</small>\n"
+                    f"**Out of domain:** this image does not look like a generated scene (a white canvas with objects in six colours), "
+                    f"so this answer and its confidence ({conf}) mean nothing. For photos use the **Photos** tab.")
         fusion = predictor.cfg.fusion
         note = "" if fusion == "attention" else f" This `{fusion}` model has no attention: its maps are uniform."
-        return f"## {html.escape(pred.answer)}\nconfidence {100 * conf:.1f}%{cut}.{note}"
+        return f"## {html.escape(pred.answer)}\nconfidence {conf}{cut}.{note}"
 
     @staticmethod
-    def truth_markdown(scene: list[dict] | None, question: str, pred: Prediction, predictor: Predictor) -> str:
-        if not scene:
-            return "Ground truth is known only for generated scenes."
-        s = soc.scene_from_dicts(scene)
-        truth = soc.true_answer(s, question)
+    def truth_markdown(scene: soc.Scene | None, question: str, pred: Prediction, predictor: Predictor, view: dict) -> str:
+        if scene is None:
+            return "Ground truth is known only for generated scenes (**New random scene**, the examples, the scene editor)."
+        truth = soc.true_answer(scene, question)
         if truth is None:
             return "The truth checker did not understand this question (it knows the spec's six question types)."
         verdict = "right" if truth == pred.answer else "wrong"
         lines = [f"True answer: **{truth}**; the model is **{verdict}**."]
-        parsed = soc.parse_question(question)
-        if predictor.cfg.fusion == "attention" and parsed and parsed[0] in soc.NONREL:
-            region = most_attended_region(np.asarray(pred.region_attention), len(pred.tokens))
-            hit = region_holds(region, pred.grid[1], s.find(parsed[1]))
-            lines.append(f"Attention {'landed' if hit else 'did not land'} on the {parsed[1]} object (most-attended region r{region // pred.grid[1]},{region % pred.grid[1]}).")
+        s = view["colour_step"]
+        roles = question_roles(scene, question)
+        if predictor.cfg.fusion == "attention" and s >= 0 and roles:
+            mass = view["trace"][0]  # (T, K, O)
+            objs = list(scene.objects)
+            named = next(i for i, o in enumerate(objs) if roles.get(o.colour) == "named")
+            parts = [f"{HOP_NAMES[0]} puts {100 * mass[s, 0, named]:.0f}% of its weight on the {objs[named].colour} object"]
+            answers = [i for i, o in enumerate(objs) if roles.get(o.colour) == "answer"]
+            if answers and mass.shape[1] > 1:
+                on = sum(mass[s, 1, i] for i in answers)  # regions can hold two objects: an upper bound for counts
+                what = ", ".join(f"{objs[i].colour} {objs[i].shape}" for i in answers)
+                parts.append(f"{HOP_NAMES[1]} {100 * min(on, 1.0):.0f}% on the answer object{'s' if len(answers) > 1 else ''} ({what})")
+            lines.append(f"At the colour word ('{html.escape(pred.tokens[s])}', step {s}): " + "; ".join(parts) + ".")
         return "\n\n".join(lines)
 
-    def compare(self, image: Any, question: str) -> tuple[list[list[Any]], list[tuple[np.ndarray, str]]]:
-        """The same input through every ablation checkpoint: a table and one attention overlay each."""
-        rows, gallery = [], []
-        for fusion in ("sum", "concat", "attention"):
-            for cell in ("rnn", "lstm", "gru"):
-                folder = grid_folder(fusion, cell)
-                if not (folder / "model.safetensors").is_file():
-                    continue
-                predictor = self.predictor(self.registry.name(folder))
-                try:
-                    pixels = predictor.prepare(image)
-                    pred = predictor.predict(pixels, question)
-                except InputError as e:
-                    raise _error(str(e)) from None
-                m = read_metrics(folder) or {}
-                rows.append([
-                    f"{fusion}-{cell}", pred.answer, round(100 * pred.probs[pred.answer], 1),
-                    pct(m.get("nonrelational")), pct(m.get("relational")), pct(m.get("overall")),
-                ])
-                att = np.asarray(pred.region_attention)
-                step = int(np.argmax(att.max(1)))
-                gallery.append((overlay(pixels, att[step], tuple(pred.grid)), f"{fusion}-{cell}: {pred.answer} (step '{pred.tokens[step]}')"))
+    # ----------------------------------------------------------------------------------- compare
+
+    def compare(self, image: Any, question: str) -> tuple[np.ndarray, list[list[Any]], list[tuple[np.ndarray, str]]]:
+        """The same input through the default and every ablation checkpoint: the image compared, a table, one map each."""
+        root = self.registry.root  # the registry's copy of checkpoints/ (tests give it another root)
+        grid = [(f"{f}-{c}", grid_folder(f, c)) for f in ("sum", "concat", "attention") for c in ("rnn", "lstm", "gru")]
+        folders = [(name, root / folder.relative_to(ROOT)) for name, folder in [("default", DEFAULT), *grid]]
+        rows, gallery, pixels = [], [], None
+        for name, folder in folders:
+            if not (folder / "model.safetensors").is_file():
+                continue
+            predictor = self.predictor(self.registry.name(folder))
+            try:
+                pixels = predictor.prepare(image)
+                pred = predictor.predict(pixels, question)
+            except InputError as e:
+                raise _error(str(e)) from None
+            m = read_metrics(folder) or {}
+            rows.append([name, pred.answer, pct(pred.probs[pred.answer]), pct(m.get("nonrelational")), pct(m.get("relational")), pct(m.get("overall"))])
+            hops = np.asarray(pred.hop_attention)  # (T, K, R)
+            s = colour_token_step(pred.tokens)
+            s = s if s >= 0 else int(np.argmax(hops[:, 0].max(1)))
+            picture = overlay(pixels, hops[s, 0], tuple(pred.grid))
+            note = "no attention: uniform" if is_uniform(hops[s, 0]) else f"hop 1 at '{pred.tokens[s]}'"
+            gallery.append((with_note(picture, note), f"{name}: {pred.answer}"))
         if not rows:
-            raise _error("No ablation checkpoints found under checkpoints/sort-of-clevr/.")
-        return rows, gallery
+            raise _error("No checkpoints found under checkpoints/sort-of-clevr/.")
+        return pixels, rows, gallery
+
+    # ------------------------------------------------------------------------------------ warm-up
+
+    def warm(self, checkpoint: str | None, photo_checkpoint: str | None) -> None:
+        """Run every model the app shows first once (model, text encoder, figures, pictures), so the first click is fast."""
+        if checkpoint is not None:
+            image = soc.render(example_scene(EXAMPLE_SEEDS[0]))
+            view = self.ask(image, "Quick question: what shape is the object closest to the red one?", checkpoint, None)[-2]
+            self.show_step(view, 1, 1)
+        if photo_checkpoint is not None:
+            from mmdemo.photos import gallery
+
+            self.photo_match(gallery()[0].pixels, "a cat on a sofa", photo_checkpoint)
 
 
 def _examples(cache: Path) -> list[list[str]]:
@@ -255,50 +495,175 @@ def _examples(cache: Path) -> list[list[str]]:
     for seed, question in zip(EXAMPLE_SEEDS, EXAMPLE_QUESTIONS):
         path = cache / f"scene-{seed}.png"
         if not path.is_file():
-            Image.fromarray(soc.render(soc.random_scene(soc.scene_rng("val", seed, 0)))).save(path)
+            Image.fromarray(soc.render(example_scene(seed))).save(path)
         out.append([str(path), question])
     return out
 
 
-def _photo_examples(cache: Path) -> list[list[str]]:
+def _photo_examples(cache: Path) -> tuple[list[list[str]], list[str]]:
     from mmdemo.photos import gallery
 
     cache.mkdir(parents=True, exist_ok=True)
-    out = []
-    for photo, sentence in zip(gallery()[:6], ("a cat", "an astronaut", "a cup of coffee", "a rocket", "a motorcycle", "a red car")):
-        path = cache / f"photo-{photo.name}.png"
+    photos = {p.name: p for p in gallery()}
+    out, labels = [], []
+    for name, sentence, matches in PHOTO_EXAMPLES:
+        photo = photos[name]
+        path = cache / f"photo-{name}.png"
         if not path.is_file():
             Image.fromarray(photo.pixels).save(path)
         out.append([str(path), sentence])
-    return out
+        labels.append(f"{photo.caption} + '{sentence}'" + ("" if matches else " (a mismatch example)"))
+    return out, labels
 
 
 MODEL_CARD = """
 ### What this is
-An RNN reads the question token by token (the real MiniLM WordPiece tokens; the default model reads
-frozen contextual MiniLM states of them, so unseen wordings of a question mostly work); at every step
-a fusion brings in the image: `sum` / `concat` add or append one pooled image vector, `attention` looks at a
-5 x 5 grid of CNN regions (two hops per step). The heatmap is that attention, per step. During
-training on generated scenes, the attention was told where the named object is (an auxiliary loss);
-at inference it is on its own, and the grounding rate below is measured on held-out scenes.
+An RNN reads the question token by token (the real MiniLM WordPiece tokens); at every step a fusion
+brings in the image: `sum` / `concat` add or append one pooled image vector, `attention` looks at a
+5 x 5 grid of CNN regions with two hops per step: **hop 1 (find)** looks for the object the question
+names, **hop 2 (relate)** looks relative to it (the closest or furthest object, or the objects of the same
+shape). The maps, the overlay and the object trace are that attention, per step. During training on
+generated scenes, the attention was told where the named object is (an auxiliary loss); at inference it
+is on its own, and the grounding rate below is measured on held-out scenes.
 
 The Photos tab uses another model: frozen EfficientNet-Lite0 (7 x 7 regions) and frozen MiniLM, the
-same RNN with one attention hop per word, beside the pooled picture, trained to say whether a sentence describes a picture on ~3,000 public-domain
-Open Clip Art drawings. Its vocabulary of things comes from ImageNet's class names (the label bridge),
-which also steers where each word looks: it knows cats and cups far better than, say, astronauts, and
-it can be fooled by colours on photos (the cat with "a red car").
+same RNN with one attention hop per word, beside the pooled picture, trained to say whether a sentence
+describes a picture on ~3,000 public-domain Open Clip Art drawings. Its vocabulary of things comes from
+ImageNet's class names (the label bridge), which also steers where each word looks: it knows cats and
+cups far better than, say, astronauts, and it can be fooled by colours on photos.
 
 ### Limits
-- The Sort-of-CLEVR models know only Sort-of-CLEVR-NL scenes (six coloured squares/circles on white,
-  75 x 75 px). On a photo they still answer one of their ten labels, without meaning.
+- The scene models know only Sort-of-CLEVR-NL scenes (six coloured squares/circles on white, 75 x 75 px).
+  The app says when an image does not look like one and marks the answer as out of domain.
 - Questions outside the six spec types get one of the ten answers anyway; the truth checker shows
   when it cannot parse a question.
 - `sum` and `concat` have no attention: their maps are uniform by construction.
 """
 
 
-def build_demo(predictor: Predictor | None = None, registry: Registry | None = None, example_dir: Path | None = None) -> gr.Blocks:
-    """The whole UI over a registry of checkpoints (the given predictor is served first)."""
+# ------------------------------------------------------------------------------------------------ tabs
+
+
+def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None, example_dir: Path) -> dict:
+    """The Ask tab: image + question in; answer, overlay with playback, token strip, truth, trace and step maps out."""
+    scene = gr.State(None)
+    view = gr.State(None)
+    playing = gr.State(False)
+    timer = gr.Timer(PLAY_SECONDS, active=False)
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = SafeImage(type="filepath", image_mode=None, format="png", label="Image", height=320, elem_id="image")
+            with gr.Row():
+                seed = SeedNumber(value=-1, precision=0, label="seed (-1: a new scene every click)", minimum=-1, maximum=MAX_SEED, elem_id="seed")
+                new_scene = gr.Button("New random scene", elem_id="new-scene")
+            scene_info = gr.Markdown("Upload an image, pick an example, or generate a scene.", elem_id="scene-info")
+            question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[2], max_length=10_000, elem_id="question")
+            checkpoint = gr.Dropdown(choices=choices, value=default_choice, label="Checkpoint (measured accuracy)", elem_id="checkpoint")
+            ask = gr.Button("Ask", variant="primary", elem_id="ask")
+        with gr.Column(scale=1):
+            answer = gr.Markdown(elem_id="answer")
+            overlay_img = gr.Image(show_label=False, interactive=False, format="png", height=320, elem_id="overlay", buttons=["download"])
+            tokens = gr.HTML(elem_id="tokens")
+            with gr.Row():
+                play = gr.Button("▶ Play", elem_id="play", scale=0, min_width=110)
+                step = gr.Slider(0, 1, value=0, step=1, label="RNN step (token)", elem_id="step", scale=4)
+            hop = gr.Radio([(name, k) for k, name in enumerate(HOP_NAMES)], value=0, label="overlay shows", elem_id="hop")
+            truth = gr.Markdown(elem_id="truth")
+            probs = gr.Label(num_top_classes=4, label="Probabilities", elem_id="probs")
+    trace = SpecPlot(label="Object trace", elem_id="trace")
+    heatmap = SpecPlot(label="Both hops, every step", elem_id="heatmap")
+    gr.Examples(_examples(example_dir), inputs=[image, question], label="Examples (generated scenes: the truth is known)")
+    with gr.Accordion("Change the scene (counterfactuals)", open=False):
+        with gr.Row():
+            edit_colour = gr.Dropdown(list(soc.COLOURS), value="red", label="object", elem_id="edit-colour")
+            edit_action = gr.Radio(list(soc.EDIT_ACTIONS), value="move", label="action", elem_id="edit-action")
+            edit_other = gr.Dropdown(list(soc.COLOURS), value="blue", label="swap colour with", elem_id="edit-other")
+        with gr.Row():
+            edit_x = gr.Slider(soc.HALF_SIDE, soc.SIZE - soc.HALF_SIDE - 1, value=37, step=1, label="new x", elem_id="edit-x")
+            edit_y = gr.Slider(soc.HALF_SIDE, soc.SIZE - soc.HALF_SIDE - 1, value=37, step=1, label="new y", elem_id="edit-y")
+        apply_edit = gr.Button("Apply and ask again", elem_id="apply-edit")
+        edit_message = gr.Markdown(elem_id="edit-message")
+
+    outputs = [answer, probs, heatmap, overlay_img, step, tokens, trace, truth, view, hop]
+    asked = [image, question, checkpoint, scene]
+    new_scene.click(handlers.random_scene, [seed], [image, scene, scene_info], api_name="random_scene").then(
+        handlers.ask, asked, outputs, api_name=False
+    ).success(None, js=SHOW_ANSWER_JS)
+    image.change(handlers.describe_image, [image, scene], [scene, scene_info], api_name=False, show_progress="hidden")
+    ask.click(handlers.ask, asked, outputs, api_name="predict").success(None, js=SHOW_ANSWER_JS)
+    question.submit(handlers.ask, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS)
+    step_views = [overlay_img, tokens, trace]
+    step.change(handlers.show_step, [view, step, hop], step_views, api_name=False, show_progress="hidden")
+    hop.change(handlers.show_step, [view, step, hop], step_views, api_name=False, show_progress="hidden")
+    play.click(handlers.toggle_play, [playing, view], [timer, play, step, playing], api_name=False, show_progress="hidden")
+    timer.tick(handlers.advance, [step, view], [step, timer, play, playing], api_name=False, show_progress="hidden")
+    apply_edit.click(
+        handlers.edit_and_ask, [scene, edit_colour, edit_action, edit_x, edit_y, edit_other, question, checkpoint],
+        [image, scene, scene_info, edit_message, *outputs], api_name="edit_scene",
+    )
+    return {"image": image, "question": question, "checkpoint": checkpoint}
+
+
+def build_photos_tab(handlers: Handlers, photo_choices: list, photo_default: str | None, example_dir: Path) -> None:
+    """Photos: does a sentence describe a photo? The answer beside how sure to be, per-word attention, search."""
+    view = gr.State(None)
+    gr.Markdown(
+        "Real photos: does the sentence describe the photo? Frozen EfficientNet-Lite0 (7 x 7 regions) and "
+        "frozen MiniLM, with the same RNN + attention fusion, trained on public-domain Open Clip Art drawings."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            photo = SafeImage(type="filepath", image_mode=None, label="Photo", height=300, elem_id="photo")
+            sentence = gr.Textbox(label="Sentence", value="a cat", max_length=10_000, elem_id="sentence")
+            photo_checkpoint = gr.Dropdown(choices=photo_choices, value=photo_default, label="Matching checkpoint", elem_id="photo-checkpoint")
+            match_btn = gr.Button("Match", variant="primary", elem_id="match")
+        with gr.Column(scale=1):
+            photo_answer = gr.Markdown(elem_id="photo-answer")
+            photo_reference = gr.Markdown(elem_id="photo-reference")
+            photo_overlay = gr.Image(show_label=False, interactive=False, format="png", height=300, elem_id="photo-overlay", buttons=["download"])
+            photo_tokens = gr.HTML(elem_id="photo-tokens")
+            photo_step = gr.Slider(0, 1, value=0, step=1, label="RNN step (word)", elem_id="photo-step")
+            photo_probs = gr.Label(num_top_classes=2, label="Probabilities", elem_id="photo-probs")
+    photo_heatmap = SpecPlot(label="Per-word attention over the 7 x 7 grid", elem_id="photo-heatmap")
+    examples, labels = _photo_examples(example_dir)
+    gr.Examples(examples, inputs=[photo, sentence], example_labels=labels,
+                label="Example photos (scikit-image); the last pairs a photo with a sentence that does not describe it")
+    with gr.Accordion("Search by sentence: rank the example photos", open=True):
+        query = gr.Textbox(label="Sentence", value="a cup of coffee", max_length=10_000, elem_id="query")
+        search_btn = gr.Button("Search", elem_id="search")
+        ranked = gr.Gallery(label="Example photos, best match first", columns=4, height="auto", elem_id="ranked")
+    photo_outputs = [photo_answer, photo_probs, photo_heatmap, photo_overlay, photo_step, photo_tokens, photo_reference, view]
+    match_btn.click(handlers.photo_match, [photo, sentence, photo_checkpoint], photo_outputs, api_name="photo_match")
+    sentence.submit(handlers.photo_match, [photo, sentence, photo_checkpoint], photo_outputs, api_name=False)
+    photo_step.change(lambda v, s: handlers.show_step(v, s, 0)[:2], [view, photo_step], [photo_overlay, photo_tokens],
+                      api_name=False, show_progress="hidden")
+    search_btn.click(handlers.search, [query, photo_checkpoint], ranked, api_name="search")
+
+
+def build_compare_tab(handlers: Handlers, ask: dict) -> None:
+    """Compare: the Ask tab's image and question through the default and every ablation checkpoint."""
+    gr.Markdown("The Ask tab's image and question through the default and every ablation checkpoint (sum / concat / attention x rnn / lstm / gru).")
+    compare_btn = gr.Button("Compare all models", variant="primary", elem_id="compare")
+    with gr.Row():
+        compared = gr.Image(label="The image compared", interactive=False, format="png", height=240, scale=1, elem_id="compare-image")
+        compare_table = gr.Dataframe(
+            headers=["model", "answer", "confidence", "test non-relational", "test relational", "test overall"],
+            interactive=False, elem_id="compare-table", scale=3,
+        )
+    compare_gallery = gr.Gallery(label="Hop 1 at the colour word, each model", columns=5, height="auto", format="png",
+                                 object_fit="contain", elem_id="compare-gallery")
+    gr.Markdown("Reference results on the original Sort-of-CLEVR (binary-coded questions):\n\n" + paper_table())
+    compare_btn.click(handlers.compare, [ask["image"], ask["question"]], [compared, compare_table, compare_gallery], api_name="compare")
+
+
+def build_model_card_tab() -> None:
+    gr.Markdown(MODEL_CARD)
+    gr.Markdown("### Benchmark (test split, from each checkpoint's metrics.json)\n" + results_table())
+
+
+def build_demo(predictor: Predictor | None = None, registry: Registry | None = None, example_dir: Path | None = None, warm: bool = False) -> gr.Blocks:
+    """The whole UI over a registry of checkpoints (the given predictor is served first); warm runs every
+    model the app shows first once, before it serves."""
     registry = registry or Registry(preload=predictor)
     handlers = Handlers(registry)
     choices = registry.choices("sort-of-clevr")
@@ -306,100 +671,23 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
     photo_choices = registry.choices("match")
     photo_default = photo_choices[0][1] if photo_choices else None
     example_dir = example_dir or Path(os.environ.get("MMDEMO_EXAMPLES", "/tmp/mmdemo-examples"))
+    if warm:
+        handlers.warm(default_choice, photo_default)
 
     with gr.Blocks(title="mmdemo: where does the RNN look?") as demo:
-        scene_state = gr.State(None)
-        view_state = gr.State(None)
-        gr.Markdown("# mmdemo: where does the RNN look?\nAn image and a question in; the answer and, for every RNN step, where in the image the model looked.")
+        gr.Markdown("# mmdemo: where does the RNN look?\nAn image and a question in; the answer and, for every step of the RNN's reading, where in the image it looked.")
         with gr.Tab("Ask"):
-            with gr.Row():
-                with gr.Column(scale=1):
-                    image = SafeImage(type="filepath", image_mode=None, label="Image", height=300, elem_id="image")
-                    with gr.Row():
-                        seed = SeedNumber(value=-1, precision=0, label="seed (-1: random)", minimum=-1, maximum=MAX_SEED, elem_id="seed")
-                        new_scene = gr.Button("New random scene", elem_id="new-scene")
-                    scene_info = gr.Markdown("Upload an image, pick an example, or generate a scene.")
-                    question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[0], max_length=10_000, elem_id="question")
-                    checkpoint = gr.Dropdown(choices=choices, value=default_choice, label="Checkpoint (measured accuracy)", elem_id="checkpoint")
-                    ask = gr.Button("Ask", variant="primary", elem_id="ask")
-                with gr.Column(scale=1):
-                    answer = gr.Markdown(elem_id="answer")
-                    probs = gr.Label(num_top_classes=4, label="Probabilities")
-                    truth = gr.Markdown(elem_id="truth")
-                    overlay_img = gr.Image(label="Attention at one step (magenta = more)", interactive=False, height=300, elem_id="overlay")
-                    step = gr.Slider(0, 1, value=0, step=1, label="RNN step (token)", elem_id="step")
-                    hop = gr.Radio([0, 1], value=0, label="attention hop", elem_id="hop")
-            steps_view = gr.HighlightedText(label="Attention over steps (how much each token's step counts)", elem_id="steps")
-            heatmap = gr.Plot(label="Per-step attention", elem_id="heatmap")
-            gr.Examples(_examples(example_dir), inputs=[image, question], label="Examples (generated scenes; truth shown after 'New random scene' only)")
-            with gr.Accordion("Change the scene (counterfactuals)", open=False):
-                with gr.Row():
-                    edit_colour = gr.Dropdown(list(soc.COLOURS), value="red", label="object")
-                    edit_action = gr.Radio(list(soc.EDIT_ACTIONS), value="move", label="action")
-                    edit_other = gr.Dropdown(list(soc.COLOURS), value="blue", label="swap colour with")
-                with gr.Row():
-                    edit_x = gr.Slider(5, 69, value=37, step=1, label="new x")
-                    edit_y = gr.Slider(5, 69, value=37, step=1, label="new y")
-                apply_edit = gr.Button("Apply and ask again", elem_id="apply-edit")
+            ask = build_ask_tab(handlers, choices, default_choice, example_dir)
         with gr.Tab("Photos"):
-            photo_view = gr.State(None)
-            gr.Markdown(
-                "Real photos: does the sentence describe the photo? Frozen EfficientNet-Lite0 (7 x 7 regions) and "
-                "frozen MiniLM, with the same RNN + attention fusion, trained on public-domain Open Clip Art."
-            )
-            with gr.Row():
-                with gr.Column(scale=1):
-                    photo = SafeImage(type="filepath", image_mode=None, label="Photo", height=300, elem_id="photo")
-                    sentence = gr.Textbox(label="Sentence", value="a cat", max_length=10_000, elem_id="sentence")
-                    photo_checkpoint = gr.Dropdown(choices=photo_choices, value=photo_default, label="Matching checkpoint", elem_id="photo-checkpoint")
-                    match_btn = gr.Button("Match", variant="primary", elem_id="match")
-                with gr.Column(scale=1):
-                    photo_answer = gr.Markdown(elem_id="photo-answer")
-                    photo_probs = gr.Label(num_top_classes=2, label="Probabilities")
-                    photo_overlay = gr.Image(label="Attention at one step (magenta = more)", interactive=False, height=300, elem_id="photo-overlay")
-                    photo_step = gr.Slider(0, 1, value=0, step=1, label="RNN step (word)", elem_id="photo-step")
-            photo_steps = gr.HighlightedText(label="Attention over steps", elem_id="photo-steps")
-            photo_heatmap = gr.Plot(label="Per-word attention over the 7 x 7 grid", elem_id="photo-heatmap")
-            gr.Examples(_photo_examples(example_dir), inputs=[photo, sentence], label="Example photos (scikit-image)")
-            with gr.Accordion("Search by sentence: rank the example photos", open=True):
-                query = gr.Textbox(label="Sentence", value="a cup of coffee", max_length=10_000, elem_id="query")
-                search_btn = gr.Button("Search", elem_id="search")
-                ranked = gr.Gallery(label="Example photos, best match first", columns=4, height="auto", elem_id="ranked")
+            build_photos_tab(handlers, photo_choices, photo_default, example_dir)
         with gr.Tab("Compare"):
-            gr.Markdown("The same image and question through every ablation checkpoint: sum / concat / attention x rnn / lstm / gru.")
-            compare_btn = gr.Button("Compare all fusions", variant="primary", elem_id="compare")
-            compare_table = gr.Dataframe(
-                headers=["model", "answer", "confidence %", "test non-relational", "test relational", "test overall"],
-                interactive=False, elem_id="compare-table",
-            )
-            compare_gallery = gr.Gallery(label="Most-attended step of each model", columns=3, height="auto")
-            gr.Markdown("Reference results on the original Sort-of-CLEVR (binary-coded questions):\n\n" + paper_table())
+            build_compare_tab(handlers, ask)
         with gr.Tab("Model card"):
-            gr.Markdown(MODEL_CARD)
-            gr.Markdown("### Benchmark (test split, from each checkpoint's metrics.json)\n" + results_table())
-
-        outputs = [answer, probs, heatmap, overlay_img, step, steps_view, truth, view_state]
-        new_scene.click(handlers.random_scene, [seed], [image, scene_state, seed, scene_info], api_name="random_scene").then(
-            handlers.ask, [image, question, checkpoint, scene_state], outputs, api_name=False
-        )
-        image.upload(lambda: (None, "Uploaded image (no ground truth)."), None, [scene_state, scene_info], api_name=False)
-        ask.click(handlers.ask, [image, question, checkpoint, scene_state], outputs, api_name="predict")
-        question.submit(handlers.ask, [image, question, checkpoint, scene_state], outputs, api_name=False)
-        step.change(handlers.overlay_at, [view_state, step, hop], overlay_img, api_name=False, show_progress="hidden")
-        hop.change(handlers.overlay_at, [view_state, step, hop], overlay_img, api_name=False, show_progress="hidden")
-        apply_edit.click(
-            handlers.edit, [scene_state, edit_colour, edit_action, edit_x, edit_y, edit_other], [image, scene_state, scene_info], api_name="edit_scene"
-        ).then(handlers.ask, [image, question, checkpoint, scene_state], outputs, api_name=False)
-        photo_outputs = [photo_answer, photo_probs, photo_heatmap, photo_overlay, photo_step, photo_steps, photo_view]
-        match_btn.click(handlers.photo_match, [photo, sentence, photo_checkpoint], photo_outputs, api_name="photo_match")
-        sentence.submit(handlers.photo_match, [photo, sentence, photo_checkpoint], photo_outputs, api_name=False)
-        photo_step.change(handlers.overlay_at, [photo_view, photo_step, gr.State(0)], photo_overlay, api_name=False, show_progress="hidden")
-        search_btn.click(handlers.search, [query, photo_checkpoint], ranked, api_name="search")
-        compare_btn.click(handlers.compare, [image, question], [compare_table, compare_gallery], api_name="compare")
-        # API-only endpoint: the prediction as JSON, without rendering heatmaps or overlays.
+            build_model_card_tab()
+        # API-only endpoint: the prediction as JSON, without rendering maps or overlays.
         answer_json = gr.JSON(visible=False)
         answer_btn = gr.Button(visible=False)
-        answer_btn.click(handlers.answer, [image, question, checkpoint], answer_json, api_name="answer")
+        answer_btn.click(handlers.answer, [ask["image"], ask["question"], ask["checkpoint"]], answer_json, api_name="answer")
     return demo
 
 
@@ -407,7 +695,7 @@ def launch_kwargs(drain: Drain | None = None) -> dict[str, Any]:
     """Local by default (127.0.0.1:7860; GRADIO_SERVER_NAME/PORT override); never a share link; request bodies
     capped (mmdemo.serving) and, with a drain, counted for a graceful SIGTERM."""
     middleware = [Middleware(GuardMiddleware, drain=drain or Drain())]
-    return {"share": False, "max_file_size": MAX_UPLOAD, "show_error": False, "app_kwargs": {"middleware": middleware}}
+    return {"share": False, "max_file_size": MAX_UPLOAD, "show_error": False, "css": CSS, "app_kwargs": {"middleware": middleware}}
 
 
 def pending_events(demo: gr.Blocks) -> int:
@@ -417,7 +705,7 @@ def pending_events(demo: gr.Blocks) -> int:
 
 
 if __name__ == "__main__":
-    demo = build_demo(Predictor.load())
+    demo = build_demo(Predictor.load(), warm=True)
     # Requests run in threads sharing one read-only model; 4 at once keeps 2-core latency sane.
     demo.queue(default_concurrency_limit=4, max_size=64, api_open=False)
     drain = Drain()

@@ -154,7 +154,7 @@ def cases(s: Session) -> list[Case]:
         Case("checkpoint None on /predict (issue: photo model)", lambda s: _is_scene_answer(s.predict(s.scene, QUESTION, None, api_name="/predict")), "answer"),
         Case(f"text of {MAX_TEXT_CHARS + 1:,} characters", lambda s: s.predict(s.scene, "x" * (MAX_TEXT_CHARS + 1), CHECKPOINT, api_name=answer), "too long"),
         Case("text of 90,000 x U+FDFA (NFKC x18)", lambda s: s.predict(s.scene, "\ufdfa" * 90_000, CHECKPOINT, api_name=answer), "answer"),
-        Case("edit_scene without a scene (issue: &#x27;)", lambda s: s.fresh().predict("red", "move", 10, 10, "blue", api_name="/edit_scene"), r"^[^&]*'New random scene'[^&]*$"),
+        Case("edit_scene without a scene (issue: &#x27;)", lambda s: _edit_message(s.fresh().predict("red", "move", 10, 10, "blue", api_name="/edit_scene")), "answer"),
     ]
 
 
@@ -164,6 +164,14 @@ def _is_scene_answer(reply: Any) -> Any:
     if answer not in soc_labels():
         raise Refused(f"answered by the wrong model: {answer!r}")
     return {"answer": answer}
+
+
+def _edit_message(reply: Any) -> str:
+    """The editor's message among /edit_scene's outputs (a refused edit is a message, not an error), checked plain."""
+    message = next((x for x in reply if isinstance(x, str) and "New random scene" in x), None)
+    if message is None or "&#" in message:
+        raise Refused(f"no plain-text message: {message!r}")
+    return message
 
 
 def soc_labels() -> tuple[str, ...]:

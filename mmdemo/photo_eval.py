@@ -113,3 +113,44 @@ def photo_cases(model: nn.Module) -> dict[str, int]:
     p = _score_pairs(model, [by_name[n] for n in names], [c[1] for c in PHOTO_CASES], [(names.index(c[0]), k) for k, c in enumerate(PHOTO_CASES)])
     right = sum((pk > 0.5) == (c[2] == "match") for pk, c in zip(p, PHOTO_CASES))
     return {"photo_cases_right": int(right), "photo_cases": len(PHOTO_CASES)}
+
+
+class ZeroShotReference:
+    """The zero-shot label bridge as a reference beside a trained photo model's answer (the app's Photos tab).
+
+    cosine() scores one (picture, sentence) pair; gallery() gives what the same score is for the gallery's
+    photos with their own captions and with the other captions, so one number can be read against them.
+    """
+
+    def __init__(self, cfg: ModelConfig, text_cache: int = 512) -> None:
+        self.bridge = ZeroShotBridge(cfg).eval()
+        self.bridge.text.cache_size = text_cache  # a server sees endless new sentences: keep the cache bounded
+        self._gallery: tuple[np.ndarray, np.ndarray] | None = None
+
+    @torch.inference_mode()
+    def cosine(self, features: torch.Tensor, sentence: str) -> float:
+        """features (1, 1280, 7, 7) of the picture (the photo model's own cache has them) -> cosine in [-1, 1]."""
+        from mmdemo.text import tokenize
+
+        ids, _ = tokenize([sentence], self.bridge.cfg.max_tokens)
+        tokens, mask = pad_token_ids(ids)
+        return float(self.bridge.answer(self.bridge.encode_features(features), tokens, mask).logits[0, 0])
+
+    @torch.inference_mode()
+    def gallery(self) -> tuple[np.ndarray, np.ndarray]:
+        """(own, other): cosines of the gallery photos with their own captions (n,) and with the others (n * (n - 1),)."""
+        if self._gallery is None:
+            from mmdemo.inference import load_image, prepare_image
+            from mmdemo.photos import gallery
+            from mmdemo.pretrained import FeatureCache
+            from mmdemo.text import tokenize
+
+            photos = gallery()
+            n = len(photos)
+            pictures = self.bridge.encode_features(FeatureCache(max_items=0).get([prepare_image(load_image(p.pixels), 224) for p in photos]))
+            ids, _ = tokenize([p.caption for p in photos], self.bridge.cfg.max_tokens)
+            tokens, mask = pad_token_ids([ids[c] for c in range(n) for _ in range(n)])
+            cos = self.bridge.answer(pictures, tokens, mask, torch.tensor([p for _ in range(n) for p in range(n)])).logits[:, 0]
+            cos = cos.float().numpy().reshape(n, n)  # (caption, photo)
+            self._gallery = (np.diag(cos).copy(), cos[~np.eye(n, dtype=bool)])
+        return self._gallery

@@ -1,15 +1,37 @@
-"""Pictures of attention: numpy in, plotly figures or RGB arrays out. Imports neither gradio nor torch."""
+"""Pictures of attention: numpy in, plotly figures, RGB arrays or small HTML out. Imports neither gradio nor torch.
+
+Shapes: T steps (one per token), K hops, R = h * w regions (row-major), O objects.
+Figures are plotly figure specs as plain dicts ({"data": [...], "layout": {...}}, JSON-ready: gaps are None):
+the app makes them on every request and sends them as JSON, and building a `go.Figure` (validation and
+deep copies of every property) costs more than the model's forward pass. `figure(spec)` gives the object.
+"""
 
 from __future__ import annotations
 
 import html
 
 import numpy as np
-import plotly.graph_objects as go
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 # Transparent-to-magenta: stands out against the spec's six object colours and white.
 _OVERLAY_RGB = np.array([214, 0, 170], dtype=np.float32)
+_MAGENTA_SCALE = [[0.0, "#ececec"], [0.02, "#f3e0ee"], [1.0, "#d600aa"]]  # 0: light gray, so every cell shows
+HOP_NAMES = ("hop 1 (find)", "hop 2 (relate)")
+UNIFORM_TOL = 1e-4  # weights (they sum to 1) this close to each other: no attention at all (sum / concat)
+# Line colours for the objects: the spec's colours, yellow and gray darkened enough to read on white.
+OBJECT_LINE = {"red": "#e00000", "green": "#00b000", "blue": "#0000ff", "orange": "#ff9c00", "gray": "#707070", "yellow": "#c8b400"}
+REGION_LINE = ("#1f3a93", "#8e44ad", "#16a085", "#d35400", "#2c3e50", "#7f8c8d")  # uploaded images: top regions
+
+
+def figure(spec: dict):  # -> plotly.graph_objects.Figure
+    """A plotly Figure from one of the specs below (for notebooks and tests; the app sends the dict)."""
+    import plotly.graph_objects as go
+
+    return go.Figure(spec)
+
+
+def hop_name(k: int) -> str:
+    return HOP_NAMES[k] if k < len(HOP_NAMES) else f"hop {k + 1}"
 
 
 def token_labels(tokens: list[str]) -> list[str]:
@@ -17,56 +39,163 @@ def token_labels(tokens: list[str]) -> list[str]:
     return [f"{t}: {html.escape(tok)}" for t, tok in enumerate(tokens)]
 
 
-def attention_heatmap(region_attention: np.ndarray, tokens: list[str], grid: tuple[int, int], title: str = "") -> go.Figure:
-    """Tokens x regions heatmap; hover shows the step, token, region (row, col) and weight."""
-    att = np.asarray(region_attention, dtype=np.float64)  # (T, R)
-    h, w = grid
-    regions = [f"r{r // w},{r % w}" for r in range(h * w)]
-    fig = go.Figure(
-        go.Heatmap(
-            z=att,
-            x=regions,
-            y=token_labels(tokens),
-            colorscale="Magma",
-            zmin=0.0,
-            zmax=max(float(att.max()), 1e-6),
-            hovertemplate="step %{y}<br>region %{x}<br>weight %{z:.3f}<extra></extra>",
-            colorbar={"title": {"text": "weight"}},
-        )
-    )
-    fig.update_layout(
-        title={"text": html.escape(title)},
-        height=max(260, 22 * len(tokens) + 120),
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        xaxis={"title": {"text": "image region (row, col)"}, "tickangle": -60},
-        yaxis={"autorange": "reversed", "type": "category"},
-    )
-    return fig
+def is_uniform(weights: np.ndarray) -> bool:
+    """True when region weights are (almost) the same everywhere: the model did not look anywhere."""
+    w = np.asarray(weights, dtype=np.float64)
+    return bool(w.size) and float(w.max() - w.min()) <= UNIFORM_TOL
 
 
-def overlay(image: np.ndarray, weights: np.ndarray, grid: tuple[int, int], scale: int = 4) -> np.ndarray:
-    """The image (upscaled) with one step's region weights as a tint; (H*scale, W*scale, 3) uint8."""
+def overlay(image: np.ndarray, weights: np.ndarray, grid: tuple[int, int], scale: int | None = None) -> np.ndarray:
+    """The image (nearest-neighbour, upscaled; by default to about 300 px) with one step's region weights as a
+    per-region tint: (H*scale, W*scale, 3) uint8.
+
+    Each region is tinted as a whole (the model weighs regions, not pixels), the strongest fully; uniform
+    weights (no attention) leave the image untinted. Grid lines let a person count regions."""
     img = np.asarray(image, dtype=np.uint8)
     h, w = grid
-    big = np.asarray(Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.Resampling.NEAREST), dtype=np.float32)
-    heat = np.asarray(weights, dtype=np.float32).reshape(h, w)
-    heat = heat / max(float(heat.max()), 1e-8)  # strongest region fully tinted
-    heat_img = np.asarray(Image.fromarray((heat * 255).astype(np.uint8)).resize((big.shape[1], big.shape[0]), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
-    alpha = 0.65 * heat_img[..., None]
-    out = big * (1 - alpha) + _OVERLAY_RGB * alpha
-    # Grid lines so a person can count regions.
+    H, W = img.shape[:2]
+    scale = scale or max(1, round(300 / W))
+    out = img
+    if not is_uniform(weights):
+        heat = np.asarray(weights, dtype=np.float32).reshape(h, w)
+        heat = heat / max(float(heat.max()), 1e-8)
+        alpha = 0.6 * heat[np.minimum(np.arange(H) * h // H, h - 1)][:, np.minimum(np.arange(W) * w // W, w - 1)][..., None]  # (H, W, 1)
+        out = np.clip(img * (1 - alpha) + _OVERLAY_RGB * alpha + 0.5, 0, 255).astype(np.uint8)
+    big = out.repeat(scale, axis=0).repeat(scale, axis=1)  # nearest neighbour: the pixels stay sharp
     for i in range(1, h):
-        out[round(i * big.shape[0] / h), :, :] = 200
+        big[round(i * H / h) * scale, :, :] = 170
     for j in range(1, w):
-        out[:, round(j * big.shape[1] / w), :] = 200
-    return np.clip(out, 0, 255).astype(np.uint8)
+        big[:, round(j * W / w) * scale, :] = 170
+    return big
 
 
-def step_highlights(tokens: list[str], step_attention: list[float]) -> list[tuple[str, float]]:
-    """(token, weight scaled to [0, 1]) pairs for a highlighted-text view of attention over steps."""
+def with_note(image: np.ndarray, note: str, height: int = 28) -> np.ndarray:
+    """The image with a line of text in a white band below it (the picture itself stays uncovered)."""
+    img = np.asarray(image, dtype=np.uint8)
+    band = Image.new("RGB", (img.shape[1], height), (255, 255, 255))
+    ImageDraw.Draw(band).text((8, height // 2), note, fill=(40, 40, 40), anchor="lm", font=ImageFont.load_default(size=max(10, height // 2)))
+    return np.concatenate([img, np.asarray(band)], axis=0)
+
+
+def hop_maps(hops: np.ndarray, tokens: list[str], grid: tuple[int, int], colour_step: int = -1, title: str = "") -> dict:
+    """Small multiples: one h x w map per step (columns, labelled with the tokens) and per hop (rows).
+
+    One heatmap trace with blank gaps between the maps (one trace draws fast); the colour word's column is boxed."""
+    att = np.asarray(hops, dtype=np.float64)  # (T, K, R)
+    t_steps, k_hops, _ = att.shape
+    h, w = grid
+    rows, cols = k_hops * (h + 1) - 1, t_steps * (w + 1) - 1
+    z = np.full((rows, cols), np.nan)
+    text = np.full((rows, cols), "", dtype=object)
+    escaped = [html.escape(tok) for tok in tokens]
+    for k in range(k_hops):
+        for t in range(t_steps):
+            r0, c0 = k * (h + 1), t * (w + 1)
+            z[r0 : r0 + h, c0 : c0 + w] = att[t, k].reshape(h, w)
+            for r in range(h):
+                for c in range(w):
+                    text[r0 + r, c0 + c] = f"step {t} '{escaped[t]}', hop {k + 1}, region ({r}, {c})"
+    col_centres = [t * (w + 1) + (w - 1) / 2 for t in range(t_steps)]
+    labels = list(escaped)
+    shapes, annotations = [], []
+    if 0 <= colour_step < t_steps:
+        labels[colour_step] = f"<b>{labels[colour_step]}</b>"
+        x0 = colour_step * (w + 1) - 0.5
+        shapes.append({"type": "rect", "xref": "x", "yref": "y", "x0": x0 - 0.35, "x1": x0 + w + 0.35, "y0": -0.85, "y1": rows - 0.15,
+                       "line": {"color": "#222", "width": 2}, "fillcolor": "rgba(0,0,0,0)"})
+        annotations.append({"x": x0 + w / 2, "y": -0.9, "xref": "x", "yref": "y", "text": "colour word", "showarrow": False, "yanchor": "bottom", "font": {"size": 11}})
+    cell = float(np.clip(1100 / cols, 8, 28))  # px per cell at a desktop width (maps are square: scaleanchor)
+    heat = {"type": "heatmap", "z": [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in z], "text": text.tolist(),
+            "hovertemplate": "%{text}<br>weight %{z:.3f}<extra></extra>", "colorscale": _MAGENTA_SCALE, "zmin": 0.0, "zmax": max(float(np.nanmax(att)), 1e-6),
+            "xgap": 1, "ygap": 1, "colorbar": {"title": {"text": "weight"}, "thickness": 12}}
+    return {
+        "data": [heat],
+        "layout": {
+            "title": {"text": html.escape(title), "font": {"size": 14}},
+            "height": int((84 if title else 54) + 80 + cell * (rows + 1)),
+            "margin": {"l": 110, "r": 10, "t": 84 if title else 54, "b": 80},
+            "xaxis": {"tickvals": col_centres, "ticktext": labels, "tickangle": -45, "showgrid": False, "zeroline": False, "constrain": "domain"},
+            "yaxis": {"tickvals": [k * (h + 1) + (h - 1) / 2 for k in range(k_hops)], "ticktext": [hop_name(k) for k in range(k_hops)],
+                      "autorange": "reversed", "scaleanchor": "x", "scaleratio": 1, "showgrid": False, "zeroline": False, "constrain": "domain"},
+            "plot_bgcolor": "#ffffff",
+            "shapes": shapes,
+            "annotations": annotations,
+        },
+    }
+
+
+def object_trace(
+    mass: np.ndarray, tokens: list[str], names: list[str], colours: list[str], roles: list[str],
+    colour_step: int = -1, step: int | None = None, title: str = "",
+) -> dict:
+    """Per step, the attention mass on each object (or region): one line each, one panel per hop.
+
+    mass (T, K, O); names/colours/roles per line (role "named" or "answer" draws a thick line, "answer"
+    dashed); a dotted line marks the colour word, a solid one the step shown (the playback marker)."""
+    m = np.asarray(mass, dtype=np.float64)
+    t_steps, k_hops, n_lines = m.shape
+    gap = 0.08
+    width = (1 - gap * (k_hops - 1)) / k_hops
+    steps = list(range(t_steps))
+    data, layout, annotations = [], {}, []
+    for k in range(k_hops):
+        ax = "" if k == 0 else str(k + 1)
+        for o in range(n_lines):
+            role = roles[o]
+            data.append({
+                "type": "scatter", "x": steps, "y": m[:, k, o].round(4).tolist(), "xaxis": f"x{ax}", "yaxis": f"y{ax}",
+                "mode": "lines+markers", "name": html.escape(names[o]), "legendgroup": str(o), "showlegend": k == 0,
+                "line": {"color": colours[o], "width": 4 if role else 1.5, "dash": "dash" if role == "answer" else "solid"},
+                "marker": {"size": 7 if role else 4, "color": colours[o]},
+                "hovertemplate": f"{html.escape(names[o])}<br>step %{{x}}: %{{y:.2f}}<extra>{hop_name(k)}</extra>",
+            })
+        x0 = k * (width + gap)
+        layout[f"xaxis{ax}"] = {"domain": [x0, x0 + width], "tickvals": steps, "ticktext": [html.escape(t) for t in tokens], "tickangle": -45,
+                                "range": [-0.5, t_steps - 0.5], "anchor": f"y{ax}"}
+        annotations.append({"text": f"<b>{hop_name(k)}</b>", "x": x0 + width / 2, "y": 1.02, "xref": "paper", "yref": "paper",
+                            "showarrow": False, "yanchor": "bottom"})
+        layout[f"yaxis{ax}"] = {"range": [0, 1.05], "anchor": f"x{ax}", "title": {"text": "attention mass" if k == 0 else ""}}
+    shapes = []
+    for k in range(k_hops):
+        ax = "" if k == 0 else str(k + 1)
+        if 0 <= colour_step < t_steps:
+            shapes.append({"type": "line", "xref": f"x{ax}", "yref": f"y{ax}", "x0": colour_step, "x1": colour_step, "y0": 0, "y1": 1.05,
+                           "line": {"color": "#555", "width": 1, "dash": "dot"}})
+        if step is not None and 0 <= step < t_steps:
+            shapes.append({"type": "line", "xref": f"x{ax}", "yref": f"y{ax}", "x0": step, "x1": step, "y0": 0, "y1": 1.05,
+                           "line": {"color": "#d600aa", "width": 3}, "name": "step"})
+    layout.update({
+        "title": {"text": html.escape(title), "font": {"size": 14}},
+        "height": 360,
+        "margin": {"l": 50, "r": 10, "t": 70 if title else 40, "b": 20},
+        "legend": {"orientation": "h", "y": -0.32, "x": 0, "yanchor": "top"},
+        "shapes": shapes,
+        "annotations": annotations,
+        "plot_bgcolor": "#ffffff",
+        "meta": {"step": step, "colour_step": colour_step},
+    })
+    return {"data": data, "layout": layout}
+
+
+def token_strip(tokens: list[str], step_attention: list[float], step: int, colour_step: int = -1, note: str = "") -> str:
+    """HTML: the tokens in reading order, shaded by how much each step counts for the answer; the step shown is
+    boxed (data-step says which), the colour word underlined. Everything from the input is escaped."""
     weights = np.asarray(step_attention, dtype=np.float64)
     top = max(float(weights.max()), 1e-8) if len(weights) else 1.0
-    return [(tok, round(float(a) / top, 3)) for tok, a in zip(tokens, weights)]
+    spans = []
+    for t, tok in enumerate(tokens):
+        alpha = 0.08 + 0.6 * float(weights[t]) / top if t < len(weights) else 0.08
+        style = f"background:rgba(214,0,170,{alpha:.2f});padding:2px 5px;margin:2px;border-radius:4px;display:inline-block;"
+        style += "outline:3px solid #111;font-weight:700;" if t == step else "outline:1px solid transparent;"
+        style += "text-decoration:underline;text-decoration-thickness:2px;" if t == colour_step else ""
+        classes = "tok" + (" now" if t == step else "") + (" colour" if t == colour_step else "")
+        spans.append(f'<span class="{classes}" data-t="{t}" style="{style}">{html.escape(tok)}</span>')
+    caption = f"step {step} of {len(tokens) - 1}: <b>{html.escape(tokens[step])}</b>" if 0 <= step < len(tokens) else ""
+    if step == colour_step >= 0:
+        caption += " (the colour word)"
+    caption += f" &middot; {html.escape(note)}" if note else ""
+    return (f'<div class="token-strip" data-step="{step}" style="line-height:2.1;font-family:monospace">'
+            f'<div style="font-family:sans-serif;font-size:0.9em;margin-bottom:2px">{caption}</div>{"".join(spans)}</div>')
 
 
 # ------------------------------------------------------------------------------------ spoken questions
@@ -114,10 +243,11 @@ def spoken_figure(
     grid: tuple[int, int] | None = None,
     words: list | None = None,
     title: str = "",
-) -> go.Figure:
+) -> go.Figure:  # noqa: F821 (plotly is imported where it is used, as in figure())
     """Waveform and spectrogram of a spoken question against time in seconds; with a prediction, below them
     hop 1's attention over the image regions at every step (each column where a step ends), on the same
     time axis. words: (text, start, end) triples (speech.Word) marked as spans, e.g. for a synthesized question."""
+    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     attention = region_attention is not None and step_times is not None and grid is not None

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mmdemo.data import sort_of_clevr as soc
-from mmdemo.supervision import colour_step, hop2_objects, region_masks
+from mmdemo.supervision import COLOUR_WORDS, colour_step, hop2_objects, region_masks
 
 CAUSAL_TOL = 1e-5
 READING_KEYS = ("causal", "no_peek", "onset", "relate")
@@ -107,3 +107,40 @@ def reading_metrics(answered: list[Answered], grid: int) -> dict:
         subtype: {key: mean(per[key]) for key in ("no_peek", "onset", "relate")} for subtype, per in sorted(scores.items())
     }
     return out
+
+
+# ------------------------------------------------------------------------------- one question, in the app
+
+
+def colour_token_step(tokens: list[str]) -> int:
+    """colour_step for token strings (a Prediction's tokens): every colour word is one WordPiece, so the same step."""
+    return next((t for t, tok in enumerate(tokens) if tok in COLOUR_WORDS), -1)
+
+
+def question_roles(scene: soc.Scene, text: str) -> dict[str, str]:
+    """{colour: "named" | "answer"} for a free-text question about a generated scene ({} when not understood):
+    the object the question names, and the object(s) its answer is read from (hop2_objects)."""
+    parsed = soc.parse_question(text)
+    if parsed is None:
+        return {}
+    subtype, colour, _ = parsed
+    try:
+        scene.find(colour)
+    except KeyError:
+        return {}
+    family = "nonrelational" if subtype in soc.NONREL else "relational"
+    roles = {o.colour: "answer" for o in hop2_objects(scene, soc.Question(text, "", family, subtype, colour))}
+    roles[colour] = "named"  # for "count" the named object is also counted: it stays "named"
+    return roles
+
+
+def object_mass(hops: np.ndarray, objects: list[soc.SceneObject] | tuple[soc.SceneObject, ...], grid: int) -> np.ndarray:
+    """(T, K, O): each hop's attention mass on each object's regions at every step (the one region rule)."""
+    masks = np.stack([region_masks([o], grid) for o in objects]).astype(np.float64)  # (O, R)
+    return np.asarray(hops, dtype=np.float64) @ masks.T
+
+
+def top_regions(hops: np.ndarray, n: int = 4) -> list[int]:
+    """The n regions with the largest weight at any step and hop (for images without known objects)."""
+    peak = np.asarray(hops, dtype=np.float64).max(axis=(0, 1))  # (R,)
+    return [int(r) for r in np.argsort(-peak, kind="stable")[:n]]

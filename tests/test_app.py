@@ -89,49 +89,119 @@ def handlers(tmp_path_factory: pytest.TempPathFactory):
     return app.Handlers(Registry(root, device="cpu"))
 
 
-def test_random_scene_is_seeded(handlers) -> None:
-    a, scene_a, seed_a, _ = handlers.random_scene(42)
-    b, scene_b, seed_b, _ = handlers.random_scene(42)
-    assert seed_a == seed_b == 42 and scene_a == scene_b and (a == b).all()
-    _, _, drawn, _ = handlers.random_scene(-1)
-    assert drawn >= 0
+def test_random_scene_is_seeded_and_minus_one_is_new_every_time(handlers) -> None:
+    a, state_a, caption_a = handlers.random_scene(42)
+    b, state_b, _ = handlers.random_scene(42)
+    assert state_a == state_b and (a == b).all() and "seed 42" in caption_a
+    drawn = {handlers.random_scene(-1)[2] for _ in range(3)}  # defect 2: -1 draws a new seed every click
+    assert len(drawn) == 3 and all("seed" in c for c in drawn)
 
 
-def test_ask_returns_answer_heatmap_overlay_and_truth(handlers) -> None:
-    image, scene, _, _ = handlers.random_scene(7)
-    out = handlers.ask(image, "What shape is the red object?", "sort-of-clevr/default", scene)
-    answer_md, probs, fig, over, _slider, highlights, truth, view = out
-    assert max(probs, key=probs.get) in answer_md
-    assert len(fig.data[0].z) == len(view["pred"]["tokens"])
-    assert over.shape == (300, 300, 3)
-    assert "True answer" in truth and ("right" in truth or "wrong" in truth)
-    assert [t for t, _ in highlights] == view["pred"]["tokens"]
-    first, last = handlers.overlay_at(view, 0, 0), handlers.overlay_at(view, len(highlights) - 1, 1)
-    assert first.shape == last.shape and not np.array_equal(first, last)
+def test_ask_returns_answer_maps_overlay_trace_and_truth(handlers) -> None:
+    import gradio as gr
+
+    image, scene, _ = handlers.random_scene(7)
+    out = handlers.ask(image, "What shape is the object closest to the red object?", "sort-of-clevr/default", scene)
+    answer_md, probs, fig, over, slider, strip, trace, truth, view, hop = out
+    assert hop == 0
+    assert max(probs, key=probs.get) in answer_md and "out of domain" not in answer_md
+    tokens = view["tokens"]
+    assert np.array(fig["data"][0]["z"], dtype=float).shape == (11, 6 * len(tokens) - 1)  # both hops, every step
+    assert over.shape == (300, 300, 3) and slider.value == tokens.index("red") == view["colour_step"]
+    assert f'data-step="{slider.value}"' in strip and len(trace["data"]) == 2 * 6  # one line per object and hop
+    assert "True answer" in truth and ("right" in truth or "wrong" in truth) and "At the colour word" in truth
+    assert all(isinstance(v, type(gr.skip())) for v in handlers.show_step(view, slider.value, 0))  # on screen already
+    first, last = handlers.show_step(view, 0, 0), handlers.show_step(view, len(tokens) - 1, 1)
+    assert first[0].shape == last[0].shape and not np.array_equal(first[0], last[0])
+    assert 'data-step="0"' in first[1] and [s["x0"] for s in last[2]["layout"]["shapes"] if s.get("name") == "step"] == [len(tokens) - 1] * 2
 
 
-def test_truth_follows_the_edited_scene(handlers) -> None:
-    from mmdemo.data import sort_of_clevr as sc
-
-    image, scene, _, _ = handlers.random_scene(11)
-    red = next(o for o in scene if o["colour"] == "red")
-    before = sc.true_answer(sc.scene_from_dicts(scene), "What shape is the red object?")
-    img2, scene2, _ = handlers.edit(scene, "red", "reshape", 0, 0, "")
-    after = sc.true_answer(sc.scene_from_dicts(scene2), "What shape is the red object?")
-    assert before == red["shape"] and after != before and not np.array_equal(image, img2)
-    _, scene3, _ = handlers.edit(scene, "red", "move", 10, 10, "")
-    assert next(o for o in scene3 if o["colour"] == "red")["x"] == 10
-    _, scene4, _ = handlers.edit(scene, "red", "remove", 0, 0, "")
-    assert "red" not in [o["colour"] for o in scene4]
-
-
-def test_compare_runs_every_grid_checkpoint(handlers, monkeypatch) -> None:
+def test_truth_belongs_to_the_pixels_asked_about(handlers) -> None:
+    """Defect 1: after a generated scene, an example carries its own truth and any other image has none."""
     import app
 
-    monkeypatch.setattr(app, "grid_folder", lambda f, c: handlers.registry.root / "sort-of-clevr" / f"{f}-{c}")
-    image, _, _, _ = handlers.random_scene(5)
-    rows, gallery = handlers.compare(image, "Is the green object on the left?")
-    assert {r[0] for r in rows} == {"attention-gru", "sum-rnn"} and len(gallery) == 2
+    question = "What shape is the red object?"
+    _, state, _ = handlers.random_scene(11)
+    example = app.example_scene(app.EXAMPLE_SEEDS[0])
+    truth = handlers.ask(soc.render(example), question, "sort-of-clevr/default", state)[7]
+    assert f"True answer: **{soc.true_answer(example, question)}**" in truth
+    other = soc.render(app.example_scene(5))  # a generated scene the app did not make: no truth
+    assert "only for generated scenes" in handlers.ask(other, question, "sort-of-clevr/default", state)[7]
+    kept, caption = handlers.describe_image(soc.render(app.example_scene(11)), state)
+    assert kept == state and "seed 11" in caption
+    dropped, caption = handlers.describe_image(other, state)
+    assert dropped is None and "no ground truth" in caption
+    _, caption = handlers.describe_image(gallery_photo(), state)
+    assert "not a generated scene" in caption and "Photos" in caption
+
+
+def gallery_photo() -> np.ndarray:
+    from mmdemo.photos import gallery
+
+    return gallery()[0].pixels
+
+
+def test_a_photo_is_marked_out_of_domain(handlers) -> None:
+    """Defect 3: the scene model's answer on a photo says it means nothing and points to the Photos tab."""
+    answer_md, *_, truth, view, _ = handlers.ask(gallery_photo(), "What shape is the red object?", "sort-of-clevr/default", None)
+    assert "out of domain" in answer_md and "Photos" in answer_md and "only for generated scenes" in truth
+    assert view["trace"][1][0].startswith("region (")  # no known objects: the most-attended regions are traced
+
+
+def test_edits_keep_the_gap_and_refusals_keep_the_image(handlers) -> None:
+    """Defects 4 and 6: a move onto another object lands on the nearest free spot (said so); a refused edit
+    leaves the image alone and says why, without raising (no error badges over the image)."""
+    import gradio as gr
+
+    _, state, _ = handlers.random_scene(42)
+    gray = next(o for o in state["objects"] if o["colour"] == "gray")
+    out = handlers.edit_and_ask(state, "red", "move", gray["x"], gray["y"], "", "What shape is the red object?", "sort-of-clevr/default")
+    image, new_state, caption, message = out[:4]
+    assert "nearest free spot" in message and "Edited scene" in caption and out[4].startswith("## ")
+    objs = new_state["objects"]
+    assert min(np.hypot(a["x"] - b["x"], a["y"] - b["y"]) for i, a in enumerate(objs) for b in objs[i + 1 :]) >= soc.MIN_GAP
+    assert new_state["key"] == app_key(image)
+    reshaped = handlers.edit_and_ask(state, "red", "reshape", 0, 0, "", "What shape is the red object?", "sort-of-clevr/default")
+    red = next(o for o in state["objects"] if o["colour"] == "red")
+    assert f"True answer: **{'circle' if red['shape'] == 'square' else 'square'}**" in reshaped[11]
+    removed = handlers.edit_and_ask(state, "red", "remove", 0, 0, "", "What shape is the red object?", "sort-of-clevr/default")
+    assert "red" not in [o["colour"] for o in removed[1]["objects"]]
+    for refused, why in [(handlers.edit_and_ask(None, "red", "move", 9, 9, "", "q", None), "needs a generated scene"),
+                         (handlers.edit_and_ask(removed[1], "red", "move", 9, 9, "", "q", None), "no red object")]:
+        assert why in refused[3] and all(isinstance(v, type(gr.skip())) for i, v in enumerate(refused) if i != 3)
+
+
+def app_key(image: np.ndarray) -> str:
+    import app
+
+    return app.pixel_key(image)
+
+
+def test_playback_walks_every_step_then_stops(handlers) -> None:
+    image, state, _ = handlers.random_scene(3)
+    view = handlers.ask(image, "Is the red object at the top?", "sort-of-clevr/default", state)[-2]
+    timer, button, step, playing = handlers.toggle_play(False, view)
+    assert timer.active and "Pause" in button.value and step == 0 and playing
+    seen = [step]
+    while True:
+        step, timer, button, playing = handlers.advance(step, view)
+        seen.append(step)
+        if not playing:
+            break
+    assert seen == list(range(len(view["tokens"]))) and not timer.active and "Play" in button.value
+    timer, button, _, playing = handlers.toggle_play(True, view)  # pause
+    assert not timer.active and not playing
+
+
+def test_compare_runs_the_default_first_and_says_uniform(handlers) -> None:
+    """Defect 7: the default is in the table (first), numbers are percentages, uniform maps are labelled."""
+    image, _, _ = handlers.random_scene(5)
+    pixels, rows, gallery = handlers.compare(image, "Is the green object on the left?")
+    assert [r[0] for r in rows] == ["default", "sum-rnn", "attention-gru"] and pixels.shape == (75, 75, 3)
+    assert all(str(v).endswith("%") or v == "n/a" for r in rows for v in r[2:])
+    big = np.kron(pixels, np.ones((4, 4, 1), dtype=np.uint8))
+    sum_image = gallery[1][0]
+    assert sum_image.shape[0] > 300 and np.array_equal(sum_image[:58, :58], big[:58, :58])  # untinted, with a note below
 
 
 def test_registry_offers_each_tab_its_own_checkpoints(handlers) -> None:
@@ -140,13 +210,17 @@ def test_registry_offers_each_tab_its_own_checkpoints(handlers) -> None:
 
 
 def test_photo_match_and_search(handlers) -> None:
+    import app
     from mmdemo.photos import gallery
 
     cat = gallery()[0].pixels
-    head, probs, fig, over, _slider, highlights, view = handlers.photo_match(cat, "a cat on a blanket", "photos/match")
+    head, probs, fig, over, slider, strip, reference, view = handlers.photo_match(cat, "a cat on a blanket", "photos/match")
     assert set(probs) == {"match", "mismatch"} and "P(match)" in head
-    assert len(fig.data[0].z) == len(view["pred"]["tokens"]) and len(fig.data[0].z[0]) == 49
-    assert over.shape[2] == 3 and [t for t, _ in highlights] == view["pred"]["tokens"]
+    assert np.array(fig["data"][0]["z"], dtype=float).shape == (7, 8 * len(view["tokens"]) - 1)
+    assert over.shape[2] == 3 and f'data-step="{slider.value}"' in strip
+    assert "Zero-shot reference" in reference and "cosine" in reference  # defect 8: how sure to be
+    labels = app._photo_examples(handlers.registry.root / "ex")[1]
+    assert [lab for lab in labels if "mismatch example" in lab] == ["a man with a camera + 'a red car' (a mismatch example)"]
     ranked = handlers.search("a cup of coffee", "photos/match")
     assert len(ranked) == len(gallery())
     scores = [float(caption.rsplit(" ", 1)[1].rstrip("%")) for _, caption in ranked]
@@ -157,7 +231,7 @@ def test_photo_match_and_search(handlers) -> None:
 def test_ask_with_bad_input_is_a_gradio_error(handlers, question: str) -> None:
     import gradio as gr
 
-    image, scene, _, _ = handlers.random_scene(1)
+    image, scene, _ = handlers.random_scene(1)
     with pytest.raises(gr.Error, match="empty"):
         handlers.ask(image, question, "sort-of-clevr/default", scene)
     with pytest.raises(gr.Error, match="No image"):
@@ -253,6 +327,89 @@ def test_four_requests_in_flight_get_their_own_answers(server: str, tmp_path: Pa
         assert probs == alone[i % 4]
 
 
+# ----------------------------------------------------------------- the Ask tab's defects, through the client
+
+
+def test_scene_truth_and_domain_through_client(server: str, tmp_path: Path) -> None:
+    """Defects 1-3 and 7 as a client sees them: a new scene every call with -1, an example's own truth after a
+    generated scene, a photo marked out of domain, and Compare returning the image it compared."""
+    from gradio_client import handle_file
+
+    import app
+    from mmdemo.photos import gallery
+
+    client = _client(server)
+    captions = [client.predict(-1, api_name="/random_scene")[-1] for _ in range(2)]
+    assert captions[0] != captions[1] and all("seed" in c for c in captions)
+    client.predict(42, api_name="/random_scene")
+    seed, question = app.EXAMPLE_SEEDS[0], app.EXAMPLE_QUESTIONS[0]
+    example = _save(tmp_path, "example.png", Image.fromarray(soc.render(app.example_scene(seed))))
+    out = client.predict(handle_file(example), question, "sort-of-clevr/default", api_name="/predict")
+    assert f"True answer: **{soc.true_answer(app.example_scene(seed), question)}**" in out[7]
+    photo = _save(tmp_path, "cat.png", Image.fromarray(gallery()[0].pixels))
+    out = client.predict(handle_file(photo), question, "sort-of-clevr/default", api_name="/predict")
+    assert "out of domain" in out[0] and "only for generated scenes" in out[7]
+    compared, table, _ = client.predict(handle_file(photo), question, api_name="/compare")
+    assert Path(compared["path"]).suffix == ".png" and table["data"][0][0] == "default" and table["data"][0][2].endswith("%")
+
+
+def test_editor_through_client(server: str) -> None:
+    """Defects 4 and 6: the minimum gap is kept (and said); an impossible edit is a message, not an error."""
+    import app
+
+    client = _client(server)
+    refused = client.predict("red", "move", 20, 20, "blue", "What shape is the red object?", "sort-of-clevr/default", api_name="/edit_scene")
+    assert "needs a generated scene" in refused[2]
+    client.predict(42, api_name="/random_scene")
+    gray = app.example_scene(42).find("gray")
+    out = client.predict("red", "move", gray.x, gray.y, "blue", "What shape is the red object?", "sort-of-clevr/default", api_name="/edit_scene")
+    assert "nearest free spot" in out[2] and "Edited scene" in out[1] and out[3].startswith("## ")
+
+
+def test_photo_reference_through_client(server: str, tmp_path: Path) -> None:
+    """Defect 8: the photo answer comes with the zero-shot reference's score for the same input."""
+    from gradio_client import handle_file
+
+    from mmdemo.photos import gallery
+
+    path = _save(tmp_path, "camera.png", Image.fromarray(gallery()[5].pixels))
+    out = _client(server).predict(handle_file(path), "a red car", "photos/match", api_name="/photo_match")
+    assert "Zero-shot reference" in out[6] and "cosine" in out[6]
+
+
+def test_first_clicks_after_launch_answer_like_the_others(tmp_path: Path) -> None:
+    """Defect 5: `python app.py` warms every model it shows first before it serves (real checkpoints)."""
+    import statistics
+    import time
+
+    from gradio_client import handle_file
+
+    from mmdemo import serve_bench
+    from mmdemo.photos import gallery
+
+    scene = _save(tmp_path, "scene.png", Image.fromarray(soc.generate("val", 1, seed=7)[0].image))
+    photo = _save(tmp_path, "photo.png", Image.fromarray(gallery()[2].pixels))
+    port = free_port()
+    proc = serve_bench.start_app(port, {"MMDEMO_EXAMPLES": str(tmp_path / "examples")})
+    try:
+        serve_bench.wait_up(f"http://127.0.0.1:{port}/", proc, timeout=600)
+        client = serve_bench.make_client(f"http://127.0.0.1:{port}/")
+
+        def timed(*args, api_name: str) -> float:
+            start = time.perf_counter()
+            client.predict(*args, api_name=api_name)
+            return time.perf_counter() - start
+
+        colours = list(soc.COLOURS)
+        asks = [timed(handle_file(scene), f"Is the {c} object on the left?", "sort-of-clevr/default", api_name="/predict") for c in colours[:4]]
+        matches = [timed(handle_file(photo), s, "photos/match", api_name="/photo_match") for s in ("a cup", "a mug", "a drink", "coffee")]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    for first, later in ((asks[0], asks[1:]), (matches[0], matches[1:])):
+        assert first <= max(1.5, 3 * statistics.median(later)), (first, later)
+
+
 # ------------------------------------------------------------------------- hostile inputs (issue 16)
 
 
@@ -279,7 +436,7 @@ def test_seed_past_the_limit_is_a_clear_error_not_a_hang(server: str, handlers, 
         client.submit(seed, api_name="/random_scene").result(timeout=60)
     with pytest.raises(gr.Error, match="seed must be a whole number"):
         handlers.random_scene(seed)
-    assert client.submit(42, api_name="/random_scene").result(timeout=60)[1] == 42  # (image, seed, caption)
+    assert "seed 42" in client.submit(42, api_name="/random_scene").result(timeout=60)[1]  # (image, caption)
 
 
 def test_seed_that_is_not_a_number_is_a_clear_error(server: str) -> None:
@@ -297,8 +454,11 @@ def test_error_messages_reach_clients_as_plain_text(server: str) -> None:
     import app
 
     with pytest.raises(Exception) as caught:
-        _client(server).submit("red", "move", 10, 10, "blue", api_name="/edit_scene").result(timeout=60)
-    assert "click 'New random scene' first" in str(caught.value) and "&#" not in str(caught.value)
+        _client(server).submit(1e30, api_name="/random_scene").result(timeout=60)
+    assert "seed must be a whole number" in str(caught.value) and "&#" not in str(caught.value)
+    edited = _client(server).submit("red", "move", 10, 10, "blue", api_name="/edit_scene").result(timeout=60)
+    message = next(x for x in edited if isinstance(x, str) and "New random scene" in x)  # a refused edit is a message
+    assert "&#" not in message
     message = app._error("a <b>bold</b> & 'quoted' \"name\"").message
     assert not set(message) & set("<>&") and "'quoted' \"name\"" in message
 

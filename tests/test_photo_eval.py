@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 from mmdemo.batch import pad_token_ids
@@ -68,3 +69,20 @@ def test_photo_domain_table_reports_each_measured_model_and_zero_shot(tmp_path) 
     assert table[2] == "| match | 70.0% | 0.750 | 10.0% / 100 | 0.600 | 25.0% | 5 / 8 |"
     assert table[3] == "| zero-shot label bridge (nothing trained) | n/a | 0.800 | n/a | 0.830 | 58.3% | n/a |"
     assert len(table) == 4
+
+
+def test_zero_shot_reference_scores_one_pair_like_the_gallery() -> None:
+    """The app's reference beside a photo answer: one pair's cosine, read against the gallery's own/other captions."""
+    from mmdemo.inference import load_image, prepare_image
+    from mmdemo.photo_eval import ZeroShotReference
+    from mmdemo.photos import gallery
+    from mmdemo.pretrained import FeatureCache
+
+    ref = ZeroShotReference(BASE)
+    own, other = ref.gallery()
+    n = len(gallery())
+    assert own.shape == (n,) and other.shape == (n * (n - 1),) and float(np.median(own)) > float(np.median(other))
+    photo = gallery()[0]
+    features = FeatureCache(max_items=0).get([prepare_image(load_image(photo.pixels), 224)])
+    cos = ref.cosine(features, photo.caption)
+    assert abs(cos - float(own[0])) < 1e-4 and ref.bridge.text.cache_size == 512

@@ -165,3 +165,40 @@ def test_augmented_render_keeps_colours_at_centres() -> None:
         img = soc.render_augmented(scene, rng)
         for o in scene.objects:
             assert np.abs(img[o.y, o.x].astype(int) - SPEC_RGB[o.colour]).max() <= 2
+
+
+def test_looks_like_scene_on_generated_scenes_and_not_on_photos() -> None:
+    """The app's "is this a generated scene?" check: every renderer (anti-aliased, +-1 px), two-object edits,
+    a JPEG of a 4x upscaled scene; and none of scikit-image's photos, nor a blank canvas."""
+    import io
+
+    from PIL import Image
+
+    from mmdemo.inference import load_image, prepare_image
+    from mmdemo.photos import gallery
+
+    for i in range(20):
+        scene = soc.random_scene(soc.scene_rng("test", i, 0))
+        for supersample, jitter in [(1, 0.0), (4, 1.0), (4, -1.0)]:
+            assert soc.looks_like_scene(soc.render(scene, supersample, jitter)), (i, supersample, jitter)
+        two = soc.Scene(tuple(o for o in scene.objects if o.colour in ("gray", "yellow")))
+        assert soc.looks_like_scene(soc.render(two, 4, -1.0))
+        buf = io.BytesIO()
+        Image.fromarray(soc.render(scene)).resize((300, 300), Image.Resampling.NEAREST).save(buf, "JPEG", quality=75)
+        assert soc.looks_like_scene(prepare_image(load_image(buf.getvalue()), soc.SIZE))
+    for photo in gallery():
+        assert not soc.looks_like_scene(prepare_image(load_image(photo.pixels), soc.SIZE)), photo.name
+    assert not soc.looks_like_scene(np.full((75, 75, 3), 255, np.uint8))
+
+
+def test_a_move_keeps_the_minimum_gap() -> None:
+    scene = soc.random_scene(soc.scene_rng("val", 42, 0))
+    red, gray = scene.find("red"), scene.find("gray")
+    moved = soc.edit_scene(scene, "red", "move", gray.x, gray.y)  # right onto the gray object
+    new = moved.find("red")
+    for a, b in itertools.combinations(moved.objects, 2):
+        assert np.hypot(a.x - b.x, a.y - b.y) >= soc.MIN_GAP, (a, b)
+    assert (new.x, new.y) != (red.x, red.y) and np.hypot(new.x - gray.x, new.y - gray.y) < soc.MIN_GAP + 2  # the nearest free spot
+    free = soc.edit_scene(scene, "red", "move", 5, 5) if soc.nearest_free_spot(scene, "red", 5, 5) == (5, 5) else None
+    assert free is None or (free.find("red").x, free.find("red").y) == (5, 5)  # a free spot is taken as asked
+    assert soc.nearest_free_spot(scene, "red", -50, 500) == soc.nearest_free_spot(scene, "red", soc.HALF_SIDE, soc.SIZE - soc.HALF_SIDE - 1)

@@ -359,12 +359,31 @@ def scene_from_dicts(objects: list[dict]) -> Scene:
     return Scene(tuple(out))
 
 
+def nearest_free_spot(scene: Scene, colour: str, x: int, y: int) -> tuple[int, int]:
+    """Where the `colour` object can go nearest to (x, y): on the canvas and >= MIN_GAP from every other centre."""
+    lo, hi = HALF_SIDE, SIZE - HALF_SIDE - 1
+    others = np.array([(o.x, o.y) for o in scene.objects if o.colour != colour], dtype=np.float64).reshape(-1, 2)  # (O, 2)
+    grid = np.stack(np.meshgrid(np.arange(lo, hi + 1), np.arange(lo, hi + 1), indexing="xy"), -1).reshape(-1, 2)  # (N, 2) as (x, y)
+    gaps = np.sqrt(((grid[:, None, :] - others[None]) ** 2).sum(-1)).min(1) if len(others) else np.full(len(grid), np.inf)
+    free = grid[gaps >= MIN_GAP]
+    if not len(free):
+        raise ValueError(f"there is no free spot for the {colour} object")
+    want = np.clip([x, y], lo, hi)
+    d = ((free - want) ** 2).sum(1)
+    best = free[int(np.argmin(d))]  # first minimum: ties go to the smaller y, then x (row-major grid)
+    return int(best[0]), int(best[1])
+
+
 def edit_scene(scene: Scene, colour: str, action: str, x: int = 0, y: int = 0, other: str = "") -> Scene:
-    """A counterfactual scene: move, reshape, swap colours with `other`, or remove the `colour` object."""
+    """A counterfactual scene: move, reshape, swap colours with `other`, or remove the `colour` object.
+
+    A move keeps the spec's minimum gap: the object goes to the nearest free spot to (x, y)
+    (nearest_free_spot; the caller can compare the result with what it asked for)."""
     target = scene.find(colour)
     objects = list(scene.objects)
     if action == "move":
-        objects = [SceneObject(o.colour, o.shape, int(np.clip(x, HALF_SIDE, SIZE - HALF_SIDE - 1)), int(np.clip(y, HALF_SIDE, SIZE - HALF_SIDE - 1))) if o is target else o for o in objects]
+        fx, fy = nearest_free_spot(scene, colour, x, y)
+        objects = [SceneObject(o.colour, o.shape, fx, fy) if o is target else o for o in objects]
     elif action == "reshape":
         flipped = "circle" if target.shape == "square" else "square"
         objects = [SceneObject(o.colour, flipped, o.x, o.y) if o is target else o for o in objects]
@@ -379,6 +398,40 @@ def edit_scene(scene: Scene, colour: str, action: str, x: int = 0, y: int = 0, o
     else:
         raise ValueError(f"unknown action {action!r}")
     return Scene(tuple(objects))
+
+
+# ------------------------------------------------------------------------------ is it a generated scene?
+WHITE_MIN = 230  # a channel at least this bright: canvas
+COLOUR_TOL = 40.0  # RGB distance to a white-to-spec-colour blend (anti-aliased edges included)
+MIN_WHITE_SHARE = 0.75  # the spec's canvas is mostly white (six objects cover at most ~15% of it) ...
+MIN_INK_SHARE = 0.005  # ... at least one object is not gray (one small circle is ~1% of the canvas) ...
+MIN_COLOUR_SHARE = 0.85  # ... and almost everything that is not white is one of the six colours
+
+
+def scene_likeness(pixels: np.ndarray) -> tuple[float, float, float]:
+    """(share of near-white pixels, share of the other pixels within COLOUR_TOL of a white-to-spec-colour
+    blend, share of all pixels near one of the five colours that are not gray)."""
+    rgb = np.asarray(pixels, dtype=np.float64).reshape(-1, 3)  # (N, 3)
+    white = rgb.min(1) >= WHITE_MIN
+    ink = rgb[~white]  # (M, 3)
+    if not len(ink):
+        return 1.0, 0.0, 0.0
+    w = np.full(3, 255.0)
+    dists = []
+    for c in COLOURS.values():  # distance to the segment white -> colour: anti-aliased edges lie on it
+        d = np.asarray(c, dtype=np.float64) - w
+        t = np.clip(((ink - w) @ d) / (d @ d), 0.0, 1.0)
+        dists.append(np.linalg.norm(ink - (w + t[:, None] * d), axis=1))
+    dist = np.stack(dists)  # (6, M)
+    near = dist.min(0) <= COLOUR_TOL
+    chroma = near & (np.array([c != "gray" for c in COLOURS])[dist.argmin(0)])
+    return float(white.mean()), float(near.mean()), float(chroma.sum() / len(rgb))
+
+
+def looks_like_scene(pixels: np.ndarray) -> bool:
+    """Does an image (H, W, 3 uint8) look like a Sort-of-CLEVR-NL scene: a white canvas with objects in the six colours?"""
+    white, colour, chroma = scene_likeness(pixels)
+    return white >= MIN_WHITE_SHARE and colour >= MIN_COLOUR_SHARE and chroma >= MIN_INK_SHARE
 
 
 def parse_question(text: str) -> tuple[str, str, bool] | None:
