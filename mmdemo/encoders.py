@@ -1,4 +1,5 @@
-"""Encoders. Shapes: B batch, T tokens, R = grid*grid image regions, E text_dim, D image_channels."""
+"""Encoders. Shapes: B batch, T tokens (or audio steps), L log-mel frames, M n_mels, R = grid*grid image regions,
+E text_dim, D image_channels, C audio_channels."""
 
 from __future__ import annotations
 
@@ -173,3 +174,54 @@ class TextEncoder(nn.Module):
         if self.kind == "learned":
             return self.embed(token_ids)  # (B, T, E)
         return self.proj(frozen if frozen is not None else self.frozen_features(token_ids, mask))  # (B, T, E)
+
+
+AUDIO_INIT_MEAN, AUDIO_INIT_STD = -7.5, 4.0  # typical log-mel level of speech: the start of the learned input scaling
+
+
+class CausalConv1d(nn.Conv1d):
+    """A convolution over time that sees only the present and the past.
+
+    Left padding kernel - stride: output i reads inputs up to (i + 1) * stride - 1, the end of its own block
+    of `stride` inputs, and nothing later. A last partial block is completed with zeros on the right.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int) -> None:
+        super().__init__(in_dim, out_dim, kernel, stride)
+        self.left = kernel - stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, L) -> (B, C', ceil(L / stride))."""
+        return super().forward(F.pad(x, (self.left, (-x.shape[-1]) % self.stride[0])))
+
+
+class AudioEncoder(nn.Module):
+    """Log-mel frames (B, L, M) and their mask (B, L) -> step vectors (B, T, E) and the step mask (B, T).
+
+    A learned per-band scaling, log2(audio_stride) causal stride-2 convolutions (kernel 5), two causal
+    stride-1 convolutions (kernel 3) at the step rate, then a projection with LayerNorm (as the text side).
+    T = ceil(L / audio_stride); step i reads frames up to (i + 1) * audio_stride - 1 and never a later one.
+    Every layer zeroes its output past each question's length, so padding in a batch changes nothing.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        c = cfg.audio_channels
+        self.shift = nn.Parameter(torch.full((cfg.n_mels,), -AUDIO_INIT_MEAN))
+        self.scale = nn.Parameter(torch.full((cfg.n_mels,), 1.0 / AUDIO_INIT_STD))
+        num_down = cfg.audio_stride.bit_length() - 1
+        dims = [cfg.n_mels] + [c] * (num_down + 2)
+        self.convs = nn.ModuleList(
+            CausalConv1d(dims[i], dims[i + 1], 5 if i < num_down else 3, 2 if i < num_down else 1) for i in range(num_down + 2)
+        )
+        self.proj = nn.Sequential(nn.Linear(c, cfg.text_dim), nn.LayerNorm(cfg.text_dim))
+
+    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = frame_mask.sum(1)  # (B,)
+        x = ((frames + self.shift) * self.scale * frame_mask.unsqueeze(-1)).transpose(1, 2)  # (B, M, L)
+        for conv in self.convs:
+            lengths = torch.div(lengths + conv.stride[0] - 1, conv.stride[0], rounding_mode="floor")
+            x = F.gelu(conv(x))  # (B, C, L)
+            keep = torch.arange(x.shape[-1], device=x.device)[None] < lengths[:, None]  # (B, L)
+            x = x * keep.unsqueeze(1)
+        return self.proj(x.transpose(1, 2)), keep  # (B, T, E), (B, T)

@@ -29,6 +29,11 @@ class ImageMemory(NamedTuple):
         semantic = None if self.semantic is None else self.semantic.index_select(0, index)
         return ImageMemory(self.values.index_select(0, index), keys, self.summary.index_select(0, index), semantic)
 
+    def head(self, n: int) -> ImageMemory:
+        """The first n rows (views, no copy)."""
+        semantic = None if self.semantic is None else self.semantic[:n]
+        return ImageMemory(self.values[:n], tuple(k[:n] for k in self.keys), self.summary[:n], semantic)
+
 
 def uniform_weights(values: torch.Tensor) -> torch.Tensor:
     """(B, 1, R) equal weights: sum and concat look at the whole image evenly."""

@@ -1,4 +1,5 @@
-"""Predictor: a raw image and a sentence in, a Prediction (plain Python/numpy) out."""
+"""Predictor: a raw image and a question (typed, or spoken for an audio checkpoint) in, a Prediction (plain
+Python/numpy) out."""
 
 from __future__ import annotations
 
@@ -12,30 +13,32 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
+from mmdemo.audio import decode, log_mel, step_times
 from mmdemo.batch import images_to_tensor, pad_token_ids
 from mmdemo.checkpoint import DEFAULT, load_checkpoint
+from mmdemo.errors import InputError
 from mmdemo.limits import MAX_FILE_BYTES, MAX_PIXELS, MAX_TEXT_CHARS, WORK_SIDE, too_large
-from mmdemo.model import FusionRNN, pick_device
+from mmdemo.model import FusionRNN, ModelOutput, pick_device
 from mmdemo.text import clean_text, id_to_token, tokenize
 
 __all__ = ["MAX_PIXELS", "ImageInput", "InputError", "Prediction", "Predictor", "load_image", "prepare_image"]
 ImageInput = Image.Image | np.ndarray | str | Path | bytes
-
-
-class InputError(ValueError):
-    """Input a person can fix; the message is safe to show them."""
+QuestionInput = str | Path | bytes | tuple  # typed text; spoken: a sound file (path or bytes) or (sample_rate, samples)
 
 
 @dataclass
 class Prediction:
     answer: str
     probs: dict[str, float]  # label -> probability
-    tokens: list[str]  # the tokenizer's tokens, one per RNN step
+    tokens: list[str]  # one label per RNN step: the tokenizer's tokens, or for a spoken question each step's end ("0.40s")
     region_attention: list[list[float]]  # (T, R) where each step looked (hop 1); rows sum to 1
     grid: list[int]  # [h, w], R = h * w, regions row-major
     step_attention: list[float]  # (T,) how much each step counts for the answer
     hop_attention: list[list[list[float]]]  # (T, K, R) every attention hop
-    truncated: bool  # the question was longer than the model reads
+    truncated: bool  # the question was longer than the model reads (spoken: cut to max_audio_seconds)
+    step_times: list[float] | None = None  # spoken: (T,) when each step ends, seconds from the start of the recording
+    audio_seconds: float | None = None  # spoken: how much of the recording the model heard
+    notice: str = ""  # something the person should know about their input (cut, clipping); safe to show
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,7 +194,8 @@ class Predictor:
         self.model, self.config, self.device, self.folder = model, config, device, folder
         self.cfg = model.cfg
         # Training keeps every distinct question's states; a server sees endless new ones, so bound them.
-        model.text.cache_size = min(model.text.cache_size, TEXT_CACHE_ITEMS)
+        if model.text is not None:
+            model.text.cache_size = min(model.text.cache_size, TEXT_CACHE_ITEMS)
 
     @classmethod
     def load(cls, folder: str | Path | None = None, device: str = "auto") -> Predictor:
@@ -202,7 +206,8 @@ class Predictor:
 
     def clear_caches(self) -> None:
         """Forget cached frozen features (text states, image features): the next call pays for them."""
-        self.model.text.clear_cache()
+        if self.model.text is not None:
+            self.model.text.clear_cache()
         cache = getattr(self.model.image, "cache", None)
         if cache is not None:
             cache.clear()
@@ -212,25 +217,48 @@ class Predictor:
         return prepare_image(load_image(image), self.cfg.image_size)
 
     @torch.inference_mode()
-    def predict(self, image: ImageInput, text: str) -> Prediction:
-        """Answer one question about one image; raises InputError for input a person can fix."""
+    def predict(self, image: ImageInput, question: QuestionInput) -> Prediction:
+        """Answer one question about one image; raises InputError for input a person can fix.
+
+        Text checkpoints take the question as a string. Spoken ones (question_input audio) take a sound
+        file's path or bytes, or (sample_rate, samples) as Gradio's numpy audio gives it."""
         pixels = self.prepare(image)
-        if text is not None and len(text := str(text)) > MAX_TEXT_CHARS:
-            raise InputError(f"The text is too long ({len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}).")
-        if text is None or not clean_text(text):
+        if self.cfg.question_input == "audio":
+            return self._predict_audio(pixels, question)
+        if question is not None and not isinstance(question, str):
+            raise InputError("This model reads typed questions: give the question as text.")
+        if question is not None and len(question) > MAX_TEXT_CHARS:
+            raise InputError(f"The text is too long ({len(question):,} characters; the limit is {MAX_TEXT_CHARS:,}).")
+        if question is None or not clean_text(question):
             raise InputError("The question is empty: type a question about the image.")
-        ids, truncated = tokenize([text], self.cfg.max_tokens)
+        ids, truncated = tokenize([question], self.cfg.max_tokens)
         token_ids, mask = pad_token_ids(ids)
         out = self.model(images_to_tensor(pixels[None]).to(self.device), token_ids.to(self.device), mask.to(self.device))
+        return self._prediction(out, id_to_token(ids[0]), truncated[0])
+
+    def _predict_audio(self, pixels: np.ndarray, question: QuestionInput) -> Prediction:
+        if isinstance(question, str) and (len(question) > 4096 or "\0" in question or (" " in question.strip() and not Path(question).is_file())):
+            raise InputError("This model listens: give a recording (a sound file, or sample rate and samples), not text.")
+        cfg = self.cfg
+        sound = decode(question, cfg.max_audio_seconds, cfg.sample_rate)
+        frames = log_mel(sound.samples, cfg.sample_rate, cfg.n_mels, cfg.hop_ms)  # (L, M)
+        mask = torch.ones(1, len(frames), dtype=torch.bool)
+        out = self.model(images_to_tensor(pixels[None]).to(self.device), frames[None].to(self.device), mask.to(self.device))
+        times = step_times(int(out.step_mask[0].sum()), cfg.step_seconds)
+        pred = self._prediction(out, [f"{t:.2f}s" for t in times], sound.cut)
+        pred.step_times, pred.audio_seconds, pred.notice = times, round(len(sound.samples) / sound.sample_rate, 3), sound.notice
+        return pred
+
+    def _prediction(self, out: ModelOutput, tokens: list[str], truncated: bool) -> Prediction:
         probs = out.logits[0].float().softmax(-1).cpu().numpy()
         hops = out.hop_attention[0].float().cpu().numpy()  # (T, K, R)
         return Prediction(
             answer=self.cfg.labels[int(probs.argmax())],
             probs={label: float(p) for label, p in zip(self.cfg.labels, probs)},
-            tokens=id_to_token(ids[0]),
+            tokens=tokens,
             region_attention=hops[:, 0].tolist(),
             grid=[self.cfg.grid, self.cfg.grid],
             step_attention=out.step_attention[0].float().cpu().tolist(),
             hop_attention=hops.tolist(),
-            truncated=truncated[0],
+            truncated=bool(truncated),
         )

@@ -13,6 +13,8 @@ checked (hops are (T, K, R) per question: T steps, K hops, R regions):
   object (closest / furthest), or hop 2 puts >= 0.5 of its mass on the same-shape objects (count).
 
 Regions "hold" an object by the one region rule (supervision.region_masks, also the grounding metric).
+Spoken questions (no tokens) have no shared-prefix pairs, so causal is None for them (tests check their
+causality directly); the other figures use the first step that has heard the whole colour word.
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ class Answered(NamedTuple):
     prediction: str
     token_ids: list[int]  # the real tokens (no padding)
     hops: np.ndarray  # (T, K, R) every hop's region attention at every real step
+    colour_step: int | None = None  # spoken questions: the first step that has heard the colour word (-1: none);
+    # None: typed, found from token_ids
 
 
 def step_scores(a: Answered, grid: int) -> dict[str, float]:
     """no_peek / onset / relate for one question (a key is absent where it does not apply)."""
-    s = colour_step(a.token_ids)
+    s = colour_step(a.token_ids) if a.colour_step is None else a.colour_step
     if s < 0:
         return {}
     named = a.scene.find(a.question.colour)

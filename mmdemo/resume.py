@@ -29,7 +29,7 @@ TENSORS = "state.safetensors"
 STATE = "state.json"
 FORMAT = "mmdemo-resume/1"
 # TrainConfig fields that say how a run goes, not what it computes: they may change between the parts of a run.
-NOT_IDENTITY = ("out", "device", "threads", "log_every", "save_every", "amp", "resume", "evaluate", "extra")
+NOT_IDENTITY = ("out", "device", "threads", "log_every", "save_every", "amp", "resume", "evaluate", "extra", "synth_workers", "eval_images")
 
 
 class ResumeError(ValueError):

@@ -45,7 +45,7 @@ def colour_step(token_ids: list[int]) -> int:
 
 
 class AttentionTargets(NamedTuple):
-    step: torch.Tensor  # (B,) position of the colour word in each question (-1: none found)
+    step: torch.Tensor  # (B,) the step of the colour word in each question (-1: none found)
     hop1: torch.Tensor  # (B, R) bool, regions of the named object
     hop2: torch.Tensor  # (B, R) bool, regions of the object(s) the answer is about (all False: no target)
 
@@ -76,12 +76,14 @@ def hop2_objects(scene: soc.Scene, question: soc.Question) -> list[soc.SceneObje
 
 
 def attention_targets(
-    token_ids: torch.Tensor, questions: list[soc.Question], scenes: list[soc.Scene], grid: int
+    token_ids: torch.Tensor | None, questions: list[soc.Question], scenes: list[soc.Scene], grid: int, steps: list[int] | None = None
 ) -> AttentionTargets:
-    """Targets for a batch: token_ids (B, T), one question and its scene per row."""
-    steps, hop1, hop2 = [], [], []
-    for row, q, scene in zip(token_ids.tolist(), questions, scenes):
-        steps.append(colour_step(row))
+    """Targets for a batch: one question and its scene per row; the colour word's step from token_ids (B, T),
+    or given as `steps` (spoken questions: the first step that has heard the whole colour word)."""
+    if steps is None:
+        steps = [colour_step(row) for row in token_ids.tolist()]
+    hop1, hop2 = [], []
+    for q, scene in zip(questions, scenes):
         hop1.append(region_masks([scene.find(q.colour)], grid))
         hop2.append(region_masks(hop2_objects(scene, q), grid))
     return AttentionTargets(torch.tensor(steps), torch.from_numpy(np.stack(hop1)), torch.from_numpy(np.stack(hop2)))

@@ -137,7 +137,7 @@ def test_metrics_json_is_strict_json_when_a_metric_is_undefined(tmp_path: Path, 
     from mmdemo.config import TrainConfig
     from mmdemo.train import train
 
-    monkeypatch.setattr(mmdemo.evaluate, "evaluate_model", lambda model, device: {"overall": float("nan"), "per": [float("inf"), 0.5]})
+    monkeypatch.setattr(mmdemo.evaluate, "evaluate_model", lambda model, device, *args, **kwargs: {"overall": float("nan"), "per": [float("inf"), 0.5]})
     cfg = TrainConfig(out=str(tmp_path / "ck"), train_images=4, batch_images=2, max_steps=1, device="cpu")
     train(tiny_config(text_encoder="learned"), cfg, progress=False)
 

@@ -266,11 +266,11 @@ def _surface_noise(text: str, rng: np.random.Generator) -> str:
     return text
 
 
-def make_question(
-    scene: Scene, subtype: str, colour: str, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0
-) -> Question:
-    """One question; wording is canonical (spec templates), train (paraphrases + noise; a share frame_prob
-    of them wrapped in one of FRAMES) or heldout."""
+def question_text(
+    subtype: str, colour: str, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0
+) -> tuple[str, bool, str]:
+    """(text, negate, template) of one question, without a scene: make_question's wording half (the
+    spoken questions are voiced from these; the answer needs the scene)."""
     negate = False
     if wording == "canonical":
         template = CANONICAL[subtype]
@@ -286,6 +286,15 @@ def make_question(
         text = text[0].upper() + text[1:]
         if wording == "train":
             text = _surface_noise(text, rng)
+    return text, negate, template
+
+
+def make_question(
+    scene: Scene, subtype: str, colour: str, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0
+) -> Question:
+    """One question; wording is canonical (spec templates), train (paraphrases + noise; a share frame_prob
+    of them wrapped in one of FRAMES) or heldout."""
+    text, negate, template = question_text(subtype, colour, rng, wording, frame_prob)
     family = "nonrelational" if subtype in NONREL else "relational"
     return Question(text, answer(scene, subtype, colour, negate), family, subtype, colour, template)
 

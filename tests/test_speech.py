@@ -1,0 +1,155 @@
+"""Speech synthesis (eSpeak NG from its pip wheel), the spoken-question data and a spoken smoke training run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from mmdemo import speech
+from mmdemo.data import sort_of_clevr as soc
+from mmdemo.data import spoken
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not speech.available()[0], reason=f"no synthesizer: {speech.available()[1]}")
+
+
+def test_synthesize_gives_16k_samples_and_word_boundaries() -> None:
+    text = "Is the green object on the left side of the image?"
+    sample_rate, samples, words = speech.synthesize(text)
+    assert sample_rate == 16000 and samples.dtype == np.float32 and samples.ndim == 1
+    duration = len(samples) / sample_rate
+    assert 1.0 < duration < 6.0 and 0.05 < np.abs(samples).max() <= 1.0
+    spoken_words = [w.text.lower() for w in words]
+    assert "green" in spoken_words and "left" in spoken_words and set(spoken_words) <= set(text.lower().rstrip("?").split())
+    starts = [w.start for w in words]
+    assert starts == sorted(starts) and all(w.start < w.end <= duration + 1e-3 for w in words)
+    # the colour word is sounding where eSpeak says: louder there than in the lead-in silence
+    green = next(w for w in words if w.text.lower() == "green")
+    inside = samples[int(green.start * sample_rate) : int(green.end * sample_rate)]
+    assert np.sqrt(np.mean(inside**2)) > 0.02
+
+
+def test_voices_rates_and_pitches_change_the_sound() -> None:
+    text = "What shape is the red object?"
+    base = speech.synthesize(text, "en-us")
+    assert len(speech.synthesize(text, "en-us", rate=260).samples) < 0.85 * len(base.samples)
+    other = speech.synthesize(text, "en-gb-x-rp+f3", pitch=80).samples
+    n = min(len(other), len(base.samples))
+    assert not np.allclose(other[:n], base.samples[:n], atol=1e-3)
+    with pytest.raises(ValueError):
+        speech.voice_name("en-us", "no-such-variant")
+    with pytest.raises(ValueError):
+        speech.synthesize("   ")
+
+
+def test_unavailable_synthesizer_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speech, "_engine", lambda: "speech synthesis needs the espeakng-loader package")
+    ok, why = speech.available()
+    assert not ok and "espeakng-loader" in why
+    with pytest.raises(speech.SpeechUnavailable, match="espeakng-loader"):
+        speech.synthesize("hello")
+
+
+def test_training_and_test_voices_are_disjoint() -> None:
+    train, test = set(spoken.voices("train")), set(spoken.voices("test"))
+    assert len(train) > 400 and len(test) > 200 and not train & test
+    for voice in train:
+        dialect, _, variant = voice.partition("+")
+        assert dialect not in spoken.HELDOUT_DIALECTS and variant not in spoken.HELDOUT_VARIANTS
+
+
+def test_training_plan_is_balanced_deterministic_and_capped() -> None:
+    plan = spoken.plan_train(60, seed=3)
+    assert plan == spoken.plan_train(60, seed=3) and plan[:30] == spoken.plan_train(30, seed=3)
+    assert [u.family for u in plan[:4]] == ["nonrelational", "relational"] * 2
+    assert all(u.voice in spoken.voices("train") and u.max_speech_s == spoken.MAX_TRAIN_SPEECH_S for u in plan)
+    samples = soc.generate("test", 2, wording="heldout")
+    test_plan = spoken.plan_questions(samples)
+    assert [u.text for u in test_plan] == [q.text for s in samples for q in s.questions]
+    pairs = [(sample, q) for sample in samples for q in sample.questions]
+    for (sample, q), u in zip(pairs, test_plan):  # negate recovers every answer
+        assert soc.answer(sample.scene, u.subtype, u.colour, u.negate) == q.answer
+
+
+def test_render_repeats_and_finds_the_colour_word() -> None:
+    """eSpeak keeps its pitch-flutter phase between calls, so a second rendering differs in tiny jitter only."""
+    u = spoken.plan_train(3, seed=1)[2]
+    x1, words1 = spoken.render(u)
+    x2, words2 = spoken.render(u)
+    assert abs(len(x1) - len(x2)) < 0.01 * len(x1) and np.abs(x1).max() <= 1.0
+    end = spoken.colour_end(words1, u.colour)
+    assert u.lead < end < len(x1) / 16000 and abs(end - spoken.colour_end(words2, u.colour)) < 0.02
+
+
+def test_cache_is_content_keyed_and_reused(tmp_path: Path) -> None:
+    settings = (16000, 40, 10)
+    plan = spoken.plan_train(12)
+    first = spoken.synthesize_missing(plan, tmp_path, "train", settings, workers=1, progress=False)
+    again = spoken.synthesize_missing(plan, tmp_path, "train", settings, workers=1, progress=False)
+    assert first["made"] == 12 and again == {"made": 0, "cached": 12, "seconds": again["seconds"], "utterances_per_s": None}
+    pool = spoken.load_pool(plan, tmp_path, "train", settings, progress=False)
+    assert len(pool) == 12 and pool.features.dtype == np.float16 and pool.frames(3).shape[1] == 40
+    assert (pool.colour_ends > 0).all()
+    assert len(spoken.read_words(tmp_path, "train", plan, settings)[0]) >= 3
+    other = spoken.synthesize_missing(plan, tmp_path, "train", (16000, 64, 10), workers=1, progress=False)
+    assert other["made"] == 12  # other features: other files, nothing stale reused
+
+
+def test_shipped_examples_match_their_index() -> None:
+    folder = ROOT / "examples" / "spoken"
+    index = json.loads((folder / "examples.json").read_text())
+    assert len(index) == len(spoken.EXAMPLES) and sum(p.stat().st_size for p in folder.iterdir()) < 300_000
+    for entry in index:
+        info = sf.info(folder / entry["file"])
+        assert info.samplerate == 16000 and info.channels == 1 and info.duration < 6
+        assert entry["words"][-1][2] <= info.duration + 0.05
+
+
+def run_cli(*args: str, module: str = "mmdemo") -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_spoken_smoke_training_and_both_question_forms(tmp_path: Path) -> None:
+    """train --question-input audio end to end, then predict from a file and from (rate, samples): same answer."""
+    out, data = tmp_path / "ck", tmp_path / "data"
+    r = run_cli(
+        "train", "--question-input", "audio", "--out", str(out), "--train-images", "8", "--batch-images", "4",
+        "--max-steps", "2", "--questions-per-image", "4", "--spoken-utterances", "24", "--eval-images", "1",
+        "--hidden-dim", "16", "--text-dim", "16", "--image-channels", "8", "--attn-dim", "8", "--audio-channels", "8",
+        "--spoken-data", str(data), "--synth-workers", "1", "--device", "cpu", "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["question_input"] == "audio" and config["train"]["questions_per_image"] == 4
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_questions"] == 20 and metrics["voices"] == "held-out" and metrics["causal"] is None
+
+    from mmdemo import load_predictor
+
+    image = tmp_path / "scene.png"
+    Image.fromarray(soc.generate("test", 1)[0].image).save(image)
+    sample_rate, samples, _ = speech.synthesize("What shape is the red object?", "en-us-nyc+f3")
+    wav = tmp_path / "q.wav"
+    sf.write(wav, samples, sample_rate, subtype="PCM_16")
+    predictor = load_predictor(str(out), device="cpu")
+    int16 = np.round(samples * 32767).astype(np.int16)  # what the WAV file holds, as Gradio's numpy audio gives it
+    from_file, from_tuple = predictor.predict(str(image), str(wav)), predictor.predict(str(image), (sample_rate, int16))
+    assert from_file.answer == from_tuple.answer
+    assert from_file.probs == pytest.approx(from_tuple.probs, abs=1e-5)
+    assert from_file.step_times == from_tuple.step_times and from_file.step_times[0] == pytest.approx(0.04)
+
+    r = run_cli("predict", "--checkpoint", str(out), "--image", str(image), "--audio", str(wav), "--json", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    pred = json.loads(r.stdout.strip().splitlines()[-1])
+    assert pred["answer"] == from_file.answer and len(pred["step_times"]) == len(pred["tokens"]) == len(pred["region_attention"])
+    r = run_cli("predict", "--checkpoint", str(out), "--image", str(image), "--text", "What shape is the red object?")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--audio" in r.stderr
