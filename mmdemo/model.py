@@ -129,16 +129,20 @@ class FusionRNN(nn.Module):
             fused, w = self.fusion(tokens[:, t], h, memory, *step_args)  # (B, F), (B, K, R)
             if sims is not None:  # how well this word agrees with what the step looks at, and with the best region
                 fused = torch.cat([fused, (w[:, 0] * sims[:, t]).sum(-1, keepdim=True), sims[:, t].amax(-1, keepdim=True)], dim=-1)
-            keep = mask[:, t : t + 1]  # (B, 1): padding steps leave the state untouched
-            if c is None:
-                h = torch.where(keep, self.cell(fused, h), h)
-            else:
-                h_new, c_new = self.cell(fused, (h, c))
-                h, c = torch.where(keep, h_new, h), torch.where(keep, c_new, c)
+            h, c = self.cell_step(fused, h, c, mask[:, t : t + 1])  # padding steps leave the state untouched
             hiddens.append(h)
             weights.append(w)
             inputs.append(fused)
         return torch.stack(hiddens, dim=1), torch.stack(weights, dim=1), torch.stack(inputs, dim=1)
+
+    def cell_step(
+        self, fused: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, keep: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One RNN step (B, F) -> new (h, c); rows where keep (B, 1) is False keep their old state."""
+        if c is None:
+            return torch.where(keep, self.cell(fused, h), h), None
+        h_new, c_new = self.cell(fused, (h, c))
+        return torch.where(keep, h_new, h), torch.where(keep, c_new, c)
 
     def _read_packed(
         self, steps: torch.Tensor, mask: torch.Tensor, memory: ImageMemory, h: torch.Tensor, c: torch.Tensor | None
@@ -160,12 +164,7 @@ class FusionRNN(nn.Module):
                 views[n] = memory.head(n)
             x = step_vectors[t] if n == b else step_vectors[t][:n]
             fused, w = self.fusion(x, h, views[n])  # (n, F), (n, K, R)
-            keep = mask[:n, t : t + 1]  # (n, 1): questions that ended keep their state
-            if c is None:
-                h = torch.where(keep, self.cell(fused, h), h)
-            else:
-                h_new, c_new = self.cell(fused, (h, c))
-                h, c = torch.where(keep, h_new, h), torch.where(keep, c_new, c)
+            h, c = self.cell_step(fused, h, c, mask[:n, t : t + 1])  # questions that ended keep their state
             hiddens.append(h)
             weights.append(w)
             inputs.append(fused)
