@@ -108,6 +108,20 @@ def save_state(out: str | Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     return folder
 
 
+def save_at(out: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer, run: dict, progress: dict,
+            main: bool, stop: StopRequest | None, total: int, bar: Any) -> None:
+    """Save resumable state (rank 0 only); with stop (a signal arrived), wait until every rank is here, close the
+    progress bar and raise Interrupted, so the run can be continued with --resume."""
+    from mmdemo import distributed
+
+    if main:
+        save_state(out, model, opt, run, progress)
+    if stop is not None:
+        distributed.barrier()  # every rank leaves after the state is on disk
+        bar.close()
+        raise Interrupted(stop.signum or 15, progress["step"], total, out)
+
+
 def load_state(resume: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer, run: dict) -> dict:
     """Check resume/ against this run, load model, optimizer and torch RNG; returns the saved progress."""
     root = Path(resume)

@@ -24,7 +24,7 @@ from mmdemo.checkpoint import save_checkpoint, write_metrics
 from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN, pick_device
-from mmdemo.resume import Interrupted, StopRequest, identity, load_state, remove_state, save_state
+from mmdemo.resume import StopRequest, identity, load_state, remove_state, save_at
 from mmdemo.supervision import attention_loss_terms, attention_targets, colour_step
 from mmdemo.text import tokenize
 
@@ -304,12 +304,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
                 if stopping or (cfg.save_every and step % cfg.save_every == 0 and step < total):
                     position = {"step": step, "epoch_rng": epoch_rng, "epoch_step": start // cfg.batch_images + 1,
                                 "seconds": prior_seconds + time.time() - started, "world_size": world.size, **log.state()}
-                    if main:
-                        save_state(cfg.out, model, opt, run, position)
-                    if stopping:
-                        distributed.barrier()  # every rank leaves after the state is on disk
-                        bar.close()
-                        raise Interrupted(stop.signum or 15, step, total, cfg.out)
+                    save_at(cfg.out, model, opt, run, position, main, stop if stopping else None, total, bar)
             skip = 0
         bar.close()
     seconds = prior_seconds + time.time() - started

@@ -31,7 +31,7 @@ from mmdemo.checkpoint import save_checkpoint, write_metrics
 from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.manifest import MATCH_LABELS, Row, read_manifest, split_rows
 from mmdemo.model import FusionRNN
-from mmdemo.resume import Interrupted, StopRequest, identity, load_state, remove_state, save_state
+from mmdemo.resume import StopRequest, identity, load_state, remove_state, save_at
 from mmdemo.train import StepLog, autocast, lr_at, smallest_step, step_totals, training_device
 
 
@@ -272,12 +272,7 @@ def train_manifest(
                     if stopping or (cfg.save_every and step % cfg.save_every == 0 and step < total):
                         position = {"step": step, "epoch_rng": epoch_rng, "epoch_step": start // batch + 1,
                                     "seconds": prior_seconds + time.time() - started, "world_size": world.size, **log.state()}
-                        if main:
-                            save_state(cfg.out, model, opt, run, position)
-                        if stopping:
-                            distributed.barrier()  # every rank leaves after the state is on disk
-                            bar.close()
-                            raise Interrupted(stop.signum or 15, step, total, cfg.out)
+                        save_at(cfg.out, model, opt, run, position, main, stop if stopping else None, total, bar)
                 skip = 0
         bar.close()
     seconds = prior_seconds + time.time() - started
