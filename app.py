@@ -22,13 +22,16 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+import soundfile as sf
 from gradio.components.plot import PlotData
 from PIL import Image
 from starlette.middleware import Middleware
 
-from mmdemo import plots
+from mmdemo import plots, speech
+from mmdemo.audio import decode, time_to_step
 from mmdemo.checkpoint import DEFAULT, ROOT, CheckpointError, read_metrics
 from mmdemo.data import sort_of_clevr as soc
+from mmdemo.data.spoken import colour_end
 from mmdemo.grid import grid_folder, paper_table, pct, results_table
 from mmdemo.inference import InputError, Prediction, Predictor, load_image, prepare_image
 from mmdemo.limits import MAX_FILE_BYTES, MAX_SEED
@@ -40,6 +43,7 @@ from mmdemo.serving import Drain, GuardMiddleware, serve_until_stopped
 MAX_UPLOAD = MAX_FILE_BYTES  # bytes per uploaded file (mmdemo.limits; README "Limits")
 SEED_RULE = f"The seed must be a whole number from 0 to {MAX_SEED}, or -1 for a random scene."
 PLAY_SECONDS = 0.8  # one step per tick while playing
+SPOKEN_EXAMPLES = Path(__file__).resolve().parent / "examples" / "spoken"  # six questions in held-out voices (+ examples.json)
 EXAMPLE_SEEDS = (3, 14, 27, 42, 58, 99)
 EXAMPLE_QUESTIONS = (
     "What shape is the red object?",
@@ -122,6 +126,37 @@ def pixel_key(pixels: np.ndarray) -> str:
     return hashlib.sha1(repr(arr.shape).encode() + arr.tobytes()).hexdigest()
 
 
+def file_key(path: str | Path) -> str:
+    """A recording's identity: its bytes (gradio copies files into its cache; the bytes stay the same)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def said_state(text: str, words: list, source: str, key: str = "") -> dict:
+    """What is known about a recording that was made from a text: the text and each word's (text, start, end) in seconds."""
+    return {"key": key, "text": text, "words": [tuple(w) for w in words], "source": source}
+
+
+def spoken_examples() -> list[dict]:
+    """examples/spoken/examples.json: each shipped recording's file, question, voice and word boundaries."""
+    index = SPOKEN_EXAMPLES / "examples.json"
+    return json.loads(index.read_text()) if index.is_file() else []
+
+
+def spoken_columns(step_times: list[float], words: list, step_seconds: float, most: int = 12) -> tuple[list[int], list[str]]:
+    """Which steps the small multiples show for a spoken question, and their labels: the step at the end of
+    each word heard (labelled with the word) when the words are known, else `most` evenly spaced steps (the time)."""
+    if not step_times:
+        return [0], ["0.00s"]
+    last = len(step_times) - 1
+    if words:
+        ends = {}
+        for text, _, end in words:
+            ends.setdefault(min(time_to_step(end, step_seconds), last), text)  # a word ending in the same step as the last keeps the first
+        return list(ends), [f"{w} ({step_times[t]:.2f}s)" for t, w in ends.items()]
+    shown = sorted({int(round(i)) for i in np.linspace(0, last, min(most, last + 1))})
+    return shown, [f"{step_times[t]:.2f}s" for t in shown]
+
+
 def example_scene(seed: int) -> soc.Scene:
     return soc.random_scene(soc.scene_rng("val", seed, 0))
 
@@ -139,6 +174,9 @@ class Handlers:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.examples = {pixel_key(soc.render(example_scene(s))): scene_state(example_scene(s), f"example scene, seed {s}") for s in EXAMPLE_SEEDS}
+        self.spoken_examples = {file_key(SPOKEN_EXAMPLES / e["file"]): said_state(e["question"], e["words"], f"example recording, voice {e['voice']}")
+                                for e in spoken_examples()}
+        self.audio_dir = Path(os.environ.get("MMDEMO_AUDIO", "/tmp/mmdemo-audio"))  # questions voiced by "Speak this question"
         self._zero_shot: dict[str, Any] = {}
 
     def predictor(self, checkpoint: str | None) -> Predictor:
@@ -189,33 +227,119 @@ class Handlers:
     # ------------------------------------------------------------------------------------------ ask
 
     def ask(self, image: Any, question: str, checkpoint: str | None, state: dict | None):
-        """Answer, probabilities, step maps, overlay, step slider, token strip, object trace, truth, view state, hop."""
+        """Answer, probabilities, step maps, overlay, step slider, token strip, object trace, truth, view state, hop, time plot."""
         predictor = self.predictor(checkpoint)
         try:
             pixels = predictor.prepare(image)  # decode once; predict on the exact pixels shown
             pred = predictor.predict(pixels, question)
         except InputError as e:
             raise _error(str(e)) from None
-        known = self.known_scene(pixels, state) if predictor.cfg.image_size == soc.SIZE else None
-        scene = soc.scene_from_dicts(known["objects"]) if known else None
+        scene = self.scene_of(pixels, predictor, state)
         view = self.scene_view(pred, pixels, predictor, scene, question)
-        uniform = view["uniform"]
-        title = "no attention: uniform maps (this model pools the image)" if uniform else \
-            "Where each step looked: one 5 x 5 map per token (columns) and per hop (rows)"
+        title = "Where each step looked: one 5 x 5 map per token (columns) and per hop (rows)"
+        maps = hop_maps(view["hops"], pred.tokens, tuple(pred.grid), view["colour_step"], self.maps_title(view, title))
+        return self.results(pred, predictor, pixels, scene, question, view, maps, "RNN step (token)", gr.update(visible=False))
+
+    def ask_audio(self, image: Any, recording: str | None, checkpoint: str | None, state: dict | None, said: dict | None):
+        """ask for a spoken question (a sound file's path): the same outputs, steps in time, and the time plot."""
+        if not recording:
+            raise _error("Record or upload a spoken question first, or type one and click **Speak this question**.")
+        if not checkpoint:
+            raise _error("No spoken-question checkpoint was found under checkpoints/ (train one: docs/SPOKEN.md).")
+        predictor = self.predictor(checkpoint)
+        try:
+            pixels = predictor.prepare(image)
+            pred = predictor.predict(pixels, recording)
+            sound = decode(recording, predictor.cfg.max_audio_seconds, predictor.cfg.sample_rate)  # what the model heard, for the plot
+        except InputError as e:
+            raise _error(str(e)) from None
+        said = self.known_recording(recording, said)
+        text, words = (said["text"], said["words"]) if said else ("", [])
+        colour_step = -1
+        parsed = soc.parse_question(text) if text else None
+        if parsed is not None:
+            end = colour_end([speech.Word(*w) for w in words], parsed[1])
+            colour_step = min(time_to_step(end, predictor.cfg.step_seconds), len(pred.tokens) - 1) if end >= 0 else -1
+        scene = self.scene_of(pixels, predictor, state)
+        view = self.scene_view(pred, pixels, predictor, scene, text, colour_step=colour_step)
+        shown, labels = spoken_columns(pred.step_times or [], words, predictor.cfg.step_seconds)
+        maps = hop_maps(view["hops"][shown], labels, tuple(pred.grid), shown.index(colour_step) if colour_step in shown else -1,
+                        self.maps_title(view, "Where the model looked: one 5 x 5 map per hop (rows) at the end of each word heard (columns)"
+                                        if words else "Where the model looked: one 5 x 5 map per hop (rows) at evenly spaced moments (columns)"))
+        heard = plots.spoken_figure(sound.samples, sound.sample_rate, pred.step_times, np.asarray(pred.region_attention), tuple(pred.grid),
+                                    words, f"What the model heard and, below, where hop 1 looked at every {1000 * predictor.cfg.step_seconds:.0f} ms")
+        step_label = f"RNN step ({1000 * predictor.cfg.step_seconds:.0f} ms of speech each)"
+        return self.results(pred, predictor, pixels, scene, text, view, maps, step_label, gr.update(value=heard, visible=True), said)
+
+    def scene_of(self, pixels: np.ndarray, predictor: Predictor, state: dict | None) -> soc.Scene | None:
+        """The generated scene these pixels show (ground truth), for the scene models; None for anything else."""
+        known = self.known_scene(pixels, state) if predictor.cfg.image_size == soc.SIZE else None
+        return soc.scene_from_dicts(known["objects"]) if known else None
+
+    @staticmethod
+    def maps_title(view: dict, title: str) -> str:
+        return "no attention: uniform maps (this model pools the image)" if view["uniform"] else title
+
+    def results(self, pred: Prediction, predictor: Predictor, pixels: np.ndarray, scene: soc.Scene | None, question: str, view: dict,
+                maps: dict, step_label: str, heard: Any, said: dict | None = None) -> tuple:
+        """The outputs both asks share: answer, probabilities, maps, overlay + slider + strip + trace, truth, view, hop, time plot."""
         return (
             self.answer_markdown(pred, predictor, pixels),
             pred.probs,
-            hop_maps(view["hops"], pred.tokens, tuple(pred.grid), view["colour_step"], title),
-            *self.step_outputs(view, view["step"], 0, slider_label="RNN step (token)"),
-            self.truth_markdown(scene, question, pred, predictor, view),
+            maps,
+            *self.step_outputs(view, view["step"], 0, slider_label=step_label),
+            self.truth_markdown(scene, question, pred, predictor, view, spoken=predictor.cfg.question_input == "audio", said=said),
             view,
             0,  # the overlay shows hop 1 again: the hop selector must say so
+            heard,
         )
 
-    def scene_view(self, pred: Prediction, pixels: np.ndarray, predictor: Predictor, scene: soc.Scene | None, question: str) -> dict:
-        """Everything the step views need, computed once per answer (playback and scrubbing only read it)."""
+    # ------------------------------------------------------------------------------------- spoken
+
+    def speak(self, question: str) -> tuple[str, dict, str]:
+        """'Speak this question': the typed question voiced by eSpeak NG into the audio input; its words' times are kept."""
+        try:
+            said = speech.synthesize(question)
+        except (speech.SpeechUnavailable, ValueError) as e:
+            raise _error(f"Could not speak this question: {e}") from None
+        self.audio_dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(question.encode()).hexdigest()[:16]
+        path = self.audio_dir / f"spoken-{digest}.wav"
+        sf.write(path, said.samples, said.sample_rate, subtype="PCM_16")
+        state = said_state(question, said.words, f"your question, voiced by eSpeak NG ({speech.DEFAULT_VOICE})", key=file_key(path))
+        return str(path), state, self.recording_caption(state, len(said.samples) / said.sample_rate)
+
+    def known_recording(self, recording: str, said: dict | None) -> dict | None:
+        """What is known about this recording (its text and word times): a voiced question or a shipped example; else None."""
+        try:
+            key = file_key(recording)
+        except OSError:
+            return None
+        if said and said.get("key") == key:
+            return said
+        return self.spoken_examples.get(key)
+
+    def describe_recording(self, recording: str | None, said: dict | None) -> str:
+        """On every change of recording: say whether its words are known (the truth needs them)."""
+        if not recording:
+            return "Record, upload, or click **Speak this question**."
+        known = self.known_recording(recording, said)
+        if known is not None:
+            return self.recording_caption(known)
+        return "A recording whose words are not known here: the model answers it; the truth and the word marks need the question's text."
+
+    @staticmethod
+    def recording_caption(said: dict, seconds: float | None = None) -> str:
+        length = f", {seconds:.1f} s" if seconds else ""
+        return f"**{html.escape(said['source'][0].upper() + said['source'][1:])}**{length}: “{html.escape(said['text'])}” (word times known)."
+
+    def scene_view(self, pred: Prediction, pixels: np.ndarray, predictor: Predictor, scene: soc.Scene | None, question: str,
+                   colour_step: int | None = None) -> dict:
+        """Everything the step views need, computed once per answer (playback and scrubbing only read it).
+        colour_step: the step that has read the colour word (default: found among the tokens; -1 = none)."""
         hops = np.asarray(pred.hop_attention, dtype=np.float32)  # (T, K, R)
-        colour_step = colour_token_step(pred.tokens) if predictor.cfg.task == "sort-of-clevr" else -1
+        if colour_step is None:
+            colour_step = colour_token_step(pred.tokens) if predictor.cfg.task == "sort-of-clevr" else -1
         first = colour_step if colour_step >= 0 else int(np.argmax(hops[:, 0].max(1)))
         grid = tuple(pred.grid)
         if scene is not None:
@@ -293,7 +417,7 @@ class Handlers:
 
     def edit_and_ask(self, state: dict | None, colour: str, action: str, x: float, y: float, other: str, question: str, checkpoint: str | None):
         """A counterfactual of the current generated scene, asked again. A refused edit is a message: the image stays."""
-        outputs = 4 + 10  # image, state, caption, message + everything ask returns
+        outputs = 4 + 11  # image, state, caption, message + everything ask returns
         skip = (gr.skip(),) * outputs
         if not state:
             return (*skip[:3], "Scene editing needs a generated scene: click **New random scene** first (or pick an example).", *skip[4:])
@@ -420,12 +544,18 @@ class Handlers:
                     f"so this answer and its confidence ({conf}) mean nothing. For photos use the **Photos** tab.")
         fusion = predictor.cfg.fusion
         note = "" if fusion == "attention" else f" This `{fusion}` model has no attention: its maps are uniform."
+        if pred.step_times:
+            cut = f"; heard {pred.audio_seconds:.2f} s in {len(pred.step_times)} steps"
+            note += f"\n\n**Note:** {html.escape(pred.notice)}" if pred.notice else ""
         return f"## {html.escape(pred.answer)}\nconfidence {conf}{cut}.{note}"
 
     @staticmethod
-    def truth_markdown(scene: soc.Scene | None, question: str, pred: Prediction, predictor: Predictor, view: dict) -> str:
+    def truth_markdown(scene: soc.Scene | None, question: str, pred: Prediction, predictor: Predictor, view: dict,
+                       spoken: bool = False, said: dict | None = None) -> str:
         if scene is None:
             return "Ground truth is known only for generated scenes (**New random scene**, the examples, the scene editor)."
+        if spoken and said is None:
+            return "The words of this recording are not known here, so neither is the true answer: use **Speak this question** or a spoken example."
         truth = soc.true_answer(scene, question)
         if truth is None:
             return "The truth checker did not understand this question (it knows the spec's six question types)."
@@ -443,7 +573,8 @@ class Handlers:
                 on = sum(mass[s, 1, i] for i in answers)  # regions can hold two objects: an upper bound for counts
                 what = ", ".join(f"{objs[i].colour} {objs[i].shape}" for i in answers)
                 parts.append(f"{HOP_NAMES[1]} {100 * min(on, 1.0):.0f}% on the answer object{'s' if len(answers) > 1 else ''} ({what})")
-            lines.append(f"At the colour word ('{html.escape(pred.tokens[s])}', step {s}): " + "; ".join(parts) + ".")
+            when = f"When the colour word has been heard ({pred.tokens[s]}, step {s})" if spoken else f"At the colour word ('{html.escape(pred.tokens[s])}', step {s})"
+            lines.append(f"{when}: " + "; ".join(parts) + ".")
         return "\n\n".join(lines)
 
     # ----------------------------------------------------------------------------------- compare
@@ -477,12 +608,15 @@ class Handlers:
 
     # ------------------------------------------------------------------------------------ warm-up
 
-    def warm(self, checkpoint: str | None, photo_checkpoint: str | None) -> None:
+    def warm(self, checkpoint: str | None, photo_checkpoint: str | None, spoken_checkpoint: str | None = None) -> None:
         """Run every model the app shows first once (model, text encoder, figures, pictures), so the first click is fast."""
+        image = soc.render(example_scene(EXAMPLE_SEEDS[0]))
         if checkpoint is not None:
-            image = soc.render(example_scene(EXAMPLE_SEEDS[0]))
-            view = self.ask(image, "Quick question: what shape is the object closest to the red one?", checkpoint, None)[-2]
+            view = self.ask(image, "Quick question: what shape is the object closest to the red one?", checkpoint, None)[-3]
             self.show_step(view, 1, 1)
+        examples = spoken_examples()
+        if spoken_checkpoint is not None and examples:
+            self.ask_audio(image, str(SPOKEN_EXAMPLES / examples[0]["file"]), spoken_checkpoint, None, None)
         if photo_checkpoint is not None:
             from mmdemo.photos import gallery
 
@@ -544,9 +678,11 @@ cups far better than, say, astronauts, and it can be fooled by colours on photos
 # ------------------------------------------------------------------------------------------------ tabs
 
 
-def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None, example_dir: Path) -> dict:
-    """The Ask tab: image + question in; answer, overlay with playback, token strip, truth, trace and step maps out."""
+def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None, example_dir: Path, spoken_choices: list) -> dict:
+    """The Ask tab: image + question (typed or spoken) in; answer, overlay with playback, token strip, truth, trace,
+    step maps and, for a spoken question, the recording against time out."""
     scene = gr.State(None)
+    said = gr.State(None)  # what is known about the recording: its text and word times
     view = gr.State(None)
     playing = gr.State(False)
     timer = gr.Timer(PLAY_SECONDS, active=False)
@@ -560,6 +696,18 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
             question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[2], max_length=10_000, elem_id="question")
             checkpoint = gr.Dropdown(choices=choices, value=default_choice, label="Checkpoint (measured accuracy)", elem_id="checkpoint")
             ask = gr.Button("Ask", variant="primary", elem_id="ask")
+            with gr.Accordion("Ask by voice: record, upload, or hear the typed question", open=False, elem_id="voice"):
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Spoken question", elem_id="audio")
+                speakable, why = speech.available()
+                with gr.Row():
+                    speak = gr.Button("Speak this question", elem_id="speak", visible=speakable)
+                    ask_audio = gr.Button("Ask by voice", variant="primary", elem_id="ask-audio")
+                recording_info = gr.Markdown("Record, upload, or click **Speak this question**." if speakable else
+                                             f"**Speak this question** is off here: {html.escape(why)}", elem_id="recording-info")
+                spoken_checkpoint = gr.Dropdown(choices=spoken_choices, value=spoken_choices[0][1] if spoken_choices else None,
+                                                label="Spoken-question checkpoint (measured accuracy)", elem_id="spoken-checkpoint")
+                gr.Examples([[str(SPOKEN_EXAMPLES / e["file"])] for e in spoken_examples()], inputs=[audio],
+                            example_labels=[e["question"] for e in spoken_examples()], label="Spoken examples (voices the model never heard in training)")
         with gr.Column(scale=1):
             answer = gr.Markdown(elem_id="answer")
             overlay_img = gr.Image(show_label=False, interactive=False, format="png", height=320, elem_id="overlay", buttons=["download"])
@@ -570,6 +718,7 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
             hop = gr.Radio([(name, k) for k, name in enumerate(HOP_NAMES)], value=0, label="overlay shows", elem_id="hop")
             truth = gr.Markdown(elem_id="truth")
             probs = gr.Label(num_top_classes=4, label="Probabilities", elem_id="probs")
+    heard = SpecPlot(label="The spoken question against time", visible=False, elem_id="spoken-plot")
     trace = SpecPlot(label="Object trace", elem_id="trace")
     heatmap = SpecPlot(label="Both hops, every step", elem_id="heatmap")
     gr.Examples(_examples(example_dir), inputs=[image, question], label="Examples (generated scenes: the truth is known)")
@@ -584,7 +733,7 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
         apply_edit = gr.Button("Apply and ask again", elem_id="apply-edit")
         edit_message = gr.Markdown(elem_id="edit-message")
 
-    outputs = [answer, probs, heatmap, overlay_img, step, tokens, trace, truth, view, hop]
+    outputs = [answer, probs, heatmap, overlay_img, step, tokens, trace, truth, view, hop, heard]
     asked = [image, question, checkpoint, scene]
     new_scene.click(handlers.random_scene, [seed], [image, scene, scene_info], api_name="random_scene").then(
         handlers.ask, asked, outputs, api_name=False
@@ -592,6 +741,9 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
     image.change(handlers.describe_image, [image, scene], [scene, scene_info], api_name=False, show_progress="hidden")
     ask.click(handlers.ask, asked, outputs, api_name="predict").success(None, js=SHOW_ANSWER_JS)
     question.submit(handlers.ask, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS)
+    speak.click(handlers.speak, [question], [audio, said, recording_info], api_name="speak")
+    audio.change(handlers.describe_recording, [audio, said], recording_info, api_name=False, show_progress="hidden")
+    ask_audio.click(handlers.ask_audio, [image, audio, spoken_checkpoint, scene, said], outputs, api_name="predict_audio").success(None, js=SHOW_ANSWER_JS)
     step_views = [overlay_img, tokens, trace]
     step.change(handlers.show_step, [view, step, hop], step_views, api_name=False, show_progress="hidden")
     hop.change(handlers.show_step, [view, step, hop], step_views, api_name=False, show_progress="hidden")
@@ -601,7 +753,7 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
         handlers.edit_and_ask, [scene, edit_colour, edit_action, edit_x, edit_y, edit_other, question, checkpoint],
         [image, scene, scene_info, edit_message, *outputs], api_name="edit_scene",
     )
-    return {"image": image, "question": question, "checkpoint": checkpoint}
+    return {"image": image, "question": question, "checkpoint": checkpoint, "spoken_checkpoint": spoken_checkpoint}
 
 
 def build_photos_tab(handlers: Handlers, photo_choices: list, photo_default: str | None, example_dir: Path) -> None:
@@ -668,16 +820,17 @@ def build_demo(predictor: Predictor | None = None, registry: Registry | None = N
     handlers = Handlers(registry)
     choices = registry.choices("sort-of-clevr")
     default_choice = registry.name(predictor.folder) if predictor is not None else (choices[0][1] if choices else None)
+    spoken_choices = registry.choices("sort-of-clevr", question_input="audio")
     photo_choices = registry.choices("match")
     photo_default = photo_choices[0][1] if photo_choices else None
     example_dir = example_dir or Path(os.environ.get("MMDEMO_EXAMPLES", "/tmp/mmdemo-examples"))
     if warm:
-        handlers.warm(default_choice, photo_default)
+        handlers.warm(default_choice, photo_default, spoken_choices[0][1] if spoken_choices else None)
 
     with gr.Blocks(title="mmdemo: where does the RNN look?") as demo:
         gr.Markdown("# mmdemo: where does the RNN look?\nAn image and a question in; the answer and, for every step of the RNN's reading, where in the image it looked.")
         with gr.Tab("Ask"):
-            ask = build_ask_tab(handlers, choices, default_choice, example_dir)
+            ask = build_ask_tab(handlers, choices, default_choice, example_dir, spoken_choices)
         with gr.Tab("Photos"):
             build_photos_tab(handlers, photo_choices, photo_default, example_dir)
         with gr.Tab("Compare"):

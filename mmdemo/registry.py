@@ -40,6 +40,14 @@ class Registry:
             return str(folder)
 
     @staticmethod
+    def question_input(folder: Path) -> str | None:
+        """'text' (typed questions) or 'audio' (spoken questions) from config.json; None if unreadable."""
+        try:
+            return read_config(folder)["model"].get("question_input", "text")
+        except (CheckpointError, KeyError, TypeError, AttributeError):
+            return None
+
+    @staticmethod
     def reads_ahead(folder: Path) -> bool:
         """True for models whose every step already knows the whole sentence (config causal false)."""
         try:
@@ -58,8 +66,9 @@ class Registry:
             return f"{name}: {100 * m['accuracy']:.1f}% val accuracy"
         return name
 
-    def choices(self, task: str | None = None) -> list[tuple[str, str]]:
-        return [(self.label(f), self.name(f)) for f in self.folders(task)]
+    def choices(self, task: str | None = None, question_input: str = "text") -> list[tuple[str, str]]:
+        """(label, name) for the checkpoints of a task that take typed (text) or spoken (audio) questions."""
+        return [(self.label(f), self.name(f)) for f in self.folders(task) if self.question_input(f) == question_input]
 
     def default(self, task: str = "sort-of-clevr") -> Path:
         """The shipped default folder for a task under this root: what no checkpoint name means."""

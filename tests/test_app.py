@@ -41,6 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("ck")
     save_checkpoint(FusionRNN(tiny_config()), root / "sort-of-clevr" / "default")
     save_checkpoint(FusionRNN(tiny_match_config()), root / "photos" / "match")
+    save_checkpoint(FusionRNN(tiny_config(question_input="audio", audio_channels=8)), root / "sort-of-clevr" / "spoken")
     demo = app.build_demo(registry=Registry(root, device="cpu"), example_dir=root / "examples")
     demo.queue(default_concurrency_limit=4)
     port = free_port()
@@ -58,6 +59,25 @@ def test_predict_through_client(server: str, tmp_path: Path) -> None:
     result = client.predict(handle_file(str(path)), "What shape is the red object?", "sort-of-clevr/default", api_name="/predict")
     answer_md, probs = result[0], result[1]
     assert probs["label"] in tiny_config().labels and probs["label"] in answer_md
+
+
+def test_spoken_question_through_client(server: str, tmp_path: Path) -> None:
+    """Ask by voice through the real server: a WAV file in; the answer, steps in time and the time plot out."""
+    import soundfile as sf
+    from gradio_client import Client, handle_file
+
+    path = tmp_path / "scene.png"
+    Image.fromarray(soc.generate("test", 1)[0].image).save(path)
+    t = np.arange(int(1.6 * 16000)) / 16000
+    wav = tmp_path / "question.wav"
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32), 16000)
+    client = Client(server, verbose=False, analytics_enabled=False, download_files=False)
+    out = client.predict(handle_file(str(path)), handle_file(str(wav)), "sort-of-clevr/spoken", api_name="/predict_audio")
+    answer_md, probs, heard = out[0], out[1], out[-1]
+    assert probs["label"] in tiny_config().labels and probs["label"] in answer_md and "heard 1.60 s in 40 steps" in answer_md
+    assert out[4]["maximum"] == 39  # the step slider walks 40 steps of 40 ms
+    with pytest.raises(Exception, match="spoken question first"):
+        client.predict(handle_file(str(path)), None, "sort-of-clevr/spoken", api_name="/predict_audio")
 
 
 def test_bad_input_is_a_clear_error_and_server_keeps_serving(server: str, tmp_path: Path) -> None:
@@ -86,7 +106,10 @@ def handlers(tmp_path_factory: pytest.TempPathFactory):
     save_checkpoint(FusionRNN(tiny_config()), root / "sort-of-clevr" / "attention-gru")
     save_checkpoint(FusionRNN(tiny_config(fusion="sum")), root / "sort-of-clevr" / "sum-rnn")
     save_checkpoint(FusionRNN(tiny_match_config()), root / "photos" / "match")
-    return app.Handlers(Registry(root, device="cpu"))
+    save_checkpoint(FusionRNN(tiny_config(question_input="audio", audio_channels=8)), root / "sort-of-clevr" / "spoken")
+    handlers = app.Handlers(Registry(root, device="cpu"))
+    handlers.audio_dir = root / "audio"
+    return handlers
 
 
 def test_random_scene_is_seeded_and_minus_one_is_new_every_time(handlers) -> None:
@@ -102,8 +125,8 @@ def test_ask_returns_answer_maps_overlay_trace_and_truth(handlers) -> None:
 
     image, scene, _ = handlers.random_scene(7)
     out = handlers.ask(image, "What shape is the object closest to the red object?", "sort-of-clevr/default", scene)
-    answer_md, probs, fig, over, slider, strip, trace, truth, view, hop = out
-    assert hop == 0
+    answer_md, probs, fig, over, slider, strip, trace, truth, view, hop, heard = out
+    assert hop == 0 and heard == {'__type__': 'update', 'visible': False}  # no time plot for a typed question
     assert max(probs, key=probs.get) in answer_md and "out of domain" not in answer_md
     tokens = view["tokens"]
     assert np.array(fig["data"][0]["z"], dtype=float).shape == (11, 6 * len(tokens) - 1)  # both hops, every step
@@ -143,7 +166,7 @@ def gallery_photo() -> np.ndarray:
 
 def test_a_photo_is_marked_out_of_domain(handlers) -> None:
     """Defect 3: the scene model's answer on a photo says it means nothing and points to the Photos tab."""
-    answer_md, *_, truth, view, _ = handlers.ask(gallery_photo(), "What shape is the red object?", "sort-of-clevr/default", None)
+    answer_md, *_, truth, view, _, _ = handlers.ask(gallery_photo(), "What shape is the red object?", "sort-of-clevr/default", None)
     assert "out of domain" in answer_md and "Photos" in answer_md and "only for generated scenes" in truth
     assert view["trace"][1][0].startswith("region (")  # no known objects: the most-attended regions are traced
 
@@ -179,7 +202,7 @@ def app_key(image: np.ndarray) -> str:
 
 def test_playback_walks_every_step_then_stops(handlers) -> None:
     image, state, _ = handlers.random_scene(3)
-    view = handlers.ask(image, "Is the red object at the top?", "sort-of-clevr/default", state)[-2]
+    view = handlers.ask(image, "Is the red object at the top?", "sort-of-clevr/default", state)[-3]
     timer, button, step, playing = handlers.toggle_play(False, view)
     assert timer.active and "Pause" in button.value and step == 0 and playing
     seen = [step]
@@ -207,6 +230,78 @@ def test_compare_runs_the_default_first_and_says_uniform(handlers) -> None:
 def test_registry_offers_each_tab_its_own_checkpoints(handlers) -> None:
     assert [n for _, n in handlers.registry.choices("match")] == ["photos/match"]
     assert "photos/match" not in [n for _, n in handlers.registry.choices("sort-of-clevr")]
+    assert [n for _, n in handlers.registry.choices("sort-of-clevr", question_input="audio")] == ["sort-of-clevr/spoken"]
+    assert "sort-of-clevr/spoken" not in [n for _, n in handlers.registry.choices("sort-of-clevr")]  # typed questions only
+
+
+# ------------------------------------------------------------------------------------ spoken questions
+
+SPOKEN_Q = "What shape is the object closest to the green object?"
+
+
+def test_spoken_columns_are_word_ends_or_evenly_spaced() -> None:
+    import app
+
+    times = [round(0.04 * (i + 1), 2) for i in range(50)]  # 2.0 s in 40 ms steps
+    shown, labels = app.spoken_columns(times, [("the", 0.0, 0.3), ("red", 0.3, 0.61), ("one", 0.61, 2.0)], 0.04)
+    assert shown == [7, 15, 49] and labels == ["the (0.32s)", "red (0.64s)", "one (2.00s)"]  # the step that has heard each word
+    shown, labels = app.spoken_columns(times, [], 0.04, most=6)
+    assert shown[0] == 0 and shown[-1] == 49 and len(shown) == 6 and labels[-1] == "2.00s"
+
+
+@pytest.mark.skipif(not __import__("mmdemo.speech", fromlist=["available"]).available()[0], reason="no speech synthesizer")
+def test_speak_then_ask_by_voice_shows_time_words_and_truth(handlers) -> None:
+    from mmdemo.audio import time_to_step
+    from mmdemo.data.spoken import colour_end
+    from mmdemo.speech import Word
+
+    image, scene, _ = handlers.random_scene(7)
+    path, said, caption = handlers.speak(SPOKEN_Q)
+    assert said["text"] == SPOKEN_Q and "word times known" in caption and handlers.describe_recording(path, said) .endswith("(word times known).")
+    answer_md, probs, maps, over, slider, strip, trace, truth, view, hop, heard = handlers.ask_audio(image, path, "sort-of-clevr/spoken", scene, said)
+    assert max(probs, key=probs.get) in answer_md and "heard" in answer_md and "steps" in answer_md
+    end = colour_end([Word(*w) for w in said["words"]], "green")
+    assert view["colour_step"] == time_to_step(end, 0.04) == slider.value and "ms of speech" in slider.label
+    assert view["tokens"][0] == "0.04s" and len(view["tokens"]) == len(heard["value"]["data"][2]["x"])  # one attention column per step
+    assert heard["visible"] is True and heard["value"]["layout"]["xaxis3"]["title"]["text"] == "time (s)"
+    assert [a["text"] for a in heard["value"]["layout"]["annotations"]][:3] == ["What", "shape", "is"]  # the word boundaries, marked
+    assert "True answer" in truth and "When the colour word has been heard" in truth
+    assert len(trace["data"]) == 2 * 6 and over.shape == (300, 300, 3)
+    # a typed question afterwards hides the time plot again (nothing stale stays on screen)
+    assert handlers.ask(image, "What shape is the red object?", "sort-of-clevr/default", scene)[-1] == {"__type__": "update", "visible": False}
+
+
+@pytest.mark.skipif(not __import__("mmdemo.speech", fromlist=["available"]).available()[0], reason="no speech synthesizer")
+def test_a_recording_of_unknown_words_gets_no_truth(handlers, tmp_path: Path) -> None:
+    import gradio as gr
+    import soundfile as sf
+
+    from mmdemo.speech import synthesize
+
+    image, scene, _ = handlers.random_scene(7)
+    voiced = synthesize("What shape is the red object?", voice="en-gb-x-rp")
+    path = tmp_path / "mine.wav"
+    sf.write(path, voiced.samples * 0.5, voiced.sample_rate)
+    assert "not known" in handlers.describe_recording(str(path), None)
+    *_, truth, view, _, heard = handlers.ask_audio(image, str(path), "sort-of-clevr/spoken", scene, None)
+    assert "not known here" in truth and view["colour_step"] == -1 and heard["visible"] is True
+    with pytest.raises(gr.Error, match="Record or upload"):
+        handlers.ask_audio(image, None, "sort-of-clevr/spoken", scene, None)
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    with pytest.raises(gr.Error, match="(?i)silen"):
+        handlers.ask_audio(image, str(silent), "sort-of-clevr/spoken", scene, None)
+
+
+def test_a_shipped_spoken_example_carries_its_words(handlers) -> None:
+    import app
+
+    example = app.spoken_examples()[0]
+    path = str(app.SPOKEN_EXAMPLES / example["file"])
+    assert example["question"] in handlers.describe_recording(path, None)
+    image, scene, _ = handlers.random_scene(3)
+    *_, truth, view, _, _ = handlers.ask_audio(image, path, "sort-of-clevr/spoken", scene, None)
+    assert "True answer" in truth and view["colour_step"] >= 0
 
 
 def test_photo_match_and_search(handlers) -> None:

@@ -235,3 +235,66 @@ def test_phone_width_shows_answer_and_overlay_first(url: str, browser, shots: Pa
         assert box is not None and box["y"] >= -1 and box["y"] + box["height"] <= 845, (element, box)
     page.screenshot(path=str(shots / "app-phone.png"))
     page.close()
+
+
+def spoken_plot(page) -> dict:
+    """The time plot as the page holds it: its time axis title, word marks and attention columns."""
+    return page.evaluate("""() => { const gd = document.querySelector('#spoken-plot .js-plotly-plot');
+        if (!gd || !gd.layout) return null;
+        const att = (gd.data || []).find(t => t.name === 'attention');
+        return {axis: gd.layout.xaxis3 && gd.layout.xaxis3.title.text, words: (gd.layout.annotations || []).map(a => a.text),
+                columns: att ? att.x.length : 0}; }""")
+
+
+def test_ask_by_voice_upload_and_speak(url: str, browser, shots: Path, tmp_path: Path) -> None:
+    """The spoken question: an uploaded WAV gets an answer and a time axis; 'Speak this question' voices the typed
+    question, and the answer then carries the word marks and the truth at the end of the colour word."""
+    import soundfile as sf
+    from playwright.sync_api import expect
+
+    from mmdemo import speech
+    from mmdemo.registry import Registry
+
+    if not Registry().choices("sort-of-clevr", question_input="audio"):
+        pytest.fail("no spoken checkpoint under checkpoints/ (checkpoints/sort-of-clevr/spoken ships with the repo)")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    new_scene(page, 42)
+    page.get_by_text("Ask by voice: record, upload").click()
+    ok, _ = speech.available()
+    if not ok:
+        pytest.skip("no speech synthesizer to make the recording")
+    voiced = speech.synthesize("What shape is the red object?", voice="en-us-nyc+f3")
+    wav = tmp_path / "question.wav"
+    sf.write(wav, voiced.samples, voiced.sample_rate)
+    page.locator("#audio input[type=file]").set_input_files(str(wav))
+    expect(page.locator("#recording-info")).to_contain_text("not known", timeout=SLOW)
+    before = page.locator("#tokens").inner_html()
+    page.locator("#ask-audio").click()
+    expect(page.locator("#answer")).to_contain_text("heard", timeout=SLOW)
+    page.wait_for_function("b => document.querySelector('#tokens').innerHTML !== b", arg=before, timeout=SLOW)
+    page.wait_for_function("() => { const gd = document.querySelector('#spoken-plot .js-plotly-plot'); return gd && gd.layout; }", timeout=SLOW)
+    seen = spoken_plot(page)
+    steps = page.locator("#tokens span.tok").count()
+    assert seen["axis"] == "time (s)" and seen["columns"] == steps > 20 and seen["words"] == []
+    assert page.locator("#tokens span.tok").first.inner_text() == "0.04s"
+    expect(page.locator("#truth")).to_contain_text("not known here")
+
+    page.locator("#question textarea").fill(LATE)
+    page.locator("#speak").click()
+    expect(page.locator("#recording-info")).to_contain_text("word times known", timeout=SLOW)
+    before = page.locator("#tokens").inner_html()
+    page.locator("#ask-audio").click()
+    page.wait_for_function("b => document.querySelector('#tokens').innerHTML !== b", arg=before, timeout=SLOW)
+    expect(page.locator("#truth")).to_contain_text("When the colour word has been heard", timeout=SLOW)
+    page.wait_for_function("() => { const gd = document.querySelector('#spoken-plot .js-plotly-plot');"
+                           " return gd && (gd.layout.annotations || []).length > 3; }", timeout=SLOW)
+    seen = spoken_plot(page)
+    assert seen["words"][:3] == ["What", "shape", "is"] and "red" in seen["words"]
+    colour = int(page.locator("#tokens span.colour").get_attribute("data-t"))
+    assert 0 < colour < page.locator("#tokens span.tok").count() - 1
+    page.screenshot(path=str(shots / "app-spoken.png"), full_page=True)
+    # a typed question afterwards hides the time plot: nothing from the recording stays on screen
+    page.locator("#ask").click()
+    expect(page.locator("#spoken-plot")).to_be_hidden(timeout=SLOW)
+    page.close()
