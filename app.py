@@ -147,14 +147,25 @@ def spoken_columns(step_times: list[float], words: list, step_seconds: float, mo
     each word heard (labelled with the word) when the words are known, else `most` evenly spaced steps (the time)."""
     if not step_times:
         return [0], ["0.00s"]
-    last = len(step_times) - 1
     if words:
-        ends = {}
-        for text, _, end in words:
-            ends.setdefault(min(time_to_step(end, step_seconds), last), text)  # a word ending in the same step as the last keeps the first
-        return list(ends), [f"{w} ({step_times[t]:.2f}s)" for t, w in ends.items()]
+        ends = [(t, w) for t, w in enumerate(strip_labels(step_times, words, step_seconds)) if w]
+        return [t for t, _ in ends], [f"{w} ({step_times[t]:.2f}s)" for t, w in ends]
+    last = len(step_times) - 1
     shown = sorted({int(round(i)) for i in np.linspace(0, last, min(most, last + 1))})
     return shown, [f"{step_times[t]:.2f}s" for t in shown]
+
+
+def strip_labels(step_times: list[float], words: list, step_seconds: float, every_seconds: float = 0.2) -> list[str]:
+    """What each 40 ms chip of a spoken question's strip shows: each word at the step that has heard it, when
+    the words are known; else the time every 0.2 s. The other chips are narrow and unlabelled."""
+    labels = [""] * len(step_times)
+    if words:
+        for text, _, end in words:
+            t = min(time_to_step(end, step_seconds), len(labels) - 1)
+            labels[t] = labels[t] or str(text)
+        return labels
+    every = max(1, round(every_seconds / step_seconds))
+    return [f"{end:.1f}s" if (t + 1) % every == 0 else "" for t, end in enumerate(step_times)]
 
 
 def example_scene(seed: int) -> soc.Scene:
@@ -262,6 +273,7 @@ class Handlers:
             colour_step = min(time_to_step(end, predictor.cfg.step_seconds), len(pred.tokens) - 1) if end >= 0 else -1
         scene = self.scene_of(pixels, predictor, state)
         view = self.scene_view(pred, pixels, predictor, scene, text, colour_step=colour_step)
+        view["labels"] = strip_labels(pred.step_times or [], words, predictor.cfg.step_seconds)
         shown, labels = spoken_columns(pred.step_times or [], words, predictor.cfg.step_seconds)
         maps = hop_maps(view["hops"][shown], labels, tuple(pred.grid), shown.index(colour_step) if colour_step in shown else -1,
                         self.maps_title(view, "Where the model looked: one 5 x 5 map per hop (rows) at the end of each word heard (columns)"
@@ -373,7 +385,7 @@ class Handlers:
         step = int(np.clip(step, 0, hops.shape[0] - 1))
         hop = int(np.clip(hop, 0, hops.shape[1] - 1))
         note = hop_name(hop) + (": no attention, uniform" if view["uniform"] else "")
-        strip = token_strip(view["tokens"], view["step_attention"], step, view["colour_step"], note)
+        strip = token_strip(view["tokens"], view["step_attention"], step, view["colour_step"], note, labels=view.get("labels"))
         trace = None
         if view["trace"] is not None:
             mass, names, colours, roles, title = view["trace"]

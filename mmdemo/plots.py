@@ -9,6 +9,7 @@ deep copies of every property) costs more than the model's forward pass. `figure
 from __future__ import annotations
 
 import html
+import math
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -124,6 +125,9 @@ def hop_maps(hops: np.ndarray, tokens: list[str], grid: tuple[int, int], colour_
     }
 
 
+MAX_TICKS = 24  # step labels on the object trace's time axis
+
+
 def object_trace(
     mass: np.ndarray, tokens: list[str], names: list[str], colours: list[str], roles: list[str],
     colour_step: int = -1, step: int | None = None, title: str = "",
@@ -137,6 +141,11 @@ def object_trace(
     gap = 0.08
     width = (1 - gap * (k_hops - 1)) / k_hops
     steps = list(range(t_steps))
+    every = math.ceil(t_steps / MAX_TICKS)  # many steps (a spoken question): label every n-th and the colour word's
+    ticks = steps[::every]
+    if every > 1 and 0 <= colour_step < t_steps:  # the colour word's step labelled, its neighbours' labels dropped
+        ticks = sorted({*(t for t in ticks if abs(t - colour_step) > every // 2), colour_step})
+    dense = every > 1
     data, layout, annotations = [], {}, []
     for k in range(k_hops):
         ax = "" if k == 0 else str(k + 1)
@@ -144,13 +153,13 @@ def object_trace(
             role = roles[o]
             data.append({
                 "type": "scatter", "x": steps, "y": m[:, k, o].round(4).tolist(), "xaxis": f"x{ax}", "yaxis": f"y{ax}",
-                "mode": "lines+markers", "name": html.escape(names[o]), "legendgroup": str(o), "showlegend": k == 0,
+                "mode": "lines" if dense else "lines+markers", "name": html.escape(names[o]), "legendgroup": str(o), "showlegend": k == 0,
                 "line": {"color": colours[o], "width": 4 if role else 1.5, "dash": "dash" if role == "answer" else "solid"},
                 "marker": {"size": 7 if role else 4, "color": colours[o]},
                 "hovertemplate": f"{html.escape(names[o])}<br>step %{{x}}: %{{y:.2f}}<extra>{hop_name(k)}</extra>",
             })
         x0 = k * (width + gap)
-        layout[f"xaxis{ax}"] = {"domain": [x0, x0 + width], "tickvals": steps, "ticktext": [html.escape(t) for t in tokens], "tickangle": -45,
+        layout[f"xaxis{ax}"] = {"domain": [x0, x0 + width], "tickvals": ticks, "ticktext": [html.escape(tokens[t]) for t in ticks], "tickangle": -45,
                                 "range": [-0.5, t_steps - 0.5], "anchor": f"y{ax}"}
         annotations.append({"text": f"<b>{hop_name(k)}</b>", "x": x0 + width / 2, "y": 1.02, "xref": "paper", "yref": "paper",
                             "showarrow": False, "yanchor": "bottom"})
@@ -177,19 +186,25 @@ def object_trace(
     return {"data": data, "layout": layout}
 
 
-def token_strip(tokens: list[str], step_attention: list[float], step: int, colour_step: int = -1, note: str = "") -> str:
+def token_strip(tokens: list[str], step_attention: list[float], step: int, colour_step: int = -1, note: str = "",
+                labels: list[str] | None = None) -> str:
     """HTML: the tokens in reading order, shaded by how much each step counts for the answer; the step shown is
-    boxed (data-step says which), the colour word underlined. Everything from the input is escaped."""
+    boxed (data-step says which), the colour word underlined. Everything from the input is escaped.
+
+    labels: what each chip shows instead of its token (the token stays its title); an empty label draws a
+    narrow chip, so a spoken question's 40 ms steps read as a time line with the words at their ends."""
     weights = np.asarray(step_attention, dtype=np.float64)
     top = max(float(weights.max()), 1e-8) if len(weights) else 1.0
     spans = []
     for t, tok in enumerate(tokens):
         alpha = 0.08 + 0.6 * float(weights[t]) / top if t < len(weights) else 0.08
-        style = f"background:rgba(214,0,170,{alpha:.2f});padding:2px 5px;margin:2px;border-radius:4px;display:inline-block;"
+        shown = tok if labels is None else labels[t]
+        box = "padding:2px 5px;margin:2px;" if shown else "padding:2px 0;margin:2px 1px;min-width:7px;min-height:1.3em;vertical-align:middle;"
+        style = f"background:rgba(214,0,170,{alpha:.2f});{box}border-radius:4px;display:inline-block;"
         style += "outline:3px solid #111;font-weight:700;" if t == step else "outline:1px solid transparent;"
         style += "text-decoration:underline;text-decoration-thickness:2px;" if t == colour_step else ""
         classes = "tok" + (" now" if t == step else "") + (" colour" if t == colour_step else "")
-        spans.append(f'<span class="{classes}" data-t="{t}" style="{style}">{html.escape(tok)}</span>')
+        spans.append(f'<span class="{classes}" data-t="{t}" title="{html.escape(tok)}" style="{style}">{html.escape(shown)}</span>')
     caption = f"step {step} of {len(tokens) - 1}: <b>{html.escape(tokens[step])}</b>" if 0 <= step < len(tokens) else ""
     if step == colour_step >= 0:
         caption += " (the colour word)"

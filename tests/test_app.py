@@ -267,6 +267,8 @@ def test_speak_then_ask_by_voice_shows_time_words_and_truth(handlers) -> None:
     assert [a["text"] for a in heard["value"]["layout"]["annotations"]][:3] == ["What", "shape", "is"]  # the word boundaries, marked
     assert "True answer" in truth and "When the colour word has been heard" in truth
     assert len(trace["data"]) == 2 * 6 and over.shape == (300, 300, 3)
+    colour = view["colour_step"]
+    assert f'data-t="{colour}" title="{view["tokens"][colour]}"' in strip and ">green</span>" in strip  # the word, at the step that heard it
     # a typed question afterwards hides the time plot again (nothing stale stays on screen)
     assert handlers.ask(image, "What shape is the red object?", "sort-of-clevr/default", scene)[-1] == {"__type__": "update", "visible": False}
 
