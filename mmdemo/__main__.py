@@ -189,7 +189,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     check_out(Path(args.out))
     pick_device(args.device)  # an unusable --device fails now, not after the data is built
     if spoken:
-        from mmdemo.speech import available
+        from mmdemo.tasks.sort_of_clevr.speech import available
 
         ok, why = available()
         if not ok:
@@ -197,8 +197,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     from mmdemo.distributed import is_main
     if own_data:
-        from mmdemo.manifest import ManifestError
-        from mmdemo.train_manifest import train_manifest
+        from mmdemo.tasks.matching.manifest import ManifestError
+        from mmdemo.tasks.matching.pairs import train_manifest
 
         labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
         try:
@@ -210,13 +210,27 @@ def cmd_train(args: argparse.Namespace) -> None:
             if metrics:
                 print(json.dumps(metrics))
         return
-    from mmdemo.train import train
+    from mmdemo.tasks.sort_of_clevr.train import train
 
-    _, metrics = train(model_cfg, train_cfg, progress=not args.quiet)
+    model, result = train(model_cfg, train_cfg, progress=not args.quiet)
     if is_main():
         print(f"wrote {train_cfg.out}")
-        if metrics:
+        if train_cfg.evaluate:
+            metrics = evaluate_trained(model, train_cfg, result.seconds, progress=not args.quiet)
             print(json.dumps({k: metrics[k] for k in ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding")}))
+
+
+def evaluate_trained(model, cfg: TrainConfig, seconds: float, progress: bool) -> dict:  # model: FusionRNN
+    """Evaluate a just-trained Sort-of-CLEVR model on (the first cfg.eval_images of) the test split; writes metrics.json."""
+    from mmdemo.checkpoint import write_metrics
+    from mmdemo.tasks.sort_of_clevr.data import test_split
+    from mmdemo.tasks.sort_of_clevr.evaluate import evaluate_model
+
+    device = next(model.parameters()).device
+    metrics = evaluate_model(model, device, test_split()[: cfg.eval_images], spoken_data=cfg.spoken_data, synth_workers=cfg.synth_workers, progress=progress)
+    metrics["train_seconds"] = round(seconds, 1)
+    write_metrics(cfg.out, metrics)
+    return metrics
 
 
 def check_out(out: Path) -> None:
@@ -234,9 +248,9 @@ def check_out(out: Path) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from mmdemo.checkpoint import DEFAULT, load_checkpoint, write_metrics
-    from mmdemo.data.sort_of_clevr import test_split
-    from mmdemo.evaluate import evaluate_model
     from mmdemo.model import pick_device
+    from mmdemo.tasks.sort_of_clevr.data import test_split
+    from mmdemo.tasks.sort_of_clevr.evaluate import evaluate_model
 
     if args.synth_workers < 0:
         raise CliError("--synth-workers must be >= 0")
@@ -246,7 +260,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if model.cfg.task != "sort-of-clevr":
         raise CliError(f"{folder} is a {model.cfg.task!r} checkpoint; evaluate measures Sort-of-CLEVR-NL")
     if model.cfg.question_input == "audio":
-        from mmdemo.speech import available
+        from mmdemo.tasks.sort_of_clevr.speech import available
 
         ok, why = available()
         if not ok:
@@ -324,7 +338,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from mmdemo.bench import run_bench
+    from mmdemo.experiments.bench import run_bench
 
     if args.steps < 1 or args.runs < 1:
         raise CliError("--steps and --runs must be >= 1")

@@ -186,7 +186,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     questions_per_image: int = 20  # questions asked about each image per step (fewer: half non-relational, half
     # relational); spoken models use 10 (python -m mmdemo train --question-input audio): audio steps cost more
-    spoken_data: str = "data/spoken"  # spoken models: the synthesized-utterance cache (python -m mmdemo.data.spoken)
+    spoken_data: str = "data/spoken"  # spoken models: the synthesized-utterance cache (python -m mmdemo.tasks.sort_of_clevr.spoken)
     spoken_utterances: int = 16000  # spoken models: training utterances in the pool (each heard with many scenes)
     synth_workers: int = 0  # spoken models: processes that synthesize missing utterances (0 = one per CPU)
     max_steps: int = 0  # stop after this many steps (0 = no cap); for smoke runs

@@ -14,11 +14,11 @@ import torch
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from mmdemo.audio import decode, log_mel, step_times
-from mmdemo.batch import images_to_tensor, pad_token_ids
 from mmdemo.checkpoint import DEFAULT, load_checkpoint
 from mmdemo.errors import InputError
 from mmdemo.limits import MAX_FILE_BYTES, MAX_PIXELS, MAX_TEXT_CHARS, WORK_SIDE, too_large
 from mmdemo.model import FusionRNN, ModelOutput, pick_device
+from mmdemo.processing import images_to_tensor, pad_token_ids
 from mmdemo.text import clean_text, id_to_token, tokenize
 
 __all__ = ["MAX_PIXELS", "ImageInput", "InputError", "Prediction", "Predictor", "load_image", "prepare_image"]

@@ -12,9 +12,9 @@ from conftest import tiny_config
 from PIL import Image
 
 from mmdemo.checkpoint import save_checkpoint
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
 from mmdemo.registry import Registry
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 
 def free_port() -> int:
@@ -493,7 +493,7 @@ def test_request_body_over_the_limit_is_refused_unread(server: str) -> None:
 
 
 def test_hostile_bench_cases_pass_against_the_test_server(server: str, tmp_path: Path) -> None:
-    """python -m mmdemo.hostile_bench's cases, in process: each refused clearly or answered, under 300 MB, no hang."""
+    """python -m mmdemo.experiments.hostile_bench's cases, in process: each refused clearly or answered, under 300 MB, no hang."""
     import os
 
     from mmdemo import hostile_bench as hb

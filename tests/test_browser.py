@@ -147,8 +147,8 @@ def test_new_scene_truth_photo_and_editor(url: str, browser, tmp_path: Path) -> 
     from playwright.sync_api import expect
 
     import app
-    from mmdemo.data import sort_of_clevr as soc
     from mmdemo.photos import gallery
+    from mmdemo.tasks.sort_of_clevr import data as soc
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(url)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmdemo.data import sort_of_clevr as soc
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 ROOT = Path(__file__).resolve().parent.parent
 

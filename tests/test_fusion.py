@@ -7,7 +7,7 @@ import torch
 from conftest import tiny_config
 
 from mmdemo.config import ModelConfig
-from mmdemo.fusion import make_fusion
+from mmdemo.model.fusion import make_fusion
 
 
 @pytest.mark.parametrize("attention", ["additive", "dot"])

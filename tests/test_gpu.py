@@ -12,8 +12,8 @@ import torch
 from test_cli import run_cli
 
 from mmdemo.checkpoint import DEFAULT
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.inference import Predictor
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -12,9 +12,9 @@ from PIL import Image
 
 from mmdemo import load_predictor
 from mmdemo.checkpoint import save_checkpoint
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.inference import MAX_PIXELS, InputError, Prediction, Predictor, load_image
 from mmdemo.model import FusionRNN
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 
 @pytest.fixture(scope="module")

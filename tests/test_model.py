@@ -7,12 +7,12 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from mmdemo.batch import images_to_tensor, pad_token_ids
 from mmdemo.config import CELLS, FUSIONS
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
+from mmdemo.processing import images_to_tensor, pad_token_ids
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch
 from mmdemo.text import tokenize
-from mmdemo.train import QuestionBatch
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 import app
 from mmdemo.inference import Predictor
-from mmdemo.data import sort_of_clevr as soc
+from mmdemo.tasks.sort_of_clevr import data as soc
 from gradio_client import Client, handle_file
 try:
     socket.create_connection(("1.1.1.1", 443), timeout=2)

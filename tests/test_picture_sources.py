@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmdemo.data import openclipart, tuxpaint
-from mmdemo.manifest import read_manifest
+from mmdemo.experiments.data import openclipart, tuxpaint
+from mmdemo.tasks.matching.manifest import read_manifest
 
 SVG = """<svg xmlns="http://www.w3.org/2000/svg"><metadata><rdf:RDF><cc:Work rdf:about="">
 <dc:title>red_sports-car</dc:title><dc:subject><rdf:Bag><rdf:li>Car</rdf:li><rdf:li>clipart</rdf:li>
@@ -171,7 +171,7 @@ def _webp(colour: tuple[int, int, int]) -> bytes:
 
 
 def test_gcompris_reads_qt_resources_credits_and_captions(tmp_path) -> None:
-    from mmdemo.data import gcompris
+    from mmdemo.experiments.data import gcompris
 
     base = "gcompris/src/activities/explore_world_animals/resource/animals"
     files = {f"{base}/README": README.encode(), f"{base}/crocodile.webp": _webp((0, 120, 0)),
@@ -194,7 +194,7 @@ def test_gcompris_reads_qt_resources_credits_and_captions(tmp_path) -> None:
 def test_gcompris_names_and_bad_files(tmp_path) -> None:
     import pytest
 
-    from mmdemo.data import gcompris
+    from mmdemo.experiments.data import gcompris
 
     assert gcompris.name_caption("leaningTowerOfPisa3.webp") == "a leaning tower of pisa"
     assert gcompris.name_caption("owl.webp") == "an owl"
@@ -211,7 +211,7 @@ def test_gcompris_names_and_bad_files(tmp_path) -> None:
 def test_gcompris_reads_every_rcc_format_and_leaves_out_zstd_entries(tmp_path) -> None:
     import pytest
 
-    from mmdemo.data import gcompris
+    from mmdemo.experiments.data import gcompris
 
     files = {"a/README": b"credits", "a/b/photo.webp": b"\x00\x01 not really webp", "a/packed.qml": b"zstd bytes"}
     for version in (1, 2, 3):

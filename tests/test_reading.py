@@ -1,5 +1,5 @@
 """Reading word by word: every shipped causal model's step t depends on tokens 1..t only, and the per-step
-figures of mmdemo.reading score a reader and a peeker as they should."""
+figures of mmdemo.tasks.sort_of_clevr.reading score a reader and a peeker as they should."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from mmdemo.batch import images_to_tensor, pad_token_ids
 from mmdemo.checkpoint import find_checkpoints, load_checkpoint
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
-from mmdemo.reading import Answered, causal_pairs, reading_metrics, step_scores
+from mmdemo.processing import images_to_tensor, pad_token_ids
 from mmdemo.registry import Registry
-from mmdemo.supervision import colour_step, hop2_objects, region_masks
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.reading import Answered, causal_pairs, reading_metrics, step_scores
+from mmdemo.tasks.sort_of_clevr.supervision import colour_step, hop2_objects, region_masks
 from mmdemo.text import tokenize
 
 PREFIX = "What shape is the object closest to the"

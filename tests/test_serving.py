@@ -67,8 +67,8 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path: Path) -> None:
     from gradio_client.utils import Status
     from PIL import Image
 
-    from mmdemo.data import sort_of_clevr as soc
-    from mmdemo.serve_bench import launched_app, make_client
+    from mmdemo.experiments.serve_bench import launched_app, make_client
+    from mmdemo.tasks.sort_of_clevr import data as soc
 
     scene = tmp_path / "scene.png"
     Image.fromarray(soc.generate("test", 1)[0].image).save(scene)

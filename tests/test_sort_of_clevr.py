@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from mmdemo.data import sort_of_clevr as soc
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 SPEC_RGB = {
     "red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),

@@ -13,9 +13,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from mmdemo import speech
-from mmdemo.data import sort_of_clevr as soc
-from mmdemo.data import spoken
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr import speech, spoken
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not speech.available()[0], reason=f"no synthesizer: {speech.available()[1]}")

@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from mmdemo.batch import pad_token_ids
-from mmdemo.data import sort_of_clevr as soc
-from mmdemo.evaluate import region_holds
-from mmdemo.supervision import attention_loss, attention_targets, hop2_objects, region_masks
+from mmdemo.processing import pad_token_ids
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.evaluate import region_holds
+from mmdemo.tasks.sort_of_clevr.supervision import attention_loss, attention_targets, hop2_objects, region_masks
 from mmdemo.text import load_tokenizer, tokenize
 
 

@@ -48,7 +48,7 @@ def _inputs(task: str, audio: bool) -> list[tuple[str, Any, Any]]:
 
         photos = {p.name: p.pixels for p in gallery()}
         return [(f"{name}|{q}", photos[name], q) for name in ("chelsea", "coffee") for q in PHOTO_QUESTIONS]
-    from mmdemo.data import sort_of_clevr as soc
+    from mmdemo.tasks.sort_of_clevr import data as soc
 
     scenes = soc.generate("test", 2, seed=0)
     if audio:

@@ -65,7 +65,7 @@ class PretrainedImageEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig, cache_items: int = 256) -> None:
         super().__init__()
-        from mmdemo.pretrained import FEATURE_DIM, SEMANTIC_DIM, FeatureCache
+        from mmdemo.model.pretrained import FEATURE_DIM, SEMANTIC_DIM, FeatureCache
 
         self.grid = cfg.grid
         self.semantic = cfg.region_features == "semantic"  # read class-name vectors instead of raw channels
@@ -90,7 +90,7 @@ class PretrainedImageEncoder(nn.Module):
         elif semantic is not None:
             regions = semantic  # (B, 49, 384)
         else:
-            from mmdemo.pretrained import semantic_regions
+            from mmdemo.model.pretrained import semantic_regions
 
             regions = semantic_regions(features)
         x = self.proj(regions)  # (B, 49, D - 2)

@@ -1,6 +1,6 @@
 """Training throughput of one process against several under torchrun, on this machine, in one run.
 
-    python -m mmdemo.ddp_bench [--nproc 2] [--steps 20] [--batch-images 32] [--device cpu] [--json]
+    python -m mmdemo.experiments.ddp_bench [--nproc 2] [--steps 20] [--batch-images 32] [--device cpu] [--json]
 
 Every configuration trains the same model from the same seed for --steps steps of the same global batch
 (--batch-images scenes x 20 questions) with `python -m mmdemo train --no-evaluate`, and reports questions
@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def train_run(launch: list[str], args: list[str], out: Path, threads: int) -> dict:
@@ -33,7 +33,7 @@ def train_run(launch: list[str], args: list[str], out: Path, threads: int) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mmdemo.ddp_bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mmdemo.experiments.ddp_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--nproc", type=int, default=2, help="processes for the torchrun configuration (default %(default)s)")
     p.add_argument("--steps", type=int, default=20, help="training steps per configuration (default %(default)s)")
     p.add_argument("--batch-images", type=int, default=32, help="global batch in scenes, 20 questions each (default %(default)s)")

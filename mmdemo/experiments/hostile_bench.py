@@ -1,4 +1,4 @@
-"""Hostile inputs against a launched app: `python -m mmdemo.hostile_bench [--json]`.
+"""Hostile inputs against a launched app: `python -m mmdemo.experiments.hostile_bench [--json]`.
 
 Starts `python app.py` on a free loopback port (serve_bench.launched_app) and sends, one at a time, the inputs
 of issue 16 and a few more at the limits (mmdemo.limits). For each: what came back (an answer, or the message a
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmdemo.data import sort_of_clevr as soc
+from mmdemo.experiments.serve_bench import launched_app, make_client, peak_rss_mb, reset_peak_rss
 from mmdemo.limits import MAX_FILE_BYTES, MAX_REQUEST_BYTES, MAX_SEED, MAX_TEXT_CHARS
-from mmdemo.serve_bench import launched_app, make_client, peak_rss_mb, reset_peak_rss
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 PEAK_BAR_MB = 300.0
 QUESTION = "What shape is the red object?"
@@ -204,7 +204,7 @@ def run_case(s: Session, case: Case, pid: int) -> Result:
 
 
 def _rss_now(pid: int) -> float:
-    from mmdemo.serve_bench import _rss_mb
+    from mmdemo.experiments.serve_bench import _rss_mb
 
     return _rss_mb(pid)
 
@@ -243,7 +243,7 @@ def table(results: list[Result]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmdemo.hostile_bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m mmdemo.experiments.hostile_bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a call may take before it counts as a hang (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON object (last line)")
     args = parser.parse_args(argv)

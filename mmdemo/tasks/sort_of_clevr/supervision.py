@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from mmdemo.data import sort_of_clevr as soc
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 COLOUR_WORDS = (*soc.COLOURS, "grey")
 

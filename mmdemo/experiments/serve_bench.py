@@ -1,4 +1,4 @@
-"""Start-up, round trip and soak through a launched app: `python -m mmdemo.serve_bench [--requests 1000] [--clients 8]`.
+"""Start-up, round trip and soak through a launched app: `python -m mmdemo.experiments.serve_bench [--requests 1000] [--clients 8]`.
 
 Starts `python app.py` as its own process on a free loopback port, then through gradio_client:
 0. start-up: seconds until the app serves (it warms the models it shows first before that), and the
@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmdemo.bench import predict_latency
-from mmdemo.data import sort_of_clevr as soc
+from mmdemo.experiments.bench import predict_latency
 from mmdemo.inference import Predictor
+from mmdemo.tasks.sort_of_clevr import data as soc
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def _free_port() -> int:
@@ -229,7 +229,7 @@ def run(requests: int, clients: int, latency_calls: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmdemo.serve_bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m mmdemo.experiments.serve_bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000, help="soak requests per phase (two phases; default %(default)s)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default %(default)s)")
     parser.add_argument("--latency-calls", type=int, default=100, help="sequential calls timed per endpoint (default %(default)s)")

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdemo.config import ModelConfig
-from mmdemo.encoders import AudioEncoder, TextEncoder, make_image_encoder
-from mmdemo.fusion import ImageMemory, make_fusion
+from mmdemo.model.encoders import AudioEncoder, TextEncoder, make_image_encoder
+from mmdemo.model.fusion import ImageMemory, make_fusion
 
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 PACK_ROWS = 32  # spoken batches shrink in steps of this many questions as the shorter ones end
@@ -75,7 +75,7 @@ class FusionRNN(nn.Module):
         """Frozen pretrained features (N, 1280, 7, 7) -> memory (with the label bridge's semantic regions)."""
         semantic = None
         if self.cfg.label_bridge or self.cfg.region_features != "raw":
-            from mmdemo.pretrained import semantic_regions
+            from mmdemo.model.pretrained import semantic_regions
 
             semantic = semantic_regions(features)  # (N, 49, 384)
         memory = self.encode_regions(self.image.project(features, semantic))

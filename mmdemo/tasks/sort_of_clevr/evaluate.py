@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
-from mmdemo.reading import READING_KEYS, Answered, reading_metrics
-from mmdemo.supervision import colour_step, region_masks
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch, SpokenBatch
+from mmdemo.tasks.sort_of_clevr.reading import READING_KEYS, Answered, reading_metrics
+from mmdemo.tasks.sort_of_clevr.supervision import colour_step, region_masks
 
 if TYPE_CHECKING:
-    from mmdemo.data.spoken import SpokenPool
+    from mmdemo.tasks.sort_of_clevr.spoken import SpokenPool
 
 GROUPS = {
     "nonrelational": soc.NONREL,
@@ -39,7 +40,7 @@ def most_attended_region(region_attention: np.ndarray, num_tokens: int) -> int:
 
 def spoken_test_pool(samples: list[soc.Sample], model: FusionRNN, folder: str | Path, workers: int = 0, progress: bool = False) -> SpokenPool:
     """The samples' questions in held-out voices (one utterance each, in order), from the cache in `folder`."""
-    from mmdemo.data import spoken
+    from mmdemo.tasks.sort_of_clevr import spoken
 
     return spoken.load_pool(spoken.plan_questions(samples, "test"), folder, "test", spoken.feature_settings(model.cfg), workers, progress)
 
@@ -50,8 +51,6 @@ def predict_samples(
 ) -> Iterator[Answered]:
     """Every question of every sample, answered, with its per-step attention. Spoken models hear the
     questions from `spoken`, a SpokenPool with one utterance per question in order (spoken_test_pool)."""
-    from mmdemo.train import QuestionBatch, SpokenBatch
-
     model.eval()
     audio = model.cfg.question_input == "audio"
     if audio and spoken is None:

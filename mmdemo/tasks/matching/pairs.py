@@ -8,15 +8,13 @@ and each text therefore appears about as often in a match as in a mismatch, so n
 the label: the text-only and image-only baselines (`--modality text|image`) sit at chance by design.
 
 Under torchrun each rank encodes its shard of the distinct images and texts and all ranks then share
-them (mmdemo.distributed), and each takes its shard of every step's pairs, as in mmdemo.train.
+them (mmdemo.distributed), and each takes its shard of every step's pairs; the loop is mmdemo.train.fit.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +24,13 @@ from torch import nn
 from tqdm import tqdm
 
 from mmdemo import distributed
-from mmdemo.batch import images_to_tensor, pad_token_ids
-from mmdemo.checkpoint import save_checkpoint, write_metrics
+from mmdemo.checkpoint import write_metrics
 from mmdemo.config import ModelConfig, TrainConfig
-from mmdemo.manifest import MATCH_LABELS, Row, read_manifest, split_rows
-from mmdemo.model import FusionRNN
-from mmdemo.resume import StopRequest, identity, load_state, remove_state, save_at
-from mmdemo.train import StepLog, autocast, lr_at, smallest_step, step_totals, training_device
+from mmdemo.model import FusionRNN, ModelOutput
+from mmdemo.processing import images_to_tensor, pad_token_ids
+from mmdemo.resume import identity
+from mmdemo.tasks.matching.manifest import MATCH_LABELS, Row, read_manifest, split_rows
+from mmdemo.train import data_path, fit, save_trained, training_device
 
 
 class PairData:
@@ -52,7 +50,7 @@ class PairData:
         pixels = [prepare_image(load_image(p), cfg.image_size) for p in tqdm(self.images[mine], desc="images", disable=not progress)]
         self.pretrained = cfg.image_encoder != "cnn"
         if self.pretrained:
-            from mmdemo.pretrained import FEATURE_DIM, GRID, FeatureCache
+            from mmdemo.model.pretrained import FEATURE_DIM, GRID, FeatureCache
 
             cache = FeatureCache(cache_dir, max_items=0)
             feats = [cache.get(pixels[i : i + 64]) for i in tqdm(range(0, len(pixels), 64), desc="image features", disable=not progress)]
@@ -77,7 +75,7 @@ class PairData:
                 if several:
                     local_states.append(F.pad(states, (0, 0, 0, width - states.shape[1])))
             if several:
-                from mmdemo.encoders import MINILM_DIM
+                from mmdemo.model.encoders import MINILM_DIM
 
                 local = torch.cat(local_states) if local_states else torch.zeros((0, width, MINILM_DIM))
                 for first, shared in distributed.gather_rows(local):
@@ -193,6 +191,42 @@ def evaluate_classify(model: FusionRNN, data: PairData, rows: list[Row], device:
     return {"accuracy": round(float((p.argmax(-1) == np.array([q[2] for q in pairs])).mean()), 4), "val_rows": len(pairs)}
 
 
+class PairTask:
+    """Manifest pairs as mmdemo.train.fit wants them: each epoch draws its pairs (match: new mismatches) and their order."""
+
+    unit, log_decay, report_accuracy = "pairs", 0.95, False
+
+    def __init__(self, rows: list[Row], data: PairData, task: str, labels: tuple[str, ...], cfg: TrainConfig, device: torch.device) -> None:
+        self.rows, self.data, self.task, self.labels, self.device = rows, data, task, labels, device
+        self.per_step = max(8, cfg.batch_images * 4)  # pairs per step
+        self.epoch_items = len(rows) * (2 if task == "match" else 1)
+
+    def module(self, model: FusionRNN) -> nn.Module:
+        return PairStep(model)
+
+    def warmup(self, total: int) -> int:
+        return min(100, total // 10 + 1)
+
+    def epoch(self, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+        pairs = match_pairs(self.rows, self.data, rng) if self.task == "match" else classify_pairs(self.rows, self.data, self.labels)
+        return [pairs[i] for i in rng.permutation(len(pairs))]
+
+    def batch(self, chunk: list[tuple[int, int, int]], step: int) -> tuple[list, list, float]:
+        """(this rank's pairs, the pairs it runs, its share of the global mean: exactly 1.0 with one process)."""
+        mine = chunk[distributed.shard(len(chunk))]
+        # A rank left without pairs by a tiny last step computes one with weight 0 (DDP needs every rank's backward).
+        return mine, mine or chunk[:1], len(mine) * distributed.world().size / len(chunk)
+
+    def loss(self, runner: nn.Module, batch: tuple[list, list, float]) -> tuple[ModelOutput, torch.Tensor]:
+        _, run, share = batch
+        out = runner(self.data, run, self.device)
+        return out, out.loss * share
+
+    def totals(self, out: ModelOutput, batch: tuple[list, list, float]) -> tuple[torch.Tensor, torch.Tensor]:
+        mine = batch[0]
+        return out.logits[: len(mine)], torch.tensor([p[2] for p in mine], device=self.device, dtype=torch.long)
+
+
 def train_manifest(
     manifest: str | Path,
     task: str,
@@ -203,7 +237,7 @@ def train_manifest(
     cache_dir: str | None = None,
     progress: bool = True,
 ) -> tuple[FusionRNN, dict]:
-    """Validate, split, cache features, train, write checkpoint + metrics.json into cfg.out."""
+    """Validate, split, cache features, train, write checkpoint + metrics.json (cfg.evaluate) into cfg.out."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rows = read_manifest(manifest, task, labels)
@@ -214,82 +248,24 @@ def train_manifest(
     else:
         labels = MATCH_LABELS
     model_cfg = replace(base_cfg, labels=tuple(labels), task=task)
-    world = distributed.world()
     device = training_device(cfg)
     torch.manual_seed(cfg.seed)
     model = FusionRNN(model_cfg).to(device)
-    rng = np.random.default_rng(cfg.seed)
-    batch = max(8, cfg.batch_images * 4)  # pairs per step
-    pairs_per_epoch = len(train_rows) * (2 if task == "match" else 1)
-    distributed.check_split(smallest_step(pairs_per_epoch, batch), "pairs")
-    total = max(1, int(cfg.epochs * math.ceil(pairs_per_epoch / batch)))
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     manifest_sha1 = hashlib.sha1(Path(manifest).read_bytes()).hexdigest()
     run = identity(model_cfg, cfg, task=task, manifest_sha1=manifest_sha1, val_fraction=val_fraction)
-    saved = load_state(cfg.resume, model, opt, run) if cfg.resume else {}
     main = distributed.is_main()
     with distributed.session(device):
         data = PairData(rows, model, cache_dir, progress and main)
-        runner = distributed.wrap(PairStep(model), find_unused=model_cfg.modality != "both")
-        step, skip, prior_seconds = saved.get("step", 0), saved.get("epoch_step", 0), saved.get("seconds", 0.0)
-        if saved:
-            rng.bit_generator.state = saved["epoch_rng"]  # the current epoch's pairs and order are drawn again
-        log = StepLog(saved)
-        started = time.time()
-        bar = tqdm(total=total, initial=step, desc=f"train {task} {model_cfg.fusion}-{model_cfg.cell}", disable=not (progress and main), unit="step")
-        with StopRequest() as stop:
-            while step < total:
-                epoch_rng = rng.bit_generator.state
-                pairs = match_pairs(train_rows, data, rng) if task == "match" else classify_pairs(train_rows, data, labels)
-                order = rng.permutation(len(pairs))
-                for start in range(skip * batch, len(pairs), batch):
-                    if step >= total:
-                        break
-                    model.train()
-                    chunk = [pairs[i] for i in order[start : start + batch]]
-                    mine = chunk[distributed.shard(len(chunk))]
-                    # This rank's share of the global mean: exactly 1.0 with one process. A rank left without
-                    # pairs by a tiny last step computes one with weight 0 (DDP needs every rank's backward).
-                    share = len(mine) * world.size / len(chunk)
-                    for group in opt.param_groups:
-                        group["lr"] = lr_at(step, total, cfg.lr, warmup=min(100, total // 10 + 1))
-                    with autocast(device, cfg.amp):
-                        out = runner(data, mine or chunk[:1], device)
-                        loss = out.loss * share
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                    opt.step()
-                    step += 1
-                    targets = torch.tensor([p[2] for p in mine], device=device, dtype=torch.long)
-                    step_loss, _, items, stopping = step_totals(out.loss, out.logits[: len(mine)], targets, stop, device)
-                    log.update(step, step_loss, 0.0, items, step % cfg.log_every == 0 or step == total, 0.95)
-                    bar.update(1)
-                    if step % cfg.log_every == 0 or step == total:
-                        bar.set_postfix(loss=f"{log.loss:.3f}")
-                    if stopping or (cfg.save_every and step % cfg.save_every == 0 and step < total):
-                        position = {"step": step, "epoch_rng": epoch_rng, "epoch_step": start // batch + 1,
-                                    "seconds": prior_seconds + time.time() - started, "world_size": world.size, **log.state()}
-                        save_at(cfg.out, model, opt, run, position, main, stop if stopping else None, total, bar)
-                skip = 0
-        bar.close()
-    seconds = prior_seconds + time.time() - started
-    model.eval()
+        pair_task = PairTask(train_rows, data, task, tuple(labels), cfg, device)
+        pair_task.label = f"{task} {model_cfg.fusion}-{model_cfg.cell}"
+        result = fit(model, pair_task, cfg, run, device, progress)
     if not main:
         return model, {}
-    extra = {
-        "train": {**asdict(cfg), "steps": step, "seconds": round(seconds, 1), "manifest": str(manifest), "task": task,
-                  "world_size": world.size, "loss_log": log.loss_log},
-        "train_device": str(device),
-        "feature_cache": {"images_encoded": data.cache_computed, "distinct_images": len(data.images)},
-    }
-    save_checkpoint(model, cfg.out, extra)
-    remove_state(cfg.out)
+    save_trained(model, cfg, result, device, about={"manifest": data_path(manifest), "task": task},
+                 feature_cache={"images_encoded": data.cache_computed, "distinct_images": len(data.images)})
     if not cfg.evaluate:
         return model, {}
     metrics = evaluate_match(model, data, val_rows, device) if task == "match" else evaluate_classify(model, data, val_rows, device)
-    metrics.update(train_seconds=round(seconds, 1), train_rows=len(train_rows), val_rows=len(val_rows), modality=model_cfg.modality, fusion=model_cfg.fusion)
+    metrics.update(train_seconds=round(result.seconds, 1), train_rows=len(train_rows), val_rows=len(val_rows), modality=model_cfg.modality, fusion=model_cfg.fusion)
     write_metrics(cfg.out, metrics)
     return model, metrics

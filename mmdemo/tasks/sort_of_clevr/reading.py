@@ -24,8 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mmdemo.data import sort_of_clevr as soc
-from mmdemo.supervision import COLOUR_WORDS, colour_step, hop2_objects, region_masks
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.supervision import COLOUR_WORDS, colour_step, hop2_objects, region_masks
 
 CAUSAL_TOL = 1e-5
 READING_KEYS = ("causal", "no_peek", "onset", "relate")

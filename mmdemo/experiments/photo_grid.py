@@ -1,8 +1,8 @@
 """The real-image matching models and their baselines, trained with one budget; and README's table.
 
-python -m mmdemo.photo_grid train --manifest data/openclipart/manifest.jsonl [--epochs E] [--feature-cache DIR]
-python -m mmdemo.photo_grid evaluate --manifest data/openclipart/manifest.jsonl [--feature-cache DIR] [--photos M]
-python -m mmdemo.photo_grid table
+python -m mmdemo.experiments.photo_grid train --manifest data/openclipart/manifest.jsonl [--epochs E] [--feature-cache DIR]
+python -m mmdemo.experiments.photo_grid evaluate --manifest data/openclipart/manifest.jsonl [--feature-cache DIR] [--photos M]
+python -m mmdemo.experiments.photo_grid table
 (--root DIR puts/reads the models elsewhere, e.g. another seed's: train --seed 1 --root /tmp/photos-seed1)
 
 Trains, in order, into checkpoints/photos/: match (attention, the shipped photo model), sum, concat,
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mmdemo.checkpoint import METRICS, ROOT, write_metrics
 from mmdemo.config import REGION_FEATURES, ModelConfig, TrainConfig
-from mmdemo.grid import pct
+from mmdemo.results import pct
 
 PHOTO_ROOT = ROOT / "photos"
 MODELS = {  # folder -> (fusion, modality, attention options that differ from ATTENTION_OPTIONS)
@@ -54,7 +54,7 @@ def train_all(
     root: Path = PHOTO_ROOT,
     region_features: str = BASE.region_features,
 ) -> None:
-    from mmdemo.train_manifest import train_manifest
+    from mmdemo.tasks.matching.pairs import train_manifest
 
     for name, (fusion, modality, changes) in MODELS.items():
         if only and name not in only:
@@ -73,9 +73,9 @@ def evaluate_all(manifest: str, cache_dir: str | None, root: Path = PHOTO_ROOT, 
     import torch
 
     from mmdemo.checkpoint import load_checkpoint
-    from mmdemo.manifest import read_manifest, split_rows
-    from mmdemo.photo_eval import ZeroShotBridge, gallery_metrics, photo_cases
-    from mmdemo.train_manifest import PairData, evaluate_match
+    from mmdemo.tasks.matching.manifest import read_manifest, split_rows
+    from mmdemo.tasks.matching.pairs import PairData, evaluate_match
+    from mmdemo.tasks.matching.photo_eval import ZeroShotBridge, gallery_metrics, photo_cases
 
     rows = read_manifest(manifest, "match")
     train_rows, val_rows = split_rows(rows)
@@ -168,10 +168,10 @@ def photo_domain_table(root: Path = PHOTO_ROOT) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmdemo.photo_grid", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m mmdemo.experiments.photo_grid", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the photo models")
-    t.add_argument("--manifest", required=True, help="image-text manifest (python -m mmdemo.data.openclipart writes one)")
+    t.add_argument("--manifest", required=True, help="image-text manifest (python -m mmdemo.experiments.data.openclipart writes one)")
     t.add_argument("--epochs", type=float, default=8.0, help="epochs for every model (default %(default)s)")
     t.add_argument("--feature-cache", default=None, help="folder for cached frozen image features")
     t.add_argument("--seed", type=int, default=0)
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("evaluate", help="re-measure the trained photo models on the validation split")
     e.add_argument("--manifest", required=True)
     e.add_argument("--feature-cache", default=None)
-    e.add_argument("--photos", default=None, help="a photo manifest to measure on as well (python -m mmdemo.data.gcompris writes one)")
+    e.add_argument("--photos", default=None, help="a photo manifest to measure on as well (python -m mmdemo.experiments.data.gcompris writes one)")
     tab = sub.add_parser("table", help="print the results table")
     for p in (t, e, tab):
         p.add_argument("--root", type=Path, default=PHOTO_ROOT, help="folder of the photo models (default %(default)s)")

@@ -1,6 +1,6 @@
 """Build an image-text manifest from Debian's public-domain Open Clip Art packages.
 
-    python -m mmdemo.data.openclipart --out data/openclipart [--install]
+    python -m mmdemo.experiments.data.openclipart --out data/openclipart [--install]
 
 Reads /usr/share/openclipart/png/<category>/.../<name>.png and the matching .svg, whose RDF metadata holds
 a title and keywords. Each usable image is padded to a square, resized to 224 px and written under
@@ -9,8 +9,8 @@ OUT/images/; OUT/manifest.jsonl gets three rows per image: {"image", "text", "gr
 is the top-level category (used to draw negatives from other categories).
 Images that are unreadable, too large (decompression bombs) or have no title are skipped and counted.
 --tuxpaint also adds Debian's Tux Paint stamps (~1,000 captioned drawings and photo cut-outs, GPL-2; see
-mmdemo/data/tuxpaint.py) under OUT/images/tuxpaint/.
---gcompris adds the ~250 captioned photos of Debian's gcompris-qt-data (see mmdemo/data/gcompris.py) under
+mmdemo/experiments/data/tuxpaint.py) under OUT/images/tuxpaint/.
+--gcompris adds the ~250 captioned photos of Debian's gcompris-qt-data (see mmdemo/experiments/data/gcompris.py) under
 OUT/images/gcompris/, each row with "repeat": --gcompris-repeat (default 5) so that the few photos weigh
 more in training.
 --install runs `apt-get install -y --no-install-recommends openclipart-png openclipart-svg` first (and the Tux Paint stamps and
@@ -113,7 +113,7 @@ def build(
         if tuxpaint is not None:
             counts.update(add_tuxpaint(f, out, tuxpaint, size))
         if gcompris is not None:
-            from mmdemo.data import gcompris as gc
+            from mmdemo.experiments.data import gcompris as gc
 
             added = gc.write_rows(f, out, gc.check_available(gcompris), size, folder="images/gcompris", repeat=gcompris_repeat)
             counts.update({f"gcompris_{k}": v for k, v in added.items()})
@@ -124,7 +124,7 @@ def add_tuxpaint(f: IO[str], out: Path, stamps_folder: Path, size: int) -> dict[
     """Append the Tux Paint stamps' rows to the open manifest f; their pictures go under OUT/images/tuxpaint/."""
     from PIL import Image
 
-    from mmdemo.data import tuxpaint as tp
+    from mmdemo.experiments.data import tuxpaint as tp
     from mmdemo.inference import InputError, load_image, prepare_image
 
     found = tp.check_available(stamps_folder)
@@ -153,17 +153,17 @@ def add_tuxpaint(f: IO[str], out: Path, stamps_folder: Path, size: int) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmdemo.data.openclipart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m mmdemo.experiments.data.openclipart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (images/ and manifest.jsonl)")
     parser.add_argument("--install", action="store_true", help="apt-get install the Debian packages first (Open Clip Art; with --tuxpaint also the stamps and librsvg2-bin)")
     parser.add_argument("--tuxpaint", action="store_true", help="also add the Tux Paint stamps (tuxpaint-stamps-default)")
-    parser.add_argument("--gcompris", action="store_true", help="also add the GCompris photos (gcompris-qt-data; mmdemo/data/gcompris.py)")
+    parser.add_argument("--gcompris", action="store_true", help="also add the GCompris photos (gcompris-qt-data; mmdemo/experiments/data/gcompris.py)")
     parser.add_argument("--gcompris-repeat", type=int, default=5, help="with --gcompris: times each photo row counts per training epoch (default %(default)s)")
     parser.add_argument("--source", default=str(SOURCE), help="where the packages put their files (default %(default)s)")
     args = parser.parse_args(argv)
-    from mmdemo.data import gcompris as gc
-    from mmdemo.data import tuxpaint as tp
-    from mmdemo.manifest import MAX_REPEAT
+    from mmdemo.experiments.data import gcompris as gc
+    from mmdemo.experiments.data import tuxpaint as tp
+    from mmdemo.tasks.matching.manifest import MAX_REPEAT
 
     if not 1 <= args.gcompris_repeat <= MAX_REPEAT:
         parser.error(f"--gcompris-repeat must be from 1 to {MAX_REPEAT}")

@@ -1,7 +1,7 @@
 """How the photo models, trained on clip art, carry over to photos; and the label bridge alone (zero-shot).
 
 Two photo-domain measures, on photos no model is trained on:
-- GCompris photos (`python -m mmdemo.data.gcompris`, ~250 Wikimedia Commons photos with their names):
+- GCompris photos (`python -m mmdemo.experiments.data.gcompris`, ~250 Wikimedia Commons photos with their names):
   each photo with its own captions and as many mismatches, scored like the held-out split (evaluate_match:
   accuracy, ROC AUC, recall@1/@5 among 100).
 - The gallery: the app's 12 sample photos against their 12 captions (what "search by sentence" ranks):
@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmdemo.batch import pad_token_ids
 from mmdemo.config import ModelConfig
-from mmdemo.encoders import TextEncoder
-from mmdemo.train_manifest import expected_recall, roc_auc
+from mmdemo.model.encoders import TextEncoder
+from mmdemo.processing import pad_token_ids
+from mmdemo.tasks.matching.pairs import expected_recall, roc_auc
 
 # (scikit-image photo, sentence, expected answer), written before the first photo model was trained;
 # tests/test_photos.py holds the shipped model to them.
@@ -56,7 +56,7 @@ class ZeroShotBridge(nn.Module):
     @torch.no_grad()
     def encode_features(self, features: torch.Tensor) -> torch.Tensor:
         """(N, 1280, 7, 7) frozen features -> (N, 384) unit class-name vectors of the whole picture."""
-        from mmdemo.pretrained import label_embeddings, load_efficientnet
+        from mmdemo.model.pretrained import label_embeddings, load_efficientnet
 
         fc = load_efficientnet()._fc
         probs = fc(features.float().mean((2, 3)).to(fc.weight.device)).softmax(-1)  # (N, 1000)
@@ -75,7 +75,7 @@ class ZeroShotBridge(nn.Module):
 def _score_pairs(model: nn.Module, photos: list[np.ndarray], texts: list[str], pairs: list[tuple[int, int]]) -> np.ndarray:
     """P(match) of each (photo index, text index) pair; photos are full-size uint8 arrays."""
     from mmdemo.inference import load_image, prepare_image
-    from mmdemo.pretrained import FeatureCache
+    from mmdemo.model.pretrained import FeatureCache
     from mmdemo.text import tokenize
 
     model.eval()
@@ -141,8 +141,8 @@ class ZeroShotReference:
         """(own, other): cosines of the gallery photos with their own captions (n,) and with the others (n * (n - 1),)."""
         if self._gallery is None:
             from mmdemo.inference import load_image, prepare_image
+            from mmdemo.model.pretrained import FeatureCache
             from mmdemo.photos import gallery
-            from mmdemo.pretrained import FeatureCache
             from mmdemo.text import tokenize
 
             photos = gallery()

@@ -9,12 +9,12 @@ two rows: "a <its file name as words>" ("leaningTowerOfPisa3.webp" -> "a leaning
 title of its Wikimedia Commons file ("Saltwater Crocodile on a river bank"), under the Open Clip Art category
 its folder corresponds to (so that negatives from "other groups" mean the same thing across sources).
 
-    python -m mmdemo.data.gcompris --out data/gcompris [--install]
+    python -m mmdemo.experiments.data.gcompris --out data/gcompris [--install]
 
 writes OUT/images/<activity>/.../<name>.png (224 px, padded square) and OUT/manifest.jsonl with rows
 {"image", "text", "group", "license", "source"}. The shipped photo models are not trained on them: they
-measure how models trained on clip art carry over to photos (`python -m mmdemo.photo_grid evaluate --photos`);
-`python -m mmdemo.data.openclipart --gcompris` adds them to a training manifest instead (README: "From clip
+measure how models trained on clip art carry over to photos (`python -m mmdemo.experiments.photo_grid evaluate --photos`);
+`python -m mmdemo.experiments.data.openclipart --gcompris` adds them to a training manifest instead (README: "From clip
 art to photos").
 --install runs `apt-get install -y --no-install-recommends gcompris-qt-data` first (needs root and network;
 without --no-install-recommends apt would add the GCompris application and ~60 packages).
@@ -228,7 +228,7 @@ def write_rows(f: IO[str], out: Path, found: list[Photo], size: int = 224, folde
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmdemo.data.gcompris", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m mmdemo.experiments.data.gcompris", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (images/ and manifest.jsonl)")
     parser.add_argument("--install", action="store_true", help=f"apt-get install {' '.join(PACKAGES)} first")
     parser.add_argument("--source", default=str(SOURCE), help="folder of GCompris's .rcc files (default %(default)s)")

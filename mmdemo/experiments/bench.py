@@ -10,10 +10,10 @@ import torch
 
 from mmdemo.checkpoint import DEFAULT, read_config
 from mmdemo.config import SPOKEN_DEFAULTS, ModelConfig
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.inference import Predictor
 from mmdemo.model import FusionRNN, pick_device
-from mmdemo.train import QuestionBatch, SpokenBatch, SpokenQuestions
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch, SpokenBatch, SpokenQuestions
 
 
 def _sync(device: torch.device) -> None:
@@ -59,7 +59,7 @@ def train_throughput(cfg: ModelConfig, device: torch.device, steps: int, naive: 
 
 def spoken_train_batch(cfg: ModelConfig, images: int, spoken_data: str | Path) -> SpokenBatch:
     """A training batch of spoken questions: the first two shards of the training pool (cached, or made now)."""
-    from mmdemo.data import spoken
+    from mmdemo.tasks.sort_of_clevr import spoken
 
     pool = spoken.load_pool(spoken.plan_train(2 * spoken.SHARD), spoken_data, "train", spoken.feature_settings(cfg), progress=False)
     samples = soc.generate("train", images, seed=123)
@@ -72,7 +72,7 @@ BENCH_AUDIO_SECONDS = 3.0  # spoken latency is measured on questions padded or c
 
 def spoken_inputs(count: int = 20) -> list[tuple[np.ndarray, tuple[int, np.ndarray]]]:
     """(image, (16000, samples)) pairs: canonical questions in held-out voices, each exactly BENCH_AUDIO_SECONDS long."""
-    from mmdemo.data import spoken
+    from mmdemo.tasks.sort_of_clevr import spoken
 
     samples = soc.generate("val", count, seed=7)
     plan = spoken.plan_questions([soc.Sample(s.index, s.scene, s.image, s.questions[:1]) for s in samples], "val")

@@ -1,6 +1,6 @@
 """Spoken Sort-of-CLEVR questions: eSpeak NG voices the generator's questions, features are cached on disk.
 
-    python -m mmdemo.data.spoken --out data/spoken
+    python -m mmdemo.tasks.sort_of_clevr.spoken --out data/spoken
 
 An utterance is one question (subtype, colour, negate: all its answer needs besides the scene) spoken by
 one voice at one rate and pitch, with lead-in silence, noise, gain, reverberation and sometimes a
@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mmdemo import speech
-from mmdemo.data import sort_of_clevr as soc
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr import speech
 
 FEATURE_VERSION = 1  # bump when rendering or features change: every cached shard is then made again
 SHARD = 200  # utterances per cache file
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     from mmdemo.config import ModelConfig, TrainConfig
 
     m, t = ModelConfig(question_input="audio"), TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m mmdemo.data.spoken", description=__doc__.split("\n\n")[0] + " Makes the training pool and the held-out-voice test questions.")
+    p = argparse.ArgumentParser(prog="python -m mmdemo.tasks.sort_of_clevr.spoken", description=__doc__.split("\n\n")[0] + " Makes the training pool and the held-out-voice test questions.")
     p.add_argument("--out", default=t.spoken_data, help="cache folder (default %(default)s)")
     p.add_argument("--train", type=int, default=t.spoken_utterances, help="training utterances (default %(default)s; 0 = none)")
     p.add_argument("--test-wording", choices=("canonical", "heldout", "train", "none"), default="canonical", help="voice the test split's 4,000 questions in this wording (default %(default)s)")
