@@ -5,8 +5,8 @@ import torch
 
 from mmdemo.processing import pad_token_ids
 from mmdemo.tasks.sort_of_clevr import data as soc
-from mmdemo.tasks.sort_of_clevr.evaluate import region_holds
-from mmdemo.tasks.sort_of_clevr.supervision import attention_loss, attention_targets, hop2_objects, region_masks
+from mmdemo.tasks.sort_of_clevr.evaluate import holds
+from mmdemo.tasks.sort_of_clevr.supervision import attention_loss, attention_targets, hop2_objects
 from mmdemo.text import load_tokenizer, tokenize
 
 
@@ -24,8 +24,8 @@ def test_region_masks_follow_the_grounding_rule():
                 )
                 for r in range(grid * grid)
             ]
-            assert [any(region_holds(r, grid, o) for o in objects) for r in range(grid * grid)] == expected
-            assert region_masks(objects, grid).tolist() == expected
+            assert [any(holds(r, grid, o) for o in objects) for r in range(grid * grid)] == expected
+            assert soc.region_masks(objects, grid).tolist() == expected
 
 
 def test_hop2_objects_are_the_answers_objects():

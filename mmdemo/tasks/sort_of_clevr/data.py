@@ -88,6 +88,21 @@ def random_scene(rng: np.random.Generator) -> Scene:
             return Scene(tuple(objects))
 
 
+def region_masks(objects: list[SceneObject], grid: int) -> np.ndarray:
+    """(R,) bool, row-major: the regions of a grid x grid split of the canvas that hold any of the objects.
+
+    The one region rule (attention supervision, the grounding metric, the reading figures): a region holds an
+    object when its cell overlaps the object's 10 x 10 px footprint."""
+    if not objects:
+        return np.zeros(grid * grid, dtype=bool)
+    edges = np.arange(grid + 1) * (SIZE / grid)  # cell boundaries, px
+    lo, hi = edges[:-1], edges[1:]
+    xy = np.array([(o.x, o.y) for o in objects], dtype=np.float64)  # (O, 2)
+    cols = (lo[None] < xy[:, :1] + HALF_SIDE) & (xy[:, :1] - HALF_SIDE < hi[None])  # (O, g)
+    rows = (lo[None] < xy[:, 1:] + HALF_SIDE) & (xy[:, 1:] - HALF_SIDE < hi[None])  # (O, g)
+    return (rows[:, :, None] & cols[:, None, :]).any(0).reshape(-1)  # row-major (R,)
+
+
 def scene_rng(split: str, seed: int, index: int) -> np.random.Generator:
     """Independent stream per (split, seed, image): splits never share a scene stream."""
     return np.random.default_rng([SPLIT_IDS[split], seed, index])

@@ -14,7 +14,7 @@ from mmdemo.model import FusionRNN
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch, SpokenBatch
 from mmdemo.tasks.sort_of_clevr.reading import READING_KEYS, Answered, reading_metrics
-from mmdemo.tasks.sort_of_clevr.supervision import colour_step, region_masks
+from mmdemo.tasks.sort_of_clevr.supervision import colour_step
 
 if TYPE_CHECKING:
     from mmdemo.tasks.sort_of_clevr.spoken import SpokenPool
@@ -27,9 +27,9 @@ GROUPS = {
 }
 
 
-def region_holds(region: int, grid: int, obj: soc.SceneObject) -> bool:
-    """Grounding rule: the region's cell overlaps the object's 10 x 10 px footprint (supervision.region_masks)."""
-    return bool(region_masks([obj], grid)[region])
+def holds(region: int, grid: int, obj: soc.SceneObject) -> bool:
+    """Whether the region holds the object, by the one region rule (data.region_masks)."""
+    return bool(soc.region_masks([obj], grid)[region])
 
 
 def most_attended_region(region_attention: np.ndarray, num_tokens: int) -> int:
@@ -103,13 +103,13 @@ def evaluate_model(
         by_template[f"{q.subtype}: {q.template}"].append(a.prediction == q.answer)
         if q.family == "nonrelational" and not audio:
             named = a.scene.find(q.colour)
-            grounded.append(region_holds(most_attended_region(a.hops[:, 0], len(a.token_ids)), model.cfg.grid, named))
+            grounded.append(holds(most_attended_region(a.hops[:, 0], len(a.token_ids)), model.cfg.grid, named))
             s = max(colour_step(a.token_ids), 0)
-            grounded_read.append(region_holds(most_attended_region(a.hops[s:, 0], len(a.token_ids) - s), model.cfg.grid, named))
+            grounded_read.append(holds(most_attended_region(a.hops[s:, 0], len(a.token_ids) - s), model.cfg.grid, named))
         elif q.family == "nonrelational" and a.colour_step is not None and a.colour_step >= 0:
             named, s = a.scene.find(q.colour), a.colour_step  # spoken: the first step that has heard the colour word
-            grounded.append(region_holds(int(a.hops[s, 0].argmax()), model.cfg.grid, named))
-            grounded_read.append(region_holds(most_attended_region(a.hops[s:, 0], len(a.hops) - s), model.cfg.grid, named))
+            grounded.append(holds(int(a.hops[s, 0].argmax()), model.cfg.grid, named))
+            grounded_read.append(holds(most_attended_region(a.hops[s:, 0], len(a.hops) - s), model.cfg.grid, named))
     attention = model.cfg.fusion == "attention"
     metrics: dict = {}
     for group, subtypes in GROUPS.items():

@@ -12,7 +12,7 @@ checked (hops are (T, K, R) per question: T steps, K hops, R regions):
 - relate: relational questions, at the colour word's step: hop 2's most-attended region holds the answer
   object (closest / furthest), or hop 2 puts >= 0.5 of its mass on the same-shape objects (count).
 
-Regions "hold" an object by the one region rule (supervision.region_masks, also the grounding metric).
+Regions "hold" an object by the one region rule (data.region_masks, also the grounding metric).
 Spoken questions (no tokens) have no shared-prefix pairs, so causal is None for them (tests check their
 causality directly); the other figures use the first step that has heard the whole colour word.
 """
@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mmdemo.tasks.sort_of_clevr import data as soc
-from mmdemo.tasks.sort_of_clevr.supervision import COLOUR_WORDS, colour_step, hop2_objects, region_masks
+from mmdemo.tasks.sort_of_clevr.supervision import COLOUR_WORDS, colour_step, hop2_objects
 
 CAUSAL_TOL = 1e-5
 READING_KEYS = ("causal", "no_peek", "onset", "relate")
@@ -51,11 +51,11 @@ def step_scores(a: Answered, grid: int) -> dict[str, float]:
     if s < 0:
         return {}
     named = a.scene.find(a.question.colour)
-    named_mask = region_masks([named], grid)  # (R,)
+    named_mask = soc.region_masks([named], grid)  # (R,)
     hop1 = a.hops[:, 0]  # (T, R)
     out: dict[str, float] = {"onset": float(named_mask[int(hop1[s].argmax())])}
     if s > 0:
-        others = np.stack([region_masks([o], grid) for o in a.scene.objects if o is not named]).astype(np.float64)  # (O, R)
+        others = np.stack([soc.region_masks([o], grid) for o in a.scene.objects if o is not named]).astype(np.float64)  # (O, R)
         before = hop1[:s].astype(np.float64)  # (s, R)
         named_mass = before @ named_mask  # (s,)
         other_mass = (before @ others.T).mean(1)  # (s,) mean mass per other object
@@ -63,7 +63,7 @@ def step_scores(a: Answered, grid: int) -> dict[str, float]:
     targets = hop2_objects(a.scene, a.question)
     if targets and a.hops.shape[1] > 1:
         hop2 = a.hops[s, 1]  # (R,)
-        target_mask = region_masks(targets, grid)
+        target_mask = soc.region_masks(targets, grid)
         if a.question.subtype == "count":
             out["relate"] = float(hop2 @ target_mask >= COUNT_MASS)
         else:
@@ -136,7 +136,7 @@ def question_roles(scene: soc.Scene, text: str) -> dict[str, str]:
 
 def object_mass(hops: np.ndarray, objects: list[soc.SceneObject] | tuple[soc.SceneObject, ...], grid: int) -> np.ndarray:
     """(T, K, O): each hop's attention mass on each object's regions at every step (the one region rule)."""
-    masks = np.stack([region_masks([o], grid) for o in objects]).astype(np.float64)  # (O, R)
+    masks = np.stack([soc.region_masks([o], grid) for o in objects]).astype(np.float64)  # (O, R)
     return np.asarray(hops, dtype=np.float64) @ masks.T
 
 

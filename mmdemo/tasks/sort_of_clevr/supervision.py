@@ -11,7 +11,7 @@ colour word:
   "count" every object with X's shape (X included). Non-relational questions leave hop 2 free.
 
 The loss for one target is -log(weight mass on the target's regions); a region "holds" an object by the
-same rule as the grounding metric (evaluate.region_holds: its cell overlaps the object's 10 x 10 footprint). Nothing here is used
+same rule as the grounding metric (data.region_masks: its cell overlaps the object's 10 x 10 footprint). Nothing here is used
 at inference: predictions and the measured grounding come from the model alone.
 """
 
@@ -50,18 +50,6 @@ class AttentionTargets(NamedTuple):
     hop2: torch.Tensor  # (B, R) bool, regions of the object(s) the answer is about (all False: no target)
 
 
-def region_masks(objects: list[soc.SceneObject], grid: int) -> np.ndarray:
-    """(R,) bool: regions that hold any of the objects (region_holds, vectorised over the grid)."""
-    if not objects:
-        return np.zeros(grid * grid, dtype=bool)
-    edges = np.arange(grid + 1) * (soc.SIZE / grid)  # cell boundaries, px
-    lo, hi = edges[:-1], edges[1:]
-    xy = np.array([(o.x, o.y) for o in objects], dtype=np.float64)  # (O, 2)
-    cols = (lo[None] < xy[:, :1] + soc.HALF_SIDE) & (xy[:, :1] - soc.HALF_SIDE < hi[None])  # (O, g)
-    rows = (lo[None] < xy[:, 1:] + soc.HALF_SIDE) & (xy[:, 1:] - soc.HALF_SIDE < hi[None])  # (O, g)
-    return (rows[:, :, None] & cols[:, None, :]).any(0).reshape(-1)  # row-major (R,)
-
-
 def hop2_objects(scene: soc.Scene, question: soc.Question) -> list[soc.SceneObject]:
     """The object(s) a relational question's answer is read from; [] for non-relational questions."""
     x = scene.find(question.colour)
@@ -84,8 +72,8 @@ def attention_targets(
         steps = [colour_step(row) for row in token_ids.tolist()]
     hop1, hop2 = [], []
     for q, scene in zip(questions, scenes):
-        hop1.append(region_masks([scene.find(q.colour)], grid))
-        hop2.append(region_masks(hop2_objects(scene, q), grid))
+        hop1.append(soc.region_masks([scene.find(q.colour)], grid))
+        hop2.append(soc.region_masks(hop2_objects(scene, q), grid))
     return AttentionTargets(torch.tensor(steps), torch.from_numpy(np.stack(hop1)), torch.from_numpy(np.stack(hop2)))
 
 
