@@ -377,6 +377,7 @@ def test_photo_reference_through_client(server: str, tmp_path: Path) -> None:
     assert "Zero-shot reference" in out[6] and "cosine" in out[6]
 
 
+@pytest.mark.slow
 def test_first_clicks_after_launch_answer_like_the_others(tmp_path: Path) -> None:
     """Defect 5: `python app.py` warms every model it shows first before it serves (real checkpoints)."""
     import statistics
@@ -492,6 +493,7 @@ def test_request_body_over_the_limit_is_refused_unread(server: str) -> None:
     assert httpx.post(url, json={"data": [None, "hi", None]}, timeout=60).status_code == 200  # small bodies pass
 
 
+@pytest.mark.slow
 def test_hostile_bench_cases_pass_against_the_test_server(server: str, tmp_path: Path) -> None:
     """python -m mmdemo.experiments.hostile_bench's cases, in process: each refused clearly or answered, under 300 MB, no hang."""
     import os

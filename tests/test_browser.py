@@ -22,7 +22,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"
 LATE = "What shape is the object closest to the red object?"  # names its object late: 'red' is step 9 of 12
 SLOW = 120_000  # ms: the 2 CPU cores may be shared with a training run
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (.ci/run installs it)")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (.ci/run installs it)")]
 
 
 def free_port() -> int:

@@ -42,6 +42,7 @@ def scene_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_train_smoke_writes_a_loadable_checkpoint(smoke_checkpoint: Path) -> None:
     assert {p.name for p in smoke_checkpoint.iterdir()} == {"model.safetensors", "config.json", "metrics.json"}
     config = json.loads((smoke_checkpoint / "config.json").read_text())
@@ -50,6 +51,7 @@ def test_train_smoke_writes_a_loadable_checkpoint(smoke_checkpoint: Path) -> Non
     assert metrics["num_questions"] == 4000 and 0 <= metrics["overall"] <= 1
 
 
+@pytest.mark.slow
 def test_predict_json_contract(smoke_checkpoint: Path, scene_png: Path) -> None:
     r = run_cli("predict", "--checkpoint", str(smoke_checkpoint), "--image", str(scene_png), "--text", "Is the red object at the top?", "--json", "--device", "cpu")
     assert r.returncode == 0, r.stderr
@@ -60,6 +62,7 @@ def test_predict_json_contract(smoke_checkpoint: Path, scene_png: Path) -> None:
     assert len(out["step_attention"]) == len(out["tokens"]) and out["answer"] in out["probs"]
 
 
+@pytest.mark.slow
 def test_evaluate_json_last_line(smoke_checkpoint: Path) -> None:
     started = time.time()
     r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--json", "--device", "cpu")
@@ -100,6 +103,7 @@ def _bad_inputs(tmp: Path, ck: Path, png: Path) -> dict[str, tuple[list[str], st
     }
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, smoke_checkpoint: Path, scene_png: Path) -> None:
     import torch
 

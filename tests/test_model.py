@@ -73,6 +73,7 @@ def test_image_reuse_equals_per_question_images(batch: QuestionBatch) -> None:
     torch.testing.assert_close(shared.logits, repeated.logits, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_overfits_one_batch(batch: QuestionBatch, fusion: str) -> None:
     model = FusionRNN(tiny_config(fusion=fusion, hidden_dim=48)).train()

@@ -61,6 +61,7 @@ def test_draining_refuses_new_work_and_counts_requests_in_flight() -> None:
     assert drain.open_requests() == 0
 
 
+@pytest.mark.slow
 def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path: Path) -> None:
     """`python app.py` under load: SIGTERM refuses new requests, finishes the accepted ones, logs one line, exits 0."""
     from gradio_client import handle_file

@@ -117,6 +117,7 @@ def run_cli(*args: str, module: str = "mmdemo") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_spoken_smoke_training_and_both_question_forms(tmp_path: Path) -> None:
     """train --question-input audio end to end, then predict from a file and from (rate, samples): same answer."""
     out, data = tmp_path / "ck", tmp_path / "data"
