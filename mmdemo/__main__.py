@@ -11,14 +11,12 @@ from dataclasses import fields
 from pathlib import Path
 
 from mmdemo.config import (
-    ATTENTIONS,
     AUDIO_STRIDES,
     CELLS,
     FUSIONS,
     IMAGE_ENCODERS,
     MODALITIES,
     QUESTION_INPUTS,
-    REGION_FEATURES,
     SPOKEN_DEFAULTS,
     TEXT_ENCODERS,
     ModelConfig,
@@ -48,7 +46,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-encoder", choices=TEXT_ENCODERS, default=None, help=f"token vectors (default {m.text_encoder})")
     p.add_argument("--image-encoder", choices=IMAGE_ENCODERS, default=None, help=f"image regions (default {m.image_encoder}; efficientnet_lite0 with --manifest)")
     p.add_argument("--label-bridge", action=argparse.BooleanOptionalAction, default=None, help="compare words with the ImageNet class names of each region (default: on with --manifest, efficientnet_lite0 and minilm)")
-    p.add_argument("--region-features", choices=REGION_FEATURES, default=m.region_features, help="efficientnet_lite0: what the trained part sees of each region, its raw channels or its ImageNet class names as a MiniLM vector (default %(default)s)")
     p.add_argument("--causal", action=argparse.BooleanOptionalAction, default=m.causal, help="step t reads tokens 1..t only (MiniLM under a causal mask, running question context); --no-causal reads ahead (default %(default)s)")
     p.add_argument("--modality", choices=MODALITIES, default=m.modality, help="both, or a single-modality baseline (default %(default)s)")
     p.add_argument("--question-input", choices=QUESTION_INPUTS, default=m.question_input, help="typed questions, or spoken ones (audio: synthesized into --spoken-data first; docs/SPOKEN.md) (default %(default)s)")
@@ -59,7 +56,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden-dim", type=int, default=m.hidden_dim, help="RNN hidden size (default %(default)s)")
     p.add_argument("--image-channels", type=int, default=m.image_channels, help="region vector width (default %(default)s)")
     p.add_argument("--attn-dim", type=int, default=None, help=f"attention query/key width (default {m.attn_dim}; {SPOKEN_DEFAULTS['attn_dim']} with --question-input audio)")
-    p.add_argument("--attention", choices=ATTENTIONS, default=m.attention, help="how regions are scored (default %(default)s)")
     p.add_argument("--attention-global", action=argparse.BooleanOptionalAction, default=None, help="attention fusion also passes the pooled image to every step (default: on with --manifest and efficientnet_lite0)")
     p.add_argument("--bridge-attention", action=argparse.BooleanOptionalAction, default=None, help="the label bridge also steers where each word looks (default: on with the label bridge and attention fusion)")
     p.add_argument("--hops", type=int, default=m.num_hops, help="attention hops per step (default %(default)s)")
@@ -155,8 +151,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         model_cfg = ModelConfig(
             cell=args.cell, fusion=args.fusion, text_encoder=text_encoder, label_bridge=bridge,
             text_dim=args.text_dim, hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=attn_dim,
-            num_hops=args.hops, grid=args.grid or (7 if pretrained else 5), attention=args.attention, attention_global=attention_global, bridge_attention=bridge_attention,
-            image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality, region_features=args.region_features, causal=args.causal,
+            num_hops=args.hops, grid=args.grid or (7 if pretrained else 5), attention_global=attention_global, bridge_attention=bridge_attention,
+            image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality, causal=args.causal,
             question_input=args.question_input, n_mels=args.n_mels, audio_stride=args.audio_stride, audio_channels=args.audio_channels,
         )
     except ValueError as e:

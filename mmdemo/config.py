@@ -8,16 +8,16 @@ from typing import Any
 CELLS = ("rnn", "lstm", "gru")
 FUSIONS = ("sum", "concat", "attention")
 TEXT_ENCODERS = ("minilm", "minilm_static", "learned")
-ATTENTIONS = ("additive", "dot")
 IMAGE_ENCODERS = ("cnn", "efficientnet_lite0")
 MODALITIES = ("both", "text", "image")
-REGION_FEATURES = ("raw", "semantic")
 QUESTION_INPUTS = ("text", "audio")
 AUDIO_STRIDES = (1, 2, 4, 8)  # frames per RNN step: one stride-2 causal convolution per factor of 2
 # Spoken training: a spoken question has ~4x the steps of a typed one, so fewer questions per image, narrower
 # attention keys and fewer epochs keep training inside the time budget (docs/SPOKEN.md, "Training time"). The train command's
 # defaults with --question-input audio.
 SPOKEN_DEFAULTS = {"questions_per_image": 10, "attn_dim": 32, "epochs": 10.0}
+# Options no shipped model used, pruned (docs/EXPERIMENTS.md "Pruned options"): the value every checkpoint has.
+PRUNED = {"attention": "additive", "region_features": "raw"}
 ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 
 
@@ -54,15 +54,11 @@ class ModelConfig:
     # needs image_size 224 and grid 7)
     label_bridge: bool = False  # efficientnet_lite0 only: also compare each word with each region's ImageNet
     # class names in MiniLM space (2 extra inputs per step: attended and best similarity)
-    region_features: str = "raw"  # efficientnet_lite0 only: what the trained part sees of each region: raw (its
-    # 1280 frozen channels) | semantic (its ImageNet class probabilities as a MiniLM vector, the label bridge's
-    # space, which carries over from clip art to photos better: README "From clip art to photos")
     image_channels: int = 64  # width of each image region vector
     image_size: int = 75  # images are resized to image_size x image_size before the CNN
     grid: int = 5  # the CNN yields grid x grid regions (R = grid * grid)
     hidden_dim: int = 64  # RNN hidden size
     attn_dim: int = 64  # query/key width of region attention
-    attention: str = "additive"  # region scoring: additive (MLP over [region; query]) | dot (scaled dot product)
     bridge_attention: bool = False  # with label_bridge and attention: each word's similarity to a region's
     # ImageNet class names is added (learned scale) to that region's hop-1 attention score
     attention_global: bool = False  # attention fusion also passes the pooled image (what concat sees) to each step
@@ -98,10 +94,6 @@ class ModelConfig:
             raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {self.image_encoder!r}")
         if self.image_encoder == "efficientnet_lite0" and (self.image_size, self.grid) != (224, 7):
             raise ValueError("image_encoder efficientnet_lite0 needs image_size 224 and grid 7")
-        if self.region_features not in REGION_FEATURES:
-            raise ValueError(f"region_features must be one of {REGION_FEATURES}, got {self.region_features!r}")
-        if self.region_features != "raw" and (self.image_encoder != "efficientnet_lite0" or self.text_encoder != "minilm"):
-            raise ValueError("region_features semantic needs image_encoder efficientnet_lite0 and text_encoder minilm")
         if self.label_bridge and (self.image_encoder != "efficientnet_lite0" or self.text_encoder != "minilm"):
             raise ValueError("label_bridge needs image_encoder efficientnet_lite0 and text_encoder minilm")
         if self.bridge_attention and not (self.label_bridge and self.fusion == "attention"):
@@ -110,8 +102,6 @@ class ModelConfig:
             raise ValueError("attention_global needs fusion attention (sum and concat always see the pooled image)")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.question_input not in QUESTION_INPUTS:
             raise ValueError(f"question_input must be one of {QUESTION_INPUTS}, got {self.question_input!r}")
         seconds = self.max_audio_seconds  # a float field: _check_types checks int, bool and str fields
@@ -156,11 +146,14 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """Build from JSON; unknown keys are an error so that a foreign config is not half-read."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} | set(PRUNED)
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
         d = dict(d)
+        for key, kept in PRUNED.items():  # older checkpoints name options that were pruned; only the kept value loads
+            if key in d and d.pop(key) != kept:
+                raise ValueError(f"{key} other than {kept!r} was pruned (docs/EXPERIMENTS.md); this version cannot build it")
         if "labels" in d:
             if not isinstance(d["labels"], (list, tuple)):
                 raise ValueError(f"labels must be a list, got {_short(d['labels'])}")

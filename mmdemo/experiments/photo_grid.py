@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mmdemo.checkpoint import METRICS, ROOT, write_metrics
-from mmdemo.config import REGION_FEATURES, ModelConfig, TrainConfig
+from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.results import pct
 
 PHOTO_ROOT = ROOT / "photos"
@@ -52,7 +52,6 @@ def train_all(
     seed: int,
     only: list[str] | None,
     root: Path = PHOTO_ROOT,
-    region_features: str = BASE.region_features,
 ) -> None:
     from mmdemo.tasks.matching.pairs import train_manifest
 
@@ -60,7 +59,7 @@ def train_all(
         if only and name not in only:
             continue
         options = {**ATTENTION_OPTIONS, **changes} if fusion == "attention" else {}
-        cfg = replace(BASE, fusion=fusion, modality=modality, region_features=region_features, **options)
+        cfg = replace(BASE, fusion=fusion, modality=modality, **options)
         train_cfg = TrainConfig(out=str(root / name), epochs=epochs, lr=2e-3, batch_images=32, seed=seed, threads=1)
         _, metrics = train_manifest(manifest, "match", cfg, train_cfg, cache_dir=cache_dir)
         print(name, json.dumps(metrics), flush=True)
@@ -80,7 +79,7 @@ def evaluate_all(manifest: str, cache_dir: str | None, root: Path = PHOTO_ROOT, 
     rows = read_manifest(manifest, "match")
     train_rows, val_rows = split_rows(rows)
     photo_rows = None
-    if photos:  # only photos the models were not trained on (the manifest may include them: --gcompris),
+    if photos:  # only photos the models were not trained on (a manifest may include them),
         # recognised by their bytes (file names repeat across sources: bee.png is clip art and a photo)
         import hashlib
 
@@ -176,7 +175,6 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--feature-cache", default=None, help="folder for cached frozen image features")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--only", nargs="*", choices=list(MODELS), help="train only these")
-    t.add_argument("--region-features", choices=REGION_FEATURES, default=BASE.region_features, help="what every model sees of each region (default %(default)s)")
     e = sub.add_parser("evaluate", help="re-measure the trained photo models on the validation split")
     e.add_argument("--manifest", required=True)
     e.add_argument("--feature-cache", default=None)
@@ -186,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--root", type=Path, default=PHOTO_ROOT, help="folder of the photo models (default %(default)s)")
     args = parser.parse_args(argv)
     if args.command == "train":
-        train_all(args.manifest, args.epochs, args.feature_cache, args.seed, args.only, args.root, args.region_features)
+        train_all(args.manifest, args.epochs, args.feature_cache, args.seed, args.only, args.root)
     elif args.command == "evaluate":
         evaluate_all(args.manifest, args.feature_cache, args.root, args.photos)
     print(photo_table(args.root))

@@ -65,12 +65,10 @@ class PretrainedImageEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig, cache_items: int = 256) -> None:
         super().__init__()
-        from mmdemo.model.pretrained import FEATURE_DIM, SEMANTIC_DIM, FeatureCache
+        from mmdemo.model.pretrained import FEATURE_DIM, FeatureCache
 
         self.grid = cfg.grid
-        self.semantic = cfg.region_features == "semantic"  # read class-name vectors instead of raw channels
-        in_dim = SEMANTIC_DIM if self.semantic else FEATURE_DIM
-        self.proj = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, cfg.image_channels - 2))
+        self.proj = nn.Sequential(nn.LayerNorm(FEATURE_DIM), nn.Linear(FEATURE_DIM, cfg.image_channels - 2))
         self.cache = FeatureCache(max_items=cache_items)
 
     def frozen_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -78,21 +76,10 @@ class PretrainedImageEncoder(nn.Module):
         pixels = images.mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return self.cache.get(list(pixels), device=images.device).to(images.device)
 
-    def project(self, features: torch.Tensor, semantic: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 1280, 7, 7) frozen features -> regions (B, 49, D), row-major.
-
-        With region_features semantic the projection reads each region's class-name vector (B, 49, 384)
-        instead (`semantic`, computed here when not given).
-        """
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, 1280, 7, 7) frozen features -> regions (B, 49, D), row-major."""
         b = features.shape[0]
-        if not self.semantic:
-            regions = features.flatten(2).transpose(1, 2)  # (B, 49, 1280)
-        elif semantic is not None:
-            regions = semantic  # (B, 49, 384)
-        else:
-            from mmdemo.model.pretrained import semantic_regions
-
-            regions = semantic_regions(features)
+        regions = features.flatten(2).transpose(1, 2)  # (B, 49, 1280)
         x = self.proj(regions)  # (B, 49, D - 2)
         coords = coord_channels(b, self.grid, self.grid, x).flatten(2).transpose(1, 2)  # (B, 49, 2)
         return torch.cat([x, coords], dim=-1)

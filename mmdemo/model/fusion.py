@@ -120,23 +120,7 @@ class AttentionFusion(nn.Module):
         return torch.cat([token, *pooled, *contexts], dim=-1), torch.stack(weights, dim=1)  # (B, F), (B, K, R)
 
 
-class DotAttentionFusion(AttentionFusion):
-    """Stacked scaled dot-product attention: score_r = q . k_r / sqrt(A), context = V sum_r weight_r region_r.
-
-    No scoring MLP: a bilinear match between query and region (`--attention dot`). Hops chain as in
-    AttentionFusion; the output layout is the same. Not used by the shipped models.
-    """
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__(cfg)
-        del self.score  # no scoring MLP: the score is the dot product itself
-
-    def scores(self, hop: int, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """(B, R) region scores of one hop: k_r . q / sqrt(A)."""
-        return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1) * self.attn_dim**-0.5
-
-
 def make_fusion(cfg: ModelConfig) -> nn.Module:
     if cfg.fusion == "attention":
-        return DotAttentionFusion(cfg) if cfg.attention == "dot" else AttentionFusion(cfg)
+        return AttentionFusion(cfg)
     return {"sum": SumFusion, "concat": ConcatFusion}[cfg.fusion](cfg)

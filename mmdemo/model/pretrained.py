@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 FEATURE_DIM = 1280
-SEMANTIC_DIM = 384  # MiniLM's width: semantic_regions puts regions there
 IMAGE_SIZE = 224
 GRID = 7
 _lock = threading.Lock()

@@ -73,13 +73,12 @@ class FusionRNN(nn.Module):
 
     def encode_features(self, features: torch.Tensor) -> ImageMemory:
         """Frozen pretrained features (N, 1280, 7, 7) -> memory (with the label bridge's semantic regions)."""
-        semantic = None
-        if self.cfg.label_bridge or self.cfg.region_features != "raw":
-            from mmdemo.model.pretrained import semantic_regions
+        memory = self.encode_regions(self.image.project(features))
+        if not self.cfg.label_bridge:
+            return memory
+        from mmdemo.model.pretrained import semantic_regions
 
-            semantic = semantic_regions(features)  # (N, 49, 384)
-        memory = self.encode_regions(self.image.project(features, semantic))
-        return memory._replace(semantic=semantic) if self.cfg.label_bridge else memory
+        return memory._replace(semantic=semantic_regions(features))  # (N, 49, 384)
 
     def encode_regions(self, regions: torch.Tensor) -> ImageMemory:
         """(N, R, D) region vectors -> memory (the image-only baseline sees them; text-only gets zeros)."""

@@ -13,9 +13,8 @@ its folder corresponds to (so that negatives from "other groups" mean the same t
 
 writes OUT/images/<activity>/.../<name>.png (224 px, padded square) and OUT/manifest.jsonl with rows
 {"image", "text", "group", "license", "source"}. The shipped photo models are not trained on them: they
-measure how models trained on clip art carry over to photos (`python -m mmdemo.experiments.photo_grid evaluate --photos`);
-`python -m mmdemo.experiments.data.openclipart --gcompris` adds them to a training manifest instead (README: "From clip
-art to photos").
+measure how models trained on clip art carry over to photos (`python -m mmdemo.experiments.photo_grid evaluate --photos`).
+(Adding them to the training manifest, with a repeat count, was tried, not shipped, and pruned: docs/EXPERIMENTS.md.)
 --install runs `apt-get install -y --no-install-recommends gcompris-qt-data` first (needs root and network;
 without --no-install-recommends apt would add the GCompris application and ~60 packages).
 """
@@ -201,8 +200,8 @@ def build(out: Path, source: Path = SOURCE, size: int = 224) -> dict[str, int]:
         return write_rows(f, out, found, size)
 
 
-def write_rows(f: IO[str], out: Path, found: list[Photo], size: int = 224, folder: str = "images", repeat: int = 1) -> dict[str, int]:
-    """Write each photo (224 px PNG) under OUT/<folder>/ and its rows to the open manifest f."""
+def write_rows(f: IO[str], out: Path, found: list[Photo], size: int = 224) -> dict[str, int]:
+    """Write each photo (224 px PNG) under OUT/images/ and its rows to the open manifest f."""
     from PIL import Image
 
     from mmdemo.inference import InputError, load_image, prepare_image
@@ -214,13 +213,11 @@ def write_rows(f: IO[str], out: Path, found: list[Photo], size: int = 224, folde
         except InputError:
             counts["unreadable"] += 1
             continue
-        target = Path(folder) / Path(photo.key).with_suffix(".png")
+        target = Path("images") / Path(photo.key).with_suffix(".png")
         (out / target).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(out / target, optimize=False)
         for text in photo.texts:
             row = {"image": str(target), "text": text, "group": photo.group, "license": photo.licence, "source": photo.source}
-            if repeat > 1:
-                row["repeat"] = repeat
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             counts["rows"] += 1
         counts["written"] += 1

@@ -8,13 +8,9 @@ OUT/images/; OUT/manifest.jsonl gets three rows per image: {"image", "text", "gr
 "<title>, <keywords>", "a <title>" or "a <first keyword>" (short captions, as people type them), and group
 is the top-level category (used to draw negatives from other categories).
 Images that are unreadable, too large (decompression bombs) or have no title are skipped and counted.
---tuxpaint also adds Debian's Tux Paint stamps (~1,000 captioned drawings and photo cut-outs, GPL-2; see
-mmdemo/experiments/data/tuxpaint.py) under OUT/images/tuxpaint/.
---gcompris adds the ~250 captioned photos of Debian's gcompris-qt-data (see mmdemo/experiments/data/gcompris.py) under
-OUT/images/gcompris/, each row with "repeat": --gcompris-repeat (default 5) so that the few photos weigh
-more in training.
---install runs `apt-get install -y --no-install-recommends openclipart-png openclipart-svg` first (and the Tux Paint stamps and
-librsvg2-bin (rsvg-convert) with --tuxpaint, gcompris-qt-data with --gcompris; needs root and network).
+--install runs `apt-get install -y --no-install-recommends openclipart-png openclipart-svg` first (needs root and network).
+(Adding the Tux Paint stamps or the GCompris photos to this manifest was tried, not shipped, and pruned:
+docs/EXPERIMENTS.md.)
 """
 
 from __future__ import annotations
@@ -26,7 +22,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO
 
 from tqdm import tqdm
 
@@ -66,12 +61,8 @@ def svg_text(path: Path) -> str | None:
     return ", ".join([title, *words[:8]])
 
 
-def build(
-    out: Path, source: Path = SOURCE, size: int = 224, tuxpaint: Path | None = None, gcompris: Path | None = None, gcompris_repeat: int = 1
-) -> dict[str, int]:
-    """Write OUT/images/ and OUT/manifest.jsonl. tuxpaint: the Tux Paint stamps folder to add, or None for
-    none; gcompris: the GCompris .rcc folder whose photos to add, or None for none, each photo row with
-    "repeat": gcompris_repeat (the CLI's default is 5)."""
+def build(out: Path, source: Path = SOURCE, size: int = 224) -> dict[str, int]:
+    """Write OUT/images/ and OUT/manifest.jsonl; returns what was written and skipped, by reason."""
     from PIL import Image
 
     from mmdemo.inference import InputError, load_image, prepare_image
@@ -110,74 +101,18 @@ def build(
             for caption in [text, *short_texts(text)]:
                 f.write(json.dumps({"image": str(target), "text": caption, "group": group}) + "\n")
             counts["written"] += 1
-        if tuxpaint is not None:
-            counts.update(add_tuxpaint(f, out, tuxpaint, size))
-        if gcompris is not None:
-            from mmdemo.experiments.data import gcompris as gc
-
-            added = gc.write_rows(f, out, gc.check_available(gcompris), size, folder="images/gcompris", repeat=gcompris_repeat)
-            counts.update({f"gcompris_{k}": v for k, v in added.items()})
-    return counts
-
-
-def add_tuxpaint(f: IO[str], out: Path, stamps_folder: Path, size: int) -> dict[str, int]:
-    """Append the Tux Paint stamps' rows to the open manifest f; their pictures go under OUT/images/tuxpaint/."""
-    from PIL import Image
-
-    from mmdemo.experiments.data import tuxpaint as tp
-    from mmdemo.inference import InputError, load_image, prepare_image
-
-    found = tp.check_available(stamps_folder)
-    counts = {"tuxpaint_written": 0, "tuxpaint_no_caption": 0, "tuxpaint_unreadable": 0}
-    for picture, txt, group in tqdm(found, desc="tuxpaint", unit="img"):
-        captions = tp.texts(txt)
-        if not captions:
-            counts["tuxpaint_no_caption"] += 1
-            continue
-        try:
-            if picture.suffix == ".svg":
-                with tp.rasterised(picture) as png:
-                    pixels = prepare_image(load_image(png), size)
-            else:
-                pixels = prepare_image(load_image(picture), size)
-        except (InputError, subprocess.SubprocessError):
-            counts["tuxpaint_unreadable"] += 1
-            continue
-        target = Path("images") / "tuxpaint" / picture.relative_to(stamps_folder).with_suffix(".png")
-        (out / target).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(out / target, optimize=False)
-        for text in captions:
-            f.write(json.dumps({"image": str(target), "text": text, "group": group}) + "\n")
-        counts["tuxpaint_written"] += 1
     return counts
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmdemo.experiments.data.openclipart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (images/ and manifest.jsonl)")
-    parser.add_argument("--install", action="store_true", help="apt-get install the Debian packages first (Open Clip Art; with --tuxpaint also the stamps and librsvg2-bin)")
-    parser.add_argument("--tuxpaint", action="store_true", help="also add the Tux Paint stamps (tuxpaint-stamps-default)")
-    parser.add_argument("--gcompris", action="store_true", help="also add the GCompris photos (gcompris-qt-data; mmdemo/experiments/data/gcompris.py)")
-    parser.add_argument("--gcompris-repeat", type=int, default=5, help="with --gcompris: times each photo row counts per training epoch (default %(default)s)")
+    parser.add_argument("--install", action="store_true", help="apt-get install the Debian packages first (openclipart-png, openclipart-svg)")
     parser.add_argument("--source", default=str(SOURCE), help="where the packages put their files (default %(default)s)")
     args = parser.parse_args(argv)
-    from mmdemo.experiments.data import gcompris as gc
-    from mmdemo.experiments.data import tuxpaint as tp
-    from mmdemo.tasks.matching.manifest import MAX_REPEAT
-
-    if not 1 <= args.gcompris_repeat <= MAX_REPEAT:
-        parser.error(f"--gcompris-repeat must be from 1 to {MAX_REPEAT}")
     if args.install:
-        extra = (list(tp.PACKAGES) if args.tuxpaint else []) + (list(gc.PACKAGES) if args.gcompris else [])
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "openclipart-png", "openclipart-svg", *extra], check=True)
-    if args.tuxpaint:
-        tp.check_available(tp.SOURCE)  # before the long Open Clip Art pass
-    if args.gcompris:
-        gc.check_available(gc.SOURCE)
-    counts = build(
-        Path(args.out), Path(args.source), tuxpaint=tp.SOURCE if args.tuxpaint else None,
-        gcompris=gc.SOURCE if args.gcompris else None, gcompris_repeat=args.gcompris_repeat,
-    )
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "openclipart-png", "openclipart-svg"], check=True)
+    counts = build(Path(args.out), Path(args.source))
     print(json.dumps(counts))
     return 0
 
