@@ -4,7 +4,7 @@ sources training draws from (fresh paraphrases, or utterances from the synthesiz
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Self
 
 import numpy as np
 import torch
@@ -20,67 +20,63 @@ if TYPE_CHECKING:
     from mmdemo.tasks.sort_of_clevr.spoken import SpokenPool
 
 
-class QuestionBatch:
-    """N images and their typed questions, as tensors. image_index (B,) maps each question to its image."""
+class SceneBatch:
+    """N images and their questions, as tensors. image_index (B,) maps each question to its image; a subclass
+    names its question tensor (B, T[, M]) and mask (B, T) in QUESTION_FIELDS."""
+
+    QUESTION_FIELDS: tuple[str, str]
 
     def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], cfg: ModelConfig) -> None:
-        flat = [q for qs in questions for q in qs]
-        ids, _ = tokenize([q.text for q in flat], cfg.max_tokens)
+        self.questions = [q for qs in questions for q in qs]
         self.images = images_to_tensor(images)  # (N, 3, H, W)
-        self.token_ids, self.token_mask = pad_token_ids(ids)  # (B, T)
         self.image_index = torch.tensor([i for i, qs in enumerate(questions) for _ in qs])  # (B,)
-        self.targets = torch.tensor([cfg.labels.index(q.answer) for q in flat])  # (B,)
-        self.questions = flat
+        self.targets = torch.tensor([cfg.labels.index(q.answer) for q in self.questions])  # (B,)
 
     @property
     def question(self) -> torch.Tensor:
-        return self.token_ids
+        return getattr(self, self.QUESTION_FIELDS[0])
 
     @property
     def question_mask(self) -> torch.Tensor:
-        return self.token_mask
+        return getattr(self, self.QUESTION_FIELDS[1])
+
+    def to(self, device: torch.device) -> Self:
+        for name in ("images", *self.QUESTION_FIELDS, "image_index", "targets"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+
+class QuestionBatch(SceneBatch):
+    """N images and their typed questions: token_ids and token_mask (B, T)."""
+
+    QUESTION_FIELDS = ("token_ids", "token_mask")
+
+    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], cfg: ModelConfig) -> None:
+        super().__init__(images, questions, cfg)
+        ids, _ = tokenize([q.text for q in self.questions], cfg.max_tokens)
+        self.token_ids, self.token_mask = pad_token_ids(ids)  # (B, T)
 
     def colour_steps(self) -> list[int]:
         """The step that reads each question's colour word (-1: none)."""
         return [colour_step(row) for row in self.token_ids.tolist()]
 
-    def to(self, device: torch.device) -> QuestionBatch:
-        for name in ("images", "token_ids", "token_mask", "image_index", "targets"):
-            setattr(self, name, getattr(self, name).to(device))
-        return self
 
-
-class SpokenBatch:
+class SpokenBatch(SceneBatch):
     """N images and their spoken questions: log-mel frames from a SpokenPool (utterances[i] voices questions[i])."""
 
+    QUESTION_FIELDS = ("frames", "frame_mask")
+
     def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], utterances: list[list[int]], pool: SpokenPool, cfg: ModelConfig) -> None:
-        flat = [q for qs in questions for q in qs]
+        super().__init__(images, questions, cfg)
         ids = [u for us in utterances for u in us]
-        self.images = images_to_tensor(images)  # (N, 3, H, W)
         self.frames, self.frame_mask = pad_frames([pool.frames(u) for u in ids])  # (B, L, M), (B, L)
-        self.image_index = torch.tensor([i for i, qs in enumerate(questions) for _ in qs])  # (B,)
-        self.targets = torch.tensor([cfg.labels.index(q.answer) for q in flat])  # (B,)
-        self.questions = flat
         self.colour_ends = [float(pool.colour_ends[u]) for u in ids]  # seconds; -1 = not found
         self.num_steps = [math.ceil((pool.offsets[u + 1] - pool.offsets[u]) / cfg.audio_stride) for u in ids]
         self.step_seconds = cfg.step_seconds
 
-    @property
-    def question(self) -> torch.Tensor:
-        return self.frames
-
-    @property
-    def question_mask(self) -> torch.Tensor:
-        return self.frame_mask
-
     def colour_steps(self) -> list[int]:
         """The first step that has heard each question's whole colour word (-1: none)."""
         return [min(time_to_step(e, self.step_seconds), n - 1) if e >= 0 else -1 for e, n in zip(self.colour_ends, self.num_steps)]
-
-    def to(self, device: torch.device) -> SpokenBatch:
-        for name in ("images", "frames", "frame_mask", "image_index", "targets"):
-            setattr(self, name, getattr(self, name).to(device))
-        return self
 
 
 class Drawn(NamedTuple):
