@@ -160,3 +160,45 @@ def test_hostile_cli_inputs_are_one_line_exit_2(tmp_path: Path, scene_png: Path,
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], (name, lines)
     assert not (tmp_path / "out").exists()
+
+
+def _train_configs(argv: list[str]) -> tuple:
+    """The (ModelConfig, TrainConfig) `train` would run with, without training."""
+    from dataclasses import fields
+
+    from mmdemo.__main__ import build_parser, derived_defaults, flagged
+    from mmdemo.config import ModelConfig, TrainConfig
+
+    args = build_parser().parse_args(["train", *argv])
+    derived_defaults(args)
+    model = ModelConfig(image_size=args.image_size, **{n: getattr(args, n) for n in flagged(ModelConfig)})
+    train = TrainConfig(**{n: getattr(args, n) for n in flagged(TrainConfig)})
+    assert all("help" in f.metadata for f in fields(TrainConfig) if f.name not in ("weight_decay", "extra"))
+    return model, train
+
+
+def test_flags_come_from_the_config_dataclasses_and_keep_their_defaults() -> None:
+    from mmdemo.config import SPOKEN_DEFAULTS, ModelConfig, TrainConfig
+
+    assert _train_configs([]) == (ModelConfig(), TrainConfig())
+    model, train = _train_configs(["--question-input", "audio"])
+    assert (model.attn_dim, train.epochs, train.questions_per_image) == (SPOKEN_DEFAULTS["attn_dim"], SPOKEN_DEFAULTS["epochs"], SPOKEN_DEFAULTS["questions_per_image"])
+    model, _ = _train_configs(["--manifest", "m.jsonl", "--hops", "1"])
+    assert (model.image_encoder, model.image_size, model.grid, model.label_bridge, model.attention_global, model.bridge_attention, model.num_hops) == (
+        "efficientnet_lite0", 224, 7, True, True, True, 1)
+    model, _ = _train_configs(["--manifest", "m.jsonl", "--image-encoder", "cnn"])
+    assert (model.image_size, model.grid, model.label_bridge, model.attention_global) == (75, 5, False, False)
+
+
+def test_presets_are_what_they_say() -> None:
+    """configs/default.json is the shipped default's recipe (all defaults); configs/grid.json made the shipped grid models."""
+    from mmdemo.checkpoint import ROOT, read_config
+    from mmdemo.config import as_flags, preset
+
+    assert _train_configs(as_flags(preset("default"))) == _train_configs([])
+    model, train = _train_configs(as_flags(preset("grid")))
+    shipped = read_config(ROOT / "sort-of-clevr" / "attention-gru")
+    for key, value in preset("grid").items():
+        recorded = shipped["model"].get(key, shipped["train"].get(key))
+        assert recorded is None or recorded == value, key  # frames and attn_hold are newer than the grid's runs
+        assert getattr(model, key, getattr(train, key, None)) == value

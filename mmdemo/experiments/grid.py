@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from mmdemo.checkpoint import DEFAULT, METRICS
-from mmdemo.config import CELLS, FUSIONS
+from mmdemo.config import CELLS, FUSIONS, as_flags, preset
 from mmdemo.results import FULL_SEEDS, full_folder, grid_folder, results_table
 
 
@@ -47,15 +47,9 @@ def run_jobs(jobs: list[tuple[Path, list[str]]], parallel: int, force: bool) -> 
 
 
 def train_grid(epochs: float, jobs: int, seed: int, force: bool) -> None:
-    """Each grid cell in its own process (one CPU thread each): static MiniLM embeddings, no frames, no hold."""
-    run_jobs(
-        [
-            (grid_folder(f, c), ["--fusion", f, "--cell", c, "--epochs", str(epochs), "--seed", str(seed),
-                                 "--text-encoder", "minilm_static", "--no-causal", "--frames", "0", "--no-attn-hold", "--threads", "1"])
-            for f in FUSIONS for c in CELLS
-        ],
-        jobs, force,
-    )
+    """Each grid cell in its own process, with the grid preset (mmdemo/configs/grid.json) and this epochs and seed."""
+    recipe = as_flags({**preset("grid"), "epochs": epochs, "seed": seed})
+    run_jobs([(grid_folder(f, c), ["--fusion", f, "--cell", c, *recipe]) for f in FUSIONS for c in CELLS], jobs, force)
 
 
 def train_full(seeds: list[int], fusions: list[str], jobs: int, force: bool) -> None:
@@ -71,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmdemo.experiments.grid", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the fusion x cell grid")
-    t.add_argument("--epochs", type=float, default=2.0, help="epochs for every grid model (default %(default)s)")
+    t.add_argument("--epochs", type=float, default=preset("grid")["epochs"], help="epochs for every grid model (default %(default)s, from configs/grid.json)")
     t.add_argument("--jobs", type=int, default=2, help="models trained at once, one thread each (default %(default)s)")
     t.add_argument("--seed", type=int, default=0, help="seed for every grid model (default %(default)s)")
     t.add_argument("--force", action="store_true", help="retrain models that already have metrics.json")
