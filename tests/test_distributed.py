@@ -97,8 +97,8 @@ def test_two_processes_equal_one_on_sort_of_clevr(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_processes_equal_one_on_a_manifest_and_share_the_feature_cache(tmp_path: Path) -> None:
-    from mmdemo.inference import load_image, prepare_image
     from mmdemo.model.pretrained import FeatureCache
+    from mmdemo.processing import load_image, prepare_image
 
     manifest = _jsonl(tmp_path / "m.jsonl", _write_images(tmp_path, 3))
     args = ["train", "--manifest", str(manifest), "--task", "match", "--batch-images", "2", "--no-label-bridge", "--max-steps", "3",

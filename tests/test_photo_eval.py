@@ -73,9 +73,9 @@ def test_photo_domain_table_reports_each_measured_model_and_zero_shot(tmp_path) 
 
 def test_zero_shot_reference_scores_one_pair_like_the_gallery() -> None:
     """The app's reference beside a photo answer: one pair's cosine, read against the gallery's own/other captions."""
-    from mmdemo.inference import load_image, prepare_image
     from mmdemo.model.pretrained import FeatureCache
     from mmdemo.photos import gallery
+    from mmdemo.processing import load_image, prepare_image
     from mmdemo.tasks.matching.photo_eval import ZeroShotReference
 
     ref = ZeroShotReference(BASE)

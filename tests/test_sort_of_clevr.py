@@ -174,8 +174,8 @@ def test_looks_like_scene_on_generated_scenes_and_not_on_photos() -> None:
 
     from PIL import Image
 
-    from mmdemo.inference import load_image, prepare_image
     from mmdemo.photos import gallery
+    from mmdemo.processing import load_image, prepare_image
 
     for i in range(20):
         scene = soc.random_scene(soc.scene_rng("test", i, 0))

@@ -204,7 +204,8 @@ def write_rows(f: IO[str], out: Path, found: list[Photo], size: int = 224) -> di
     """Write each photo (224 px PNG) under OUT/images/ and its rows to the open manifest f."""
     from PIL import Image
 
-    from mmdemo.inference import InputError, load_image, prepare_image
+    from mmdemo.errors import InputError
+    from mmdemo.processing import load_image, prepare_image
 
     counts = {"written": 0, "unreadable": 0, "rows": 0}
     for photo in found:

@@ -65,7 +65,8 @@ def build(out: Path, source: Path = SOURCE, size: int = 224) -> dict[str, int]:
     """Write OUT/images/ and OUT/manifest.jsonl; returns what was written and skipped, by reason."""
     from PIL import Image
 
-    from mmdemo.inference import InputError, load_image, prepare_image
+    from mmdemo.errors import InputError
+    from mmdemo.processing import load_image, prepare_image
 
     pngs = sorted((source / "png").rglob("*.png"))
     if not pngs:

@@ -82,7 +82,8 @@ def read_manifest(
     path: str | Path, task: str, labels: tuple[str, ...] | None = None, min_per_label: int = 2, check_images: bool = True
 ) -> list[Row]:
     """Validated rows; raises ManifestError naming each bad row (up to 20, then a count)."""
-    from mmdemo.inference import InputError, load_image
+    from mmdemo.errors import InputError
+    from mmdemo.processing import load_image
 
     path = Path(path)
     if task not in TASKS:

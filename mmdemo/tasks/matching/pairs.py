@@ -37,7 +37,7 @@ class PairData:
     """Distinct images and texts of a manifest, with their frozen features, indexed by position."""
 
     def __init__(self, rows: list[Row], model: FusionRNN, cache_dir: str | None, progress: bool) -> None:
-        from mmdemo.inference import load_image, prepare_image
+        from mmdemo.processing import load_image, prepare_image
         from mmdemo.text import tokenize
 
         cfg = model.cfg

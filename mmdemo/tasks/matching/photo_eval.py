@@ -74,8 +74,8 @@ class ZeroShotBridge(nn.Module):
 
 def _score_pairs(model: nn.Module, photos: list[np.ndarray], texts: list[str], pairs: list[tuple[int, int]]) -> np.ndarray:
     """P(match) of each (photo index, text index) pair; photos are full-size uint8 arrays."""
-    from mmdemo.inference import load_image, prepare_image
     from mmdemo.model.pretrained import FeatureCache
+    from mmdemo.processing import load_image, prepare_image
     from mmdemo.text import tokenize
 
     model.eval()
@@ -140,9 +140,9 @@ class ZeroShotReference:
     def gallery(self) -> tuple[np.ndarray, np.ndarray]:
         """(own, other): cosines of the gallery photos with their own captions (n,) and with the others (n * (n - 1),)."""
         if self._gallery is None:
-            from mmdemo.inference import load_image, prepare_image
             from mmdemo.model.pretrained import FeatureCache
             from mmdemo.photos import gallery
+            from mmdemo.processing import load_image, prepare_image
             from mmdemo.text import tokenize
 
             photos = gallery()
