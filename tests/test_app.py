@@ -385,7 +385,7 @@ def test_first_clicks_after_launch_answer_like_the_others(tmp_path: Path) -> Non
 
     from gradio_client import handle_file
 
-    from mmdemo import serve_bench
+    from mmdemo.experiments import serve_bench
     from mmdemo.photos import gallery
 
     scene = _save(tmp_path, "scene.png", Image.fromarray(soc.generate("val", 1, seed=7)[0].image))
@@ -498,7 +498,7 @@ def test_hostile_bench_cases_pass_against_the_test_server(server: str, tmp_path:
     """python -m mmdemo.experiments.hostile_bench's cases, in process: each refused clearly or answered, under 300 MB, no hang."""
     import os
 
-    from mmdemo import hostile_bench as hb
+    from mmdemo.experiments import hostile_bench as hb
 
     session = hb.Session(server, tmp_path, timeout=60)
     results = [hb.run_case(session, case, os.getpid()) for case in hb.cases(session)]

@@ -40,7 +40,7 @@ class PairData:
         from mmdemo.processing import load_image, prepare_image
         from mmdemo.text import tokenize
 
-        cfg = model.cfg
+        cfg = self.model_cfg = model.cfg
         self.images = sorted({r.image for r in rows})
         self.texts = sorted({r.text for r in rows})
         self.image_pos = {p: i for i, p in enumerate(self.images)}
@@ -198,6 +198,7 @@ class PairTask:
 
     def __init__(self, rows: list[Row], data: PairData, task: str, labels: tuple[str, ...], cfg: TrainConfig, device: torch.device) -> None:
         self.rows, self.data, self.task, self.labels, self.device = rows, data, task, labels, device
+        self.label = f"{task} {data.model_cfg.fusion}-{data.model_cfg.cell}"
         self.per_step = max(8, cfg.batch_images * 4)  # pairs per step
         self.epoch_items = len(rows) * (2 if task == "match" else 1)
 
@@ -257,7 +258,6 @@ def train_manifest(
     with distributed.session(device):
         data = PairData(rows, model, cache_dir, progress and main)
         pair_task = PairTask(train_rows, data, task, tuple(labels), cfg, device)
-        pair_task.label = f"{task} {model_cfg.fusion}-{model_cfg.cell}"
         result = fit(model, pair_task, cfg, run, device, progress)
     if not main:
         return model, {}
