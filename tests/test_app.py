@@ -12,9 +12,9 @@ from conftest import tiny_config
 from PIL import Image
 
 from mmdemo.checkpoint import save_checkpoint
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
 from mmdemo.registry import Registry
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 
 def free_port() -> int:
@@ -249,11 +249,11 @@ def test_spoken_columns_are_word_ends_or_evenly_spaced() -> None:
     assert shown[0] == 0 and shown[-1] == 49 and len(shown) == 6 and labels[-1] == "2.00s"
 
 
-@pytest.mark.skipif(not __import__("mmdemo.speech", fromlist=["available"]).available()[0], reason="no speech synthesizer")
+@pytest.mark.skipif(not __import__("mmdemo.tasks.sort_of_clevr.speech", fromlist=["available"]).available()[0], reason="no speech synthesizer")
 def test_speak_then_ask_by_voice_shows_time_words_and_truth(handlers) -> None:
     from mmdemo.audio import time_to_step
-    from mmdemo.data.spoken import colour_end
-    from mmdemo.speech import Word
+    from mmdemo.tasks.sort_of_clevr.spoken import colour_end
+    from mmdemo.tasks.sort_of_clevr.speech import Word
 
     image, scene, _ = handlers.random_scene(7)
     path, said, caption = handlers.speak(SPOKEN_Q)
@@ -273,12 +273,12 @@ def test_speak_then_ask_by_voice_shows_time_words_and_truth(handlers) -> None:
     assert handlers.ask(image, "What shape is the red object?", "sort-of-clevr/default", scene)[-1] == {"__type__": "update", "visible": False}
 
 
-@pytest.mark.skipif(not __import__("mmdemo.speech", fromlist=["available"]).available()[0], reason="no speech synthesizer")
+@pytest.mark.skipif(not __import__("mmdemo.tasks.sort_of_clevr.speech", fromlist=["available"]).available()[0], reason="no speech synthesizer")
 def test_a_recording_of_unknown_words_gets_no_truth(handlers, tmp_path: Path) -> None:
     import gradio as gr
     import soundfile as sf
 
-    from mmdemo.speech import synthesize
+    from mmdemo.tasks.sort_of_clevr.speech import synthesize
 
     image, scene, _ = handlers.random_scene(7)
     voiced = synthesize("What shape is the red object?", voice="en-gb-x-rp")
@@ -474,6 +474,7 @@ def test_photo_reference_through_client(server: str, tmp_path: Path) -> None:
     assert "Zero-shot reference" in out[6] and "cosine" in out[6]
 
 
+@pytest.mark.slow
 def test_first_clicks_after_launch_answer_like_the_others(tmp_path: Path) -> None:
     """Defect 5: `python app.py` warms every model it shows first before it serves (real checkpoints)."""
     import statistics
@@ -481,7 +482,7 @@ def test_first_clicks_after_launch_answer_like_the_others(tmp_path: Path) -> Non
 
     from gradio_client import handle_file
 
-    from mmdemo import serve_bench
+    from mmdemo.experiments import serve_bench
     from mmdemo.photos import gallery
 
     scene = _save(tmp_path, "scene.png", Image.fromarray(soc.generate("val", 1, seed=7)[0].image))
@@ -589,11 +590,12 @@ def test_request_body_over_the_limit_is_refused_unread(server: str) -> None:
     assert httpx.post(url, json={"data": [None, "hi", None]}, timeout=60).status_code == 200  # small bodies pass
 
 
+@pytest.mark.slow
 def test_hostile_bench_cases_pass_against_the_test_server(server: str, tmp_path: Path) -> None:
-    """python -m mmdemo.hostile_bench's cases, in process: each refused clearly or answered, under 300 MB, no hang."""
+    """python -m mmdemo.experiments.hostile_bench's cases, in process: each refused clearly or answered, under 300 MB, no hang."""
     import os
 
-    from mmdemo import hostile_bench as hb
+    from mmdemo.experiments import hostile_bench as hb
 
     session = hb.Session(server, tmp_path, timeout=60)
     results = [hb.run_case(session, case, os.getpid()) for case in hb.cases(session)]

@@ -17,11 +17,11 @@ from conftest import tiny_config
 from mmdemo import audio, load_predictor
 from mmdemo.audio import decode, log_mel
 from mmdemo.checkpoint import save_checkpoint
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.errors import InputError
 from mmdemo.inference import Predictor
 from mmdemo.model import FusionRNN
 from mmdemo.plots import spoken_figure, step_at_time
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 
 def tone_speech(seconds: float = 1.5, rate: int = 16000) -> np.ndarray:

@@ -22,7 +22,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"
 LATE = "What shape is the object closest to the red object?"  # names its object late: 'red' is step 9 of 12
 SLOW = 120_000  # ms: the 2 CPU cores may be shared with a training run
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (.ci/run installs it)")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (.ci/run installs it)")]
 
 
 def free_port() -> int:
@@ -147,8 +147,8 @@ def test_new_scene_truth_photo_and_editor(url: str, browser, tmp_path: Path) -> 
     from playwright.sync_api import expect
 
     import app
-    from mmdemo.data import sort_of_clevr as soc
     from mmdemo.photos import gallery
+    from mmdemo.tasks.sort_of_clevr import data as soc
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(url)
@@ -252,7 +252,7 @@ def test_ask_by_voice_upload_and_speak(url: str, browser, shots: Path, tmp_path:
     import soundfile as sf
     from playwright.sync_api import expect
 
-    from mmdemo import speech
+    from mmdemo.tasks.sort_of_clevr import speech
     from mmdemo.registry import Registry
 
     if not Registry().choices("sort-of-clevr", question_input="audio"):

@@ -11,9 +11,9 @@ import torch
 from conftest import tiny_config
 
 from mmdemo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
-from mmdemo.train import QuestionBatch
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch
 
 
 def _batch() -> QuestionBatch:
@@ -133,13 +133,13 @@ def test_weights_shapes_are_checked_before_the_model_is_built(tmp_path: Path) ->
 
 def test_metrics_json_is_strict_json_when_a_metric_is_undefined(tmp_path: Path, monkeypatch) -> None:
     """A NaN metric (e.g. an AUC with one class) is written as null: metrics.json stays JSON."""
-    import mmdemo.evaluate
+    import mmdemo.tasks.sort_of_clevr.evaluate
+    from mmdemo.__main__ import evaluate_trained
     from mmdemo.config import TrainConfig
-    from mmdemo.train import train
 
-    monkeypatch.setattr(mmdemo.evaluate, "evaluate_model", lambda model, device, *args, **kwargs: {"overall": float("nan"), "per": [float("inf"), 0.5]})
-    cfg = TrainConfig(out=str(tmp_path / "ck"), train_images=4, batch_images=2, max_steps=1, device="cpu")
-    train(tiny_config(text_encoder="learned"), cfg, progress=False)
+    monkeypatch.setattr(mmdemo.tasks.sort_of_clevr.evaluate, "evaluate_model", lambda model, device, *args, **kwargs: {"overall": float("nan"), "per": [float("inf"), 0.5]})
+    (tmp_path / "ck").mkdir()
+    evaluate_trained(FusionRNN(tiny_config()), TrainConfig(out=str(tmp_path / "ck")), 1.0, progress=False)
 
     def refuse(name: str) -> None:
         raise ValueError(f"{name} is not JSON")

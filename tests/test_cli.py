@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmdemo.data import sort_of_clevr as soc
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +42,7 @@ def scene_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_train_smoke_writes_a_loadable_checkpoint(smoke_checkpoint: Path) -> None:
     assert {p.name for p in smoke_checkpoint.iterdir()} == {"model.safetensors", "config.json", "metrics.json"}
     config = json.loads((smoke_checkpoint / "config.json").read_text())
@@ -50,6 +51,7 @@ def test_train_smoke_writes_a_loadable_checkpoint(smoke_checkpoint: Path) -> Non
     assert metrics["num_questions"] == 4000 and 0 <= metrics["overall"] <= 1
 
 
+@pytest.mark.slow
 def test_predict_json_contract(smoke_checkpoint: Path, scene_png: Path) -> None:
     r = run_cli("predict", "--checkpoint", str(smoke_checkpoint), "--image", str(scene_png), "--text", "Is the red object at the top?", "--json", "--device", "cpu")
     assert r.returncode == 0, r.stderr
@@ -60,6 +62,7 @@ def test_predict_json_contract(smoke_checkpoint: Path, scene_png: Path) -> None:
     assert len(out["step_attention"]) == len(out["tokens"]) and out["answer"] in out["probs"]
 
 
+@pytest.mark.slow
 def test_evaluate_json_last_line(smoke_checkpoint: Path) -> None:
     started = time.time()
     r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--json", "--device", "cpu")
@@ -100,6 +103,7 @@ def _bad_inputs(tmp: Path, ck: Path, png: Path) -> dict[str, tuple[list[str], st
     }
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, smoke_checkpoint: Path, scene_png: Path) -> None:
     import torch
 
@@ -156,3 +160,45 @@ def test_hostile_cli_inputs_are_one_line_exit_2(tmp_path: Path, scene_png: Path,
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], (name, lines)
     assert not (tmp_path / "out").exists()
+
+
+def _train_configs(argv: list[str]) -> tuple:
+    """The (ModelConfig, TrainConfig) `train` would run with, without training."""
+    from dataclasses import fields
+
+    from mmdemo.__main__ import build_parser, derived_defaults, flagged
+    from mmdemo.config import ModelConfig, TrainConfig
+
+    args = build_parser().parse_args(["train", *argv])
+    derived_defaults(args)
+    model = ModelConfig(image_size=args.image_size, **{n: getattr(args, n) for n in flagged(ModelConfig)})
+    train = TrainConfig(**{n: getattr(args, n) for n in flagged(TrainConfig)})
+    assert all("help" in f.metadata for f in fields(TrainConfig) if f.name not in ("weight_decay", "extra"))
+    return model, train
+
+
+def test_flags_come_from_the_config_dataclasses_and_keep_their_defaults() -> None:
+    from mmdemo.config import SPOKEN_DEFAULTS, ModelConfig, TrainConfig
+
+    assert _train_configs([]) == (ModelConfig(), TrainConfig())
+    model, train = _train_configs(["--question-input", "audio"])
+    assert (model.attn_dim, train.epochs, train.questions_per_image) == (SPOKEN_DEFAULTS["attn_dim"], SPOKEN_DEFAULTS["epochs"], SPOKEN_DEFAULTS["questions_per_image"])
+    model, _ = _train_configs(["--manifest", "m.jsonl", "--hops", "1"])
+    assert (model.image_encoder, model.image_size, model.grid, model.label_bridge, model.attention_global, model.bridge_attention, model.num_hops) == (
+        "efficientnet_lite0", 224, 7, True, True, True, 1)
+    model, _ = _train_configs(["--manifest", "m.jsonl", "--image-encoder", "cnn"])
+    assert (model.image_size, model.grid, model.label_bridge, model.attention_global) == (75, 5, False, False)
+
+
+def test_presets_are_what_they_say() -> None:
+    """configs/default.json is the shipped default's recipe (all defaults); configs/grid.json made the shipped grid models."""
+    from mmdemo.checkpoint import ROOT, read_config
+    from mmdemo.config import as_flags, preset
+
+    assert _train_configs(as_flags(preset("default"))) == _train_configs([])
+    model, train = _train_configs(as_flags(preset("grid")))
+    shipped = read_config(ROOT / "sort-of-clevr" / "attention-gru")
+    for key, value in preset("grid").items():
+        recorded = shipped["model"].get(key, shipped["train"].get(key))
+        assert recorded is None or recorded == value, key  # frames and attn_hold are newer than the grid's runs
+        assert getattr(model, key, getattr(train, key, None)) == value

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mmdemo.checkpoint import DEFAULT, METRICS, load_checkpoint
-from mmdemo.data import sort_of_clevr as soc
-from mmdemo.evaluate import evaluate_model, predict_samples
 from mmdemo.model import pick_device
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.evaluate import evaluate_model, predict_samples
 
 pytestmark = pytest.mark.skipif(not (DEFAULT / "model.safetensors").is_file(), reason="no default checkpoint shipped")
 

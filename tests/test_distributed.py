@@ -83,6 +83,7 @@ def test_shards_cover_every_item_once(monkeypatch: pytest.MonkeyPatch) -> None:
             assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_on_sort_of_clevr(tmp_path: Path) -> None:
     r = torchrun(*SOC, "--max-steps", "3", "--out", str(tmp_path / "two"))
     assert r.returncode == 0, r.stderr[-3000:]
@@ -94,9 +95,10 @@ def test_two_processes_equal_one_on_sort_of_clevr(tmp_path: Path) -> None:
     assert_same_training(tmp_path / "one", tmp_path / "two", tol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_on_a_manifest_and_share_the_feature_cache(tmp_path: Path) -> None:
-    from mmdemo.inference import load_image, prepare_image
-    from mmdemo.pretrained import FeatureCache
+    from mmdemo.model.pretrained import FeatureCache
+    from mmdemo.processing import load_image, prepare_image
 
     manifest = _jsonl(tmp_path / "m.jsonl", _write_images(tmp_path, 3))
     args = ["train", "--manifest", str(manifest), "--task", "match", "--batch-images", "2", "--no-label-bridge", "--max-steps", "3",
@@ -151,6 +153,7 @@ def copy_of(run: Path, dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.slow
 def test_resume_equals_an_uninterrupted_run(tmp_path: Path, interrupted: Path) -> None:
     assert main([*RESUME, "--out", str(tmp_path / "straight")]) == 0
     resumed = copy_of(interrupted, tmp_path / "resumed")
@@ -168,6 +171,7 @@ def _one_line_exit_2(args: list[str], expected: str, capsys: pytest.CaptureFixtu
     assert len(err) == 1 and expected in err[0], err
 
 
+@pytest.mark.slow
 def test_bad_resume_folders_are_one_line_exit_2(tmp_path: Path, interrupted: Path, capsys: pytest.CaptureFixture) -> None:
     _one_line_exit_2([*RESUME, "--resume", str(tmp_path / "nowhere")], "resume folder not found", capsys)
     (tmp_path / "empty").mkdir()
@@ -184,6 +188,7 @@ def test_bad_resume_folders_are_one_line_exit_2(tmp_path: Path, interrupted: Pat
     _one_line_exit_2([*SOC, "--amp", "bf16", "--device", "cpu", "--out", str(tmp_path / "x")], "needs a GPU", capsys)
 
 
+@pytest.mark.slow
 def test_more_processes_than_shards_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     r = torchrun(*SOC[:4], "1", *SOC[5:], "--max-steps", "1", "--out", str(tmp_path / "x"))
     ours = [line for line in r.stderr.splitlines() if line.startswith("error:")]

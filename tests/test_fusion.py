@@ -7,12 +7,11 @@ import torch
 from conftest import tiny_config
 
 from mmdemo.config import ModelConfig
-from mmdemo.fusion import make_fusion
+from mmdemo.model.fusion import make_fusion
 
 
-@pytest.mark.parametrize("attention", ["additive", "dot"])
-def test_attention_global_passes_the_pooled_image(attention: str) -> None:
-    cfg = tiny_config(attention=attention, attention_global=True)
+def test_attention_global_passes_the_pooled_image() -> None:
+    cfg = tiny_config(attention_global=True)
     fusion = make_fusion(cfg)
     memory = fusion.prepare(torch.randn(3, cfg.num_regions, cfg.image_channels))
     token, state = torch.randn(3, cfg.text_dim), torch.randn(3, cfg.hidden_dim)
@@ -21,16 +20,15 @@ def test_attention_global_passes_the_pooled_image(attention: str) -> None:
     assert fused.shape == (3, fusion.out_dim) == (3, e + (cfg.num_hops + 1) * d)
     torch.testing.assert_close(fused[:, :e], token)
     torch.testing.assert_close(fused[:, e : e + d], memory.summary)
-    plain = make_fusion(tiny_config(attention=attention))
+    plain = make_fusion(tiny_config())
     plain.load_state_dict(fusion.state_dict())  # same parameters: the option adds no weights
     fused_plain, w_plain = plain(token, state, memory)
     torch.testing.assert_close(torch.cat([fused[:, :e], fused[:, e + d :]], dim=-1), fused_plain)
     torch.testing.assert_close(w, w_plain)
 
 
-@pytest.mark.parametrize("attention", ["additive", "dot"])
-def test_prior_steers_hop_one_only(attention: str) -> None:
-    cfg = tiny_config(attention=attention)
+def test_prior_steers_hop_one_only() -> None:
+    cfg = tiny_config()
     fusion = make_fusion(cfg)
     memory = fusion.prepare(torch.randn(2, cfg.num_regions, cfg.image_channels))
     token, state = torch.randn(2, cfg.text_dim), torch.randn(2, cfg.hidden_dim)
@@ -57,3 +55,12 @@ def test_bridge_attention_needs_the_bridge_and_attention() -> None:
     with pytest.raises(ValueError, match="bridge_attention"):
         ModelConfig(text_encoder="minilm", image_encoder="efficientnet_lite0", image_size=224, grid=7, label_bridge=True, fusion="concat", bridge_attention=True)
     ModelConfig(text_encoder="minilm", image_encoder="efficientnet_lite0", image_size=224, grid=7, label_bridge=True, bridge_attention=True)
+
+
+def test_pruned_options_load_only_with_the_value_every_checkpoint_has() -> None:
+    """Older config.json files name the pruned options (attention, region_features): the kept value loads, others are refused."""
+    base = ModelConfig().to_dict()
+    assert ModelConfig.from_dict({**base, "attention": "additive", "region_features": "raw"}) == ModelConfig()
+    for key, value in (("attention", "dot"), ("region_features", "semantic")):
+        with pytest.raises(ValueError, match=f"{key} other than .* was pruned"):
+            ModelConfig.from_dict({**base, key: value})

@@ -12,10 +12,10 @@ import torch
 from test_cli import run_cli
 
 from mmdemo.checkpoint import DEFAULT
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.inference import Predictor
+from mmdemo.tasks.sort_of_clevr import data as soc
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 TINY = ["train", "--train-images", "16", "--batch-images", "8", "--max-steps", "3", "--hidden-dim", "16", "--text-dim", "16",
         "--image-channels", "8", "--attn-dim", "8", "--quiet", "--log-every", "1", "--device", "cuda"]

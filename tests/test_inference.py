@@ -12,9 +12,9 @@ from PIL import Image
 
 from mmdemo import load_predictor
 from mmdemo.checkpoint import save_checkpoint
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.inference import MAX_PIXELS, InputError, Prediction, Predictor, load_image
 from mmdemo.model import FusionRNN
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_the_largest_allowed_images_stay_small_in_memory(predictor: Predictor, s
 
 def test_huge_images_are_box_reduced_like_pillow(scene_image: np.ndarray) -> None:
     """Images past WORK_SIDE are reduced by a band at a time: the same pixels as Pillow's reduce() of the whole."""
-    from mmdemo.inference import WORK_SIDE, _shrink
+    from mmdemo.processing import WORK_SIDE, _shrink
 
     rgba = Image.fromarray(np.random.default_rng(0).integers(0, 256, (WORK_SIDE + 300, 700, 4), dtype=np.uint8))
     assert np.array_equal(np.asarray(_shrink(rgba)), np.asarray(rgba.reduce(2)))

@@ -9,8 +9,8 @@ from PIL import Image
 
 from mmdemo.__main__ import main
 from mmdemo.inference import Predictor
-from mmdemo.manifest import ManifestError, read_manifest, split_rows
-from mmdemo.pretrained import FeatureCache
+from mmdemo.model.pretrained import FeatureCache
+from mmdemo.tasks.matching.manifest import ManifestError, read_manifest, split_rows
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (30, 60, 220), "yellow": (240, 220, 40)}
 
@@ -66,7 +66,7 @@ def test_repeat_is_checked_and_oversamples_training_rows_only(tmp_path, monkeypa
         r["repeat"] = 3 if r["image"] == train_image else 1
     parsed = read_manifest(_jsonl(tmp_path / "m.jsonl", rows), "match")
     assert sorted(r.repeat for r in parsed) == [1] * (len(rows) - 1) + [3]
-    import mmdemo.train_manifest as tm
+    import mmdemo.tasks.matching.pairs as tm
 
     seen = {}
 
@@ -97,7 +97,7 @@ def test_csv_header_and_split_are_checked_and_deterministic(tmp_path):
 
 
 def test_feature_cache_is_identical_and_keyed_by_content_and_encoder(tmp_path, monkeypatch):
-    import mmdemo.pretrained as pre
+    import mmdemo.model.pretrained as pre
 
     rng = np.random.default_rng(1)
     imgs = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(2)]

@@ -7,12 +7,12 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from mmdemo.batch import images_to_tensor, pad_token_ids
 from mmdemo.config import CELLS, FUSIONS
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
+from mmdemo.processing import images_to_tensor, pad_token_ids
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch
 from mmdemo.text import tokenize
-from mmdemo.train import QuestionBatch
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,7 @@ def test_image_reuse_equals_per_question_images(batch: QuestionBatch) -> None:
     torch.testing.assert_close(shared.logits, repeated.logits, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_overfits_one_batch(batch: QuestionBatch, fusion: str) -> None:
     model = FusionRNN(tiny_config(fusion=fusion, hidden_dim=48)).train()

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 import app
 from mmdemo.inference import Predictor
-from mmdemo.data import sort_of_clevr as soc
+from mmdemo.tasks.sort_of_clevr import data as soc
 from gradio_client import Client, handle_file
 try:
     socket.create_connection(("1.1.1.1", 443), timeout=2)
@@ -69,6 +69,7 @@ def _offline(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ip") is None, reason="needs unshare and ip (util-linux, iproute2)")
 def test_app_answers_without_network(tmp_path: Path) -> None:
     r = _offline(SCRIPT, tmp_path)
@@ -76,6 +77,7 @@ def test_app_answers_without_network(tmp_path: Path) -> None:
     assert "OFFLINE-ANSWER" in r.stdout and "OFFLINE-PHOTO" in r.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ip") is None, reason="needs unshare and ip (util-linux, iproute2)")
 def test_photo_model_and_manifest_training_without_network(tmp_path: Path) -> None:
     r = _offline(PHOTO_SCRIPT, tmp_path)

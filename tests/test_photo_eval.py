@@ -7,16 +7,16 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from mmdemo.batch import pad_token_ids
-from mmdemo.photo_eval import ZeroShotBridge, gallery_metrics
-from mmdemo.photo_grid import BASE
+from mmdemo.experiments.photo_grid import BASE
+from mmdemo.processing import pad_token_ids
+from mmdemo.tasks.matching.photo_eval import ZeroShotBridge, gallery_metrics
 from mmdemo.text import tokenize
 
 TABBY, SPORTS_CAR = 281, 817  # ImageNet class indices
 
 
 def test_zero_shot_prefers_the_sentence_that_names_the_class() -> None:
-    from mmdemo.pretrained import label_embeddings
+    from mmdemo.model.pretrained import label_embeddings
 
     zs = ZeroShotBridge(BASE)
     memory = label_embeddings()[[TABBY, SPORTS_CAR]]  # two "pictures": one ImageNet sees as a tabby, one as a sports car
@@ -57,7 +57,7 @@ def test_gallery_metrics_perfect_and_constant_scorers() -> None:
 def test_photo_domain_table_reports_each_measured_model_and_zero_shot(tmp_path) -> None:
     import json
 
-    from mmdemo.photo_grid import ZERO_SHOT, photo_domain_table
+    from mmdemo.experiments.photo_grid import ZERO_SHOT, photo_domain_table
 
     (tmp_path / "match").mkdir()
     (tmp_path / "sum").mkdir()
@@ -73,10 +73,10 @@ def test_photo_domain_table_reports_each_measured_model_and_zero_shot(tmp_path) 
 
 def test_zero_shot_reference_scores_one_pair_like_the_gallery() -> None:
     """The app's reference beside a photo answer: one pair's cosine, read against the gallery's own/other captions."""
-    from mmdemo.inference import load_image, prepare_image
-    from mmdemo.photo_eval import ZeroShotReference
+    from mmdemo.model.pretrained import FeatureCache
     from mmdemo.photos import gallery
-    from mmdemo.pretrained import FeatureCache
+    from mmdemo.processing import load_image, prepare_image
+    from mmdemo.tasks.matching.photo_eval import ZeroShotReference
 
     ref = ZeroShotReference(BASE)
     own, other = ref.gallery()

@@ -4,8 +4,8 @@ import pytest
 
 from mmdemo.checkpoint import DEFAULT_PHOTOS
 from mmdemo.inference import Predictor
-from mmdemo.photo_eval import PHOTO_CASES
 from mmdemo.photos import gallery
+from mmdemo.tasks.matching.photo_eval import PHOTO_CASES
 
 PHOTO_CHECKPOINT = DEFAULT_PHOTOS
 
@@ -50,6 +50,6 @@ def test_the_app_offers_the_shipped_photo_model_first():
 
 
 def test_photo_cases_metric_agrees_with_the_predictor(matcher):
-    from mmdemo.photo_eval import photo_cases
+    from mmdemo.tasks.matching.photo_eval import photo_cases
 
     assert photo_cases(matcher.model) == {"photo_cases_right": len(PHOTO_CASES) - len(KNOWN_MISSES), "photo_cases": len(PHOTO_CASES)}

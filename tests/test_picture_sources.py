@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmdemo.data import openclipart, tuxpaint
-from mmdemo.manifest import read_manifest
+from mmdemo.experiments.data import openclipart
+from mmdemo.tasks.matching.manifest import read_manifest
 
 SVG = """<svg xmlns="http://www.w3.org/2000/svg"><metadata><rdf:RDF><cc:Work rdf:about="">
 <dc:title>red_sports-car</dc:title><dc:subject><rdf:Bag><rdf:li>Car</rdf:li><rdf:li>clipart</rdf:li>
@@ -29,25 +29,6 @@ def _openclipart_tree(root: Path) -> Path:
     return root
 
 
-STAMP_SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="20" height="40"><rect width="20" height="40" fill="#0000ff"/></svg>"""
-
-
-def _stamps_tree(root: Path) -> Path:
-    (root / "space").mkdir(parents=True)
-    (root / "space" / "rocket1.svg").write_text(STAMP_SVG)  # SVG only: rasterised
-    (root / "space" / "rocket1.txt").write_text("A rocket.\n")
-    (root / "space" / "nocaption.txt").write_text("\n")
-    _png(root / "space" / "nocaption.png", (9, 9, 9))  # an empty caption: skipped, counted
-    _png(root / "vehicles" / "cycle" / "motorbike.png", (0, 0, 200))
-    (root / "vehicles" / "cycle" / "motorbike.txt").write_text("A   motor bike.\nfr.utf8=Une moto.\n")
-    _png(root / "animals" / "cats" / "kitten.png", (250, 250, 250))
-    (root / "animals" / "cats" / "kitten.txt").write_text("A white kitten.\n")
-    (root / "animals" / "cats" / "lonely.txt").write_text("A picture that is missing.\n")  # no picture: skipped
-    _png(root / "unknownfolder" / "x.png", (1, 2, 3))
-    (root / "unknownfolder" / "x.txt").write_text("Something.\n")  # a top folder without a group: skipped
-    return root
-
-
 def test_openclipart_metadata_and_short_captions(tmp_path) -> None:
     path = tmp_path / "car.svg"
     path.write_text(SVG)
@@ -57,45 +38,22 @@ def test_openclipart_metadata_and_short_captions(tmp_path) -> None:
     assert openclipart.svg_text(path) is None
 
 
-def test_tuxpaint_captions_and_groups(tmp_path) -> None:
-    root = _stamps_tree(tmp_path / "stamps")
-    found = {p.name: (t, g) for p, t, g in tuxpaint.stamps(root)}
-    assert set(found) == {"motorbike.png", "kitten.png", "rocket1.svg", "nocaption.png"}
-    assert found["rocket1.svg"][1] == "science" and tuxpaint.texts(found["nocaption.png"][0]) == []
-    assert found["motorbike.png"][1] == "transportation" and found["kitten.png"][1] == "animals"
-    assert tuxpaint.texts(found["motorbike.png"][0]) == ["a motor bike"]  # first line only, spacing and full stop cleaned
-
-
 def test_build_writes_a_manifest_that_validates(tmp_path) -> None:
     source = _openclipart_tree(tmp_path / "openclipart")
-    stamps = _stamps_tree(tmp_path / "stamps")
+    _png(source / "png" / "animals" / "cat.png", (250, 250, 250), size=(30, 40))
+    (source / "svg" / "animals").mkdir(parents=True)
+    (source / "svg" / "animals" / "cat.svg").write_text(SVG.replace("red_sports-car", "white cat").replace("Car", "kitten"))
     out = tmp_path / "out"
-    counts = openclipart.build(out, source, size=32, tuxpaint=stamps)
-    assert counts["written"] == 1 and counts["no_metadata"] == 1
-    assert counts["tuxpaint_written"] == 3 and counts["tuxpaint_no_caption"] == 1 and counts["tuxpaint_unreadable"] == 0
+    counts = openclipart.build(out, source, size=32)
+    assert counts["written"] == 2 and counts["no_metadata"] == 1
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [r["text"] for r in rows] == [
-        "red sports car, car, vehicle", "a red sports car", "a car", "a white kitten", "a rocket", "a motor bike"
+        "white cat, kitten, vehicle", "a white cat", "a kitten", "red sports car, car, vehicle", "a red sports car", "a car"
     ]
-    assert {r["group"] for r in rows} == {"transportation", "animals", "science"}
+    assert {r["group"] for r in rows} == {"transportation", "animals"}
     for r in rows:  # every picture is written square at the asked size
         assert Image.open(out / r["image"]).size == (32, 32)
-    rocket = np.asarray(Image.open(out / "images/tuxpaint/space/rocket1.png"))
-    assert (rocket[16, 16] == [0, 0, 255]).all() and (rocket[16, 2] == [255, 255, 255]).all()  # drawn, padded white
     assert len(read_manifest(out / "manifest.jsonl", task="match")) == 6  # the training code accepts it
-
-
-def test_a_broken_svg_is_counted_and_leaves_no_temporary_file(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(tuxpaint.tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    root = tmp_path / "stamps" / "space"
-    root.mkdir(parents=True)
-    (root / "broken.svg").write_text("<svg not really")
-    (root / "broken.txt").write_text("A broken rocket.\n")
-    with (tmp_path / "m.jsonl").open("w") as f:
-        counts = openclipart.add_tuxpaint(f, tmp_path / "out", tmp_path / "stamps", 32)
-    assert counts == {"tuxpaint_written": 0, "tuxpaint_no_caption": 0, "tuxpaint_unreadable": 1}
-    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def _rcc(path: Path, files: dict[str, bytes], compress: set[str] = frozenset(), version: int = 3, zstd: set[str] = frozenset()) -> None:
@@ -171,7 +129,7 @@ def _webp(colour: tuple[int, int, int]) -> bytes:
 
 
 def test_gcompris_reads_qt_resources_credits_and_captions(tmp_path) -> None:
-    from mmdemo.data import gcompris
+    from mmdemo.experiments.data import gcompris
 
     base = "gcompris/src/activities/explore_world_animals/resource/animals"
     files = {f"{base}/README": README.encode(), f"{base}/crocodile.webp": _webp((0, 120, 0)),
@@ -194,7 +152,7 @@ def test_gcompris_reads_qt_resources_credits_and_captions(tmp_path) -> None:
 def test_gcompris_names_and_bad_files(tmp_path) -> None:
     import pytest
 
-    from mmdemo.data import gcompris
+    from mmdemo.experiments.data import gcompris
 
     assert gcompris.name_caption("leaningTowerOfPisa3.webp") == "a leaning tower of pisa"
     assert gcompris.name_caption("owl.webp") == "an owl"
@@ -211,7 +169,7 @@ def test_gcompris_names_and_bad_files(tmp_path) -> None:
 def test_gcompris_reads_every_rcc_format_and_leaves_out_zstd_entries(tmp_path) -> None:
     import pytest
 
-    from mmdemo.data import gcompris
+    from mmdemo.experiments.data import gcompris
 
     files = {"a/README": b"credits", "a/b/photo.webp": b"\x00\x01 not really webp", "a/packed.qml": b"zstd bytes"}
     for version in (1, 2, 3):

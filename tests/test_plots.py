@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.plots import figure, hop_maps, is_uniform, object_trace, overlay, token_strip, with_note
-from mmdemo.reading import colour_token_step, object_mass, question_roles, top_regions
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.reading import colour_token_step, object_mass, question_roles, top_regions
 
 TOKENS = ["[CLS]", "what", "shape", "is", "the", "object", "closest", "to", "the", "red", "object", "?", "[SEP]"]
 

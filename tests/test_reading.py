@@ -1,5 +1,5 @@
 """Reading word by word: every shipped causal model's step t depends on tokens 1..t only, and the per-step
-figures of mmdemo.reading score a reader and a peeker as they should."""
+figures of mmdemo.tasks.sort_of_clevr.reading score a reader and a peeker as they should."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from mmdemo.batch import images_to_tensor, pad_token_ids
 from mmdemo.checkpoint import find_checkpoints, load_checkpoint
-from mmdemo.data import sort_of_clevr as soc
 from mmdemo.model import FusionRNN
-from mmdemo.reading import Answered, causal_pairs, reading_metrics, step_scores
+from mmdemo.processing import images_to_tensor, pad_token_ids
 from mmdemo.registry import Registry
-from mmdemo.supervision import colour_step, hop2_objects, region_masks
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.reading import Answered, causal_pairs, reading_metrics, step_scores
+from mmdemo.tasks.sort_of_clevr.supervision import colour_step, hop2_objects
 from mmdemo.text import tokenize
 
 PREFIX = "What shape is the object closest to the"
@@ -80,8 +80,8 @@ def example() -> tuple[soc.Scene, soc.Question, list[int]]:
 def test_a_reader_scores_no_peek_zero_and_full_onset(example) -> None:
     scene, q, ids = example
     t, r, s = len(ids), 25, colour_step(ids)
-    named = region_masks([scene.find("green")], 5).astype(float)
-    answer = region_masks(hop2_objects(scene, q), 5).astype(float)
+    named = soc.region_masks([scene.find("green")], 5).astype(float)
+    answer = soc.region_masks(hop2_objects(scene, q), 5).astype(float)
     hops = np.full((t, 2, r), 1.0 / r)  # before the colour word: nowhere in particular
     hops[s:, 0] = named / named.sum()  # from the colour word on: the named object (hop 1), the answer object (hop 2)
     hops[s:, 1] = answer / answer.sum()
@@ -91,7 +91,7 @@ def test_a_reader_scores_no_peek_zero_and_full_onset(example) -> None:
 
 def test_a_peeker_scores_high_no_peek(example) -> None:
     scene, q, ids = example
-    named = region_masks([scene.find("green")], 5).astype(float)
+    named = soc.region_masks([scene.find("green")], 5).astype(float)
     hops = np.repeat((named / named.sum())[None, None], len(ids), 0).repeat(2, 1)  # (T, 2, R): on the object from [CLS]
     scores = step_scores(_answered(q, scene, hops, ids), 5)
     assert scores["no_peek"] > 0.9 and scores["onset"] == 1.0

@@ -61,14 +61,15 @@ def test_draining_refuses_new_work_and_counts_requests_in_flight() -> None:
     assert drain.open_requests() == 0
 
 
+@pytest.mark.slow
 def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path: Path) -> None:
     """`python app.py` under load: SIGTERM refuses new requests, finishes the accepted ones, logs one line, exits 0."""
     from gradio_client import handle_file
     from gradio_client.utils import Status
     from PIL import Image
 
-    from mmdemo.data import sort_of_clevr as soc
-    from mmdemo.serve_bench import launched_app, make_client
+    from mmdemo.experiments.serve_bench import launched_app, make_client
+    from mmdemo.tasks.sort_of_clevr import data as soc
 
     scene = tmp_path / "scene.png"
     Image.fromarray(soc.generate("test", 1)[0].image).save(scene)

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from mmdemo.data import sort_of_clevr as soc
+from mmdemo.tasks.sort_of_clevr import data as soc
 
 SPEC_RGB = {
     "red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
@@ -174,8 +174,8 @@ def test_looks_like_scene_on_generated_scenes_and_not_on_photos() -> None:
 
     from PIL import Image
 
-    from mmdemo.inference import load_image, prepare_image
     from mmdemo.photos import gallery
+    from mmdemo.processing import load_image, prepare_image
 
     for i in range(20):
         scene = soc.random_scene(soc.scene_rng("test", i, 0))

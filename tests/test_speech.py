@@ -13,9 +13,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from mmdemo import speech
-from mmdemo.data import sort_of_clevr as soc
-from mmdemo.data import spoken
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr import speech, spoken
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not speech.available()[0], reason=f"no synthesizer: {speech.available()[1]}")
@@ -118,6 +117,7 @@ def run_cli(*args: str, module: str = "mmdemo") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_spoken_smoke_training_and_both_question_forms(tmp_path: Path) -> None:
     """train --question-input audio end to end, then predict from a file and from (rate, samples): same answer."""
     out, data = tmp_path / "ck", tmp_path / "data"

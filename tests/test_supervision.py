@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from mmdemo.batch import pad_token_ids
-from mmdemo.data import sort_of_clevr as soc
-from mmdemo.evaluate import region_holds
-from mmdemo.supervision import attention_loss, attention_targets, hop2_objects, region_masks
+from mmdemo.processing import pad_token_ids
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.evaluate import holds
+from mmdemo.tasks.sort_of_clevr.supervision import attention_loss, attention_targets, hop2_objects
 from mmdemo.text import load_tokenizer, tokenize
 
 
@@ -24,8 +24,8 @@ def test_region_masks_follow_the_grounding_rule():
                 )
                 for r in range(grid * grid)
             ]
-            assert [any(region_holds(r, grid, o) for o in objects) for r in range(grid * grid)] == expected
-            assert region_masks(objects, grid).tolist() == expected
+            assert [any(holds(r, grid, o) for o in objects) for r in range(grid * grid)] == expected
+            assert soc.region_masks(objects, grid).tolist() == expected
 
 
 def test_hop2_objects_are_the_answers_objects():

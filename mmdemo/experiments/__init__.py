@@ -1,0 +1,1 @@
+"""What makes the results, not what serves them: grid runners, benches, data builders, the fingerprint."""

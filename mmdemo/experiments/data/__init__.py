@@ -1,0 +1,1 @@
+"""Photo data builders (Open Clip Art, GCompris, Tux Paint): scripts that make manifests from packages."""

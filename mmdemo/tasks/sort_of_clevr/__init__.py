@@ -1,0 +1,1 @@
+"""Sort-of-CLEVR-NL: the generator with ground truth, batches, attention supervision, evaluation (one region rule)."""

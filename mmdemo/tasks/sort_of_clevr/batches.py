@@ -1,0 +1,144 @@
+"""Sort-of-CLEVR-NL batches: N images and their questions (typed or spoken) as tensors, and the question
+sources training draws from (fresh paraphrases, or utterances from the synthesized pool)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, NamedTuple, Self
+
+import numpy as np
+import torch
+
+from mmdemo.audio import time_to_step
+from mmdemo.config import ModelConfig, TrainConfig
+from mmdemo.processing import images_to_tensor, pad_frames, pad_token_ids
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.supervision import colour_step
+from mmdemo.text import tokenize
+
+if TYPE_CHECKING:
+    from mmdemo.tasks.sort_of_clevr.spoken import SpokenPool
+
+
+class SceneBatch:
+    """N images and their questions, as tensors. image_index (B,) maps each question to its image; a subclass
+    names its question tensor (B, T[, M]) and mask (B, T) in QUESTION_FIELDS."""
+
+    QUESTION_FIELDS: tuple[str, str]
+
+    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], cfg: ModelConfig) -> None:
+        self.questions = [q for qs in questions for q in qs]
+        self.images = images_to_tensor(images)  # (N, 3, H, W)
+        self.image_index = torch.tensor([i for i, qs in enumerate(questions) for _ in qs])  # (B,)
+        self.targets = torch.tensor([cfg.labels.index(q.answer) for q in self.questions])  # (B,)
+
+    @property
+    def question(self) -> torch.Tensor:
+        return getattr(self, self.QUESTION_FIELDS[0])
+
+    @property
+    def question_mask(self) -> torch.Tensor:
+        return getattr(self, self.QUESTION_FIELDS[1])
+
+    def to(self, device: torch.device) -> Self:
+        for name in ("images", *self.QUESTION_FIELDS, "image_index", "targets"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+
+class QuestionBatch(SceneBatch):
+    """N images and their typed questions: token_ids and token_mask (B, T)."""
+
+    QUESTION_FIELDS = ("token_ids", "token_mask")
+
+    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], cfg: ModelConfig) -> None:
+        super().__init__(images, questions, cfg)
+        ids, _ = tokenize([q.text for q in self.questions], cfg.max_tokens)
+        self.token_ids, self.token_mask = pad_token_ids(ids)  # (B, T)
+
+    def colour_steps(self) -> list[int]:
+        """The step that reads each question's colour word (-1: none)."""
+        return [colour_step(row) for row in self.token_ids.tolist()]
+
+
+class SpokenBatch(SceneBatch):
+    """N images and their spoken questions: log-mel frames from a SpokenPool (utterances[i] voices questions[i])."""
+
+    QUESTION_FIELDS = ("frames", "frame_mask")
+
+    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], utterances: list[list[int]], pool: SpokenPool, cfg: ModelConfig) -> None:
+        super().__init__(images, questions, cfg)
+        ids = [u for us in utterances for u in us]
+        self.frames, self.frame_mask = pad_frames([pool.frames(u) for u in ids])  # (B, L, M), (B, L)
+        self.colour_ends = [float(pool.colour_ends[u]) for u in ids]  # seconds; -1 = not found
+        self.num_steps = [math.ceil((pool.offsets[u + 1] - pool.offsets[u]) / cfg.audio_stride) for u in ids]
+        self.step_seconds = cfg.step_seconds
+
+    def colour_steps(self) -> list[int]:
+        """The first step that has heard each question's whole colour word (-1: none)."""
+        return [min(time_to_step(e, self.step_seconds), n - 1) if e >= 0 else -1 for e, n in zip(self.colour_ends, self.num_steps)]
+
+
+class Drawn(NamedTuple):
+    """One image's training questions for a step; spoken: also the pool utterance that voices each."""
+
+    questions: list[soc.Question]
+    utterances: list[int] | None = None
+
+
+def balanced(questions: list[soc.Question], count: int) -> list[soc.Question]:
+    """The first count // 2 non-relational and the rest relational of make_questions' 20 (all 20: unchanged)."""
+    half = len(questions) // 2
+    return questions[: count // 2] + questions[half : half + count - count // 2]
+
+
+class TypedQuestions:
+    """Fresh training paraphrases every time an image comes round: more variety than fixed questions."""
+
+    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig) -> None:
+        self.model_cfg, self.frames, self.count = model_cfg, cfg.frames, cfg.questions_per_image
+
+    def draw(self, scenes: list[soc.Scene], rng: np.random.Generator) -> list[Drawn]:
+        """Each scene's questions (drawn for the whole global batch, so every rank consumes rng alike)."""
+        return [Drawn(balanced(soc.make_questions(scene, rng, "train", self.frames), self.count)) for scene in scenes]
+
+    def make(self, images: np.ndarray, drawn: list[Drawn]) -> QuestionBatch:
+        return QuestionBatch(images, [d.questions for d in drawn], self.model_cfg)
+
+    def batch(self, images: np.ndarray, scenes: list[soc.Scene], rng: np.random.Generator) -> QuestionBatch:
+        return self.make(images, self.draw(scenes, rng))
+
+
+class SpokenQuestions:
+    """Utterances drawn from the synthesized pool: the audio depends only on the question, so any utterance
+    fits any scene, and its answer is worked out for the scene at hand."""
+
+    def __init__(self, pool: SpokenPool, model_cfg: ModelConfig, count: int) -> None:
+        self.pool, self.model_cfg, self.count = pool, model_cfg, count
+        families = [u.family for u in pool.utterances]
+        self.by_family = {f: np.array([i for i, x in enumerate(families) if x == f]) for f in ("nonrelational", "relational")}
+
+    @classmethod
+    def from_config(cls, model_cfg: ModelConfig, cfg: TrainConfig, progress: bool) -> SpokenQuestions:
+        """The training pool (synthesizing into cfg.spoken_data what is not cached yet)."""
+        from mmdemo.tasks.sort_of_clevr import spoken
+
+        plan = spoken.plan_train(cfg.spoken_utterances, cfg.seed, cfg.frames)
+        pool = spoken.load_pool(plan, cfg.spoken_data, "train", spoken.feature_settings(model_cfg), cfg.synth_workers, progress)
+        return cls(pool, model_cfg, cfg.questions_per_image)
+
+    def draw(self, scenes: list[soc.Scene], rng: np.random.Generator) -> list[Drawn]:
+        """Each scene's utterances and their questions (drawn for the whole global batch, like TypedQuestions)."""
+        drawn = []
+        for scene in scenes:
+            ids = [*rng.choice(self.by_family["nonrelational"], self.count // 2), *rng.choice(self.by_family["relational"], self.count - self.count // 2)]
+            us = [self.pool.utterances[i] for i in ids]
+            questions = [soc.Question(u.text, soc.answer(scene, u.subtype, u.colour, u.negate), u.family, u.subtype, u.colour, u.template) for u in us]
+            drawn.append(Drawn(questions, [int(i) for i in ids]))
+        return drawn
+
+    def make(self, images: np.ndarray, drawn: list[Drawn]) -> SpokenBatch:
+        return SpokenBatch(images, [d.questions for d in drawn], [d.utterances for d in drawn], self.pool, self.model_cfg)
+
+    def batch(self, images: np.ndarray, scenes: list[soc.Scene], rng: np.random.Generator) -> SpokenBatch:
+        return self.make(images, self.draw(scenes, rng))

@@ -1,0 +1,133 @@
+"""Accuracy and attention grounding on the spec's 200-image test split (typed, or spoken in held-out voices)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from mmdemo.model import FusionRNN
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch, SpokenBatch
+from mmdemo.tasks.sort_of_clevr.reading import READING_KEYS, Answered, reading_metrics
+from mmdemo.tasks.sort_of_clevr.supervision import colour_step
+
+if TYPE_CHECKING:
+    from mmdemo.tasks.sort_of_clevr.spoken import SpokenPool
+
+GROUPS = {
+    "nonrelational": soc.NONREL,
+    "relational": soc.REL,
+    "closest_furthest": ("closest", "furthest"),
+    "count": ("count",),
+}
+
+
+def holds(region: int, grid: int, obj: soc.SceneObject) -> bool:
+    """Whether the region holds the object, by the one region rule (data.region_masks)."""
+    return bool(soc.region_masks([obj], grid)[region])
+
+
+def most_attended_region(region_attention: np.ndarray, num_tokens: int) -> int:
+    """The region of the single largest hop-1 weight over all real steps of one question."""
+    att = region_attention[:num_tokens]  # (T, R)
+    return int(np.unravel_index(np.argmax(att), att.shape)[1])
+
+
+def spoken_test_pool(samples: list[soc.Sample], model: FusionRNN, folder: str | Path, workers: int = 0, progress: bool = False) -> SpokenPool:
+    """The samples' questions in held-out voices (one utterance each, in order), from the cache in `folder`."""
+    from mmdemo.tasks.sort_of_clevr import spoken
+
+    return spoken.load_pool(spoken.plan_questions(samples, "test"), folder, "test", spoken.feature_settings(model.cfg), workers, progress)
+
+
+@torch.inference_mode()
+def predict_samples(
+    model: FusionRNN, samples: list[soc.Sample], device: torch.device, images_per_batch: int = 50, spoken: SpokenPool | None = None
+) -> Iterator[Answered]:
+    """Every question of every sample, answered, with its per-step attention. Spoken models hear the
+    questions from `spoken`, a SpokenPool with one utterance per question in order (spoken_test_pool)."""
+    model.eval()
+    audio = model.cfg.question_input == "audio"
+    if audio and spoken is None:
+        raise ValueError("a spoken model needs the questions' utterances (evaluate.spoken_test_pool)")
+    first = 0  # utterance of the chunk's first question
+    for start in range(0, len(samples), images_per_batch):
+        chunk = samples[start : start + images_per_batch]
+        pixels = np.stack([s.image for s in chunk])
+        if audio:
+            ids, n = [], first
+            for s in chunk:
+                ids.append(list(range(n, n + len(s.questions))))
+                n += len(s.questions)
+            batch = SpokenBatch(pixels, [s.questions for s in chunk], ids, spoken, model.cfg).to(device)
+            first = n
+        else:
+            batch = QuestionBatch(pixels, [s.questions for s in chunk], model.cfg).to(device)
+        out = model(batch.images, batch.question, batch.question_mask, batch.image_index)
+        preds = out.logits.argmax(-1).cpu().tolist()
+        hops = out.hop_attention.float().cpu().numpy()  # (B, T, K, R)
+        lengths = out.step_mask.sum(1).cpu().tolist()
+        tokens = [[] for _ in preds] if audio else batch.token_ids.cpu().tolist()
+        steps = batch.colour_steps() if audio else [None] * len(preds)
+        for i, q in enumerate(batch.questions):
+            k = int(batch.image_index[i])
+            n = lengths[i]
+            yield Answered(q, chunk[k].scene, start + k, model.cfg.labels[preds[i]], tokens[i][:n], hops[i, :n], steps[i])
+
+
+def evaluate_model(
+    model: FusionRNN, device: torch.device, samples: list[soc.Sample] | None = None, per_wording: bool = False,
+    spoken_data: str | Path = "data/spoken", synth_workers: int = 0, progress: bool = False,
+) -> dict:
+    """Accuracy per question group, the grounding rate and the reading figures (reading.py; None when the
+    fusion has no attention); per_wording adds accuracy per question template ("per_wording": {template: accuracy}).
+
+    Spoken models hear every question in a held-out voice (synthesized into spoken_data when not cached);
+    their grounding is hop 1 at the first step that has heard the whole colour word, on the named object."""
+    samples = samples if samples is not None else soc.test_split()
+    audio = model.cfg.question_input == "audio"
+    pool = spoken_test_pool(samples, model, spoken_data, synth_workers, progress) if audio else None
+    right: dict[str, list[bool]] = defaultdict(list)
+    by_template: dict[str, list[bool]] = defaultdict(list)
+    grounded: list[bool] = []
+    grounded_read: list[bool] = []  # the same rule over the steps from the colour word on (what a reader can know)
+    answered = list(predict_samples(model, samples, device, spoken=pool))
+    for a in answered:
+        q = a.question
+        right[q.subtype].append(a.prediction == q.answer)
+        by_template[f"{q.subtype}: {q.template}"].append(a.prediction == q.answer)
+        if q.family == "nonrelational" and not audio:
+            named = a.scene.find(q.colour)
+            grounded.append(holds(most_attended_region(a.hops[:, 0], len(a.token_ids)), model.cfg.grid, named))
+            s = max(colour_step(a.token_ids), 0)
+            grounded_read.append(holds(most_attended_region(a.hops[s:, 0], len(a.token_ids) - s), model.cfg.grid, named))
+        elif q.family == "nonrelational" and a.colour_step is not None and a.colour_step >= 0:
+            named, s = a.scene.find(q.colour), a.colour_step  # spoken: the first step that has heard the colour word
+            grounded.append(holds(int(a.hops[s, 0].argmax()), model.cfg.grid, named))
+            grounded_read.append(holds(most_attended_region(a.hops[s:, 0], len(a.hops) - s), model.cfg.grid, named))
+    attention = model.cfg.fusion == "attention"
+    metrics: dict = {}
+    for group, subtypes in GROUPS.items():
+        hits = [h for s in subtypes for h in right[s]]
+        metrics[group] = round(float(np.mean(hits)), 4) if hits else None
+    metrics["overall"] = round(float(np.mean([h for hs in right.values() for h in hs])), 4)
+    metrics["grounding"] = round(float(np.mean(grounded)), 4) if attention and grounded else None
+    metrics["grounding_read"] = round(float(np.mean(grounded_read)), 4) if attention and grounded_read else None
+    metrics["per_subtype"] = {s: round(float(np.mean(h)), 4) for s, h in sorted(right.items())}
+    metrics["num_questions"] = sum(len(h) for h in right.values())
+    metrics["num_images"] = len(samples)
+    if audio:
+        metrics["voices"] = "held-out"
+        metrics["colour_word_found"] = round(float(np.mean([a.colour_step is not None and a.colour_step >= 0 for a in answered])), 4)
+    if attention:
+        metrics.update(reading_metrics(answered, model.cfg.grid))
+    else:  # sum and concat look everywhere evenly: no reading to check
+        metrics.update({key: None for key in READING_KEYS})
+    if per_wording:
+        metrics["per_wording"] = {t: round(float(np.mean(h)), 4) for t, h in sorted(by_template.items())}
+    return metrics

@@ -1,0 +1,104 @@
+"""Training on Sort-of-CLEVR-NL: each image is encoded once per step and answers its questions, typed or spoken.
+
+What the task gives mmdemo.train.fit: an epoch is a permutation of the training images; every step draws
+fresh questions for its images (seeded by the step, the whole global batch on every rank) and adds the
+attention-supervision loss (attention fusion). Evaluation on the test split is the caller's (the CLI).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmdemo import distributed
+from mmdemo.config import ModelConfig, TrainConfig
+from mmdemo.model import FusionRNN, ModelOutput
+from mmdemo.resume import identity
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch, SpokenBatch, SpokenQuestions, TypedQuestions
+from mmdemo.tasks.sort_of_clevr.supervision import attention_loss_terms, attention_targets
+from mmdemo.train import Fit, fit, save_trained, smallest_step, training_device
+
+TRAIN_TEXT_CACHE_ITEMS = 65536  # contextual text states kept while training: every distinct sentence (~50k with frames)
+
+
+class SceneStep(NamedTuple):
+    """One rank's share of a global step: the batch, the scene of each of its images, its share of the mean."""
+
+    batch: QuestionBatch | SpokenBatch
+    scenes: list[soc.Scene]
+    share: float
+
+
+class SceneTask:
+    """Generated scenes and their questions, as mmdemo.train.fit wants them."""
+
+    unit, log_decay, report_accuracy = "images", 0.98, True
+
+    def __init__(self, samples: list[soc.Sample], source: TypedQuestions | SpokenQuestions, model_cfg: ModelConfig,
+                 cfg: TrainConfig, device: torch.device) -> None:
+        self.samples, self.source, self.model_cfg, self.cfg, self.device = samples, source, model_cfg, cfg, device
+        self.images = np.stack([s.image for s in samples])  # (N, 75, 75, 3)
+        self.label = f"{model_cfg.fusion}-{model_cfg.cell}"
+        self.epoch_items, self.per_step = cfg.train_images, cfg.batch_images
+        self.supervise = model_cfg.fusion == "attention" and cfg.attn_supervision > 0
+
+    def module(self, model: FusionRNN) -> nn.Module:
+        return model
+
+    def warmup(self, total: int) -> int:
+        return 200
+
+    def epoch(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(self.cfg.train_images)
+
+    def batch(self, idx: np.ndarray, step: int) -> SceneStep:
+        # Fresh questions every time an image comes round: more variety than fixed questions.
+        # Every rank draws the whole global batch's questions, as one process does, and keeps its shard's.
+        q_rng = np.random.default_rng([self.cfg.seed, step])
+        drawn = self.source.draw([self.samples[i].scene for i in idx], q_rng)
+        global_questions = sum(len(d.questions) for d in drawn)
+        mine = distributed.shard(len(idx))
+        idx, drawn = idx[mine], drawn[mine]
+        batch = self.source.make(self.images[idx], drawn).to(self.device)
+        scenes = [self.samples[idx[i]].scene for i in batch.image_index.tolist()] if self.supervise else []
+        # This rank's share of the global mean (DDP averages over ranks): exactly 1.0 with one process.
+        return SceneStep(batch, scenes, len(batch.targets) * distributed.world().size / global_questions)
+
+    def loss(self, runner: nn.Module, step: SceneStep) -> tuple[ModelOutput, torch.Tensor]:
+        batch = step.batch
+        out = runner(batch.images, batch.question, batch.question_mask, batch.image_index, batch.targets)
+        loss = out.loss * step.share
+        if self.supervise:
+            targets = attention_targets(None, batch.questions, step.scenes, self.model_cfg.grid, steps=batch.colour_steps())
+            attn_sum, attn_count = attention_loss_terms(out.hop_attention, targets, out.step_mask if self.cfg.attn_hold else None)
+            # Divided by the global number of supervised pairs: the attention loss of the whole batch.
+            attn = attn_sum / distributed.all_reduce_sum(attn_count).clamp(min=1.0) * distributed.world().size
+            loss = loss + self.cfg.attn_supervision * attn
+        return out, loss
+
+    def totals(self, out: ModelOutput, step: SceneStep) -> tuple[torch.Tensor, torch.Tensor]:
+        return out.logits, step.batch.targets
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tuple[FusionRNN, Fit]:
+    """Train and save a checkpoint folder to cfg.out (rank 0); returns (model in eval mode, what the run did)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = training_device(cfg)
+    distributed.check_split(smallest_step(cfg.train_images, cfg.batch_images), "images")  # before the scenes are made
+    torch.manual_seed(cfg.seed)
+    samples = soc.generate("train", cfg.train_images, seed=cfg.seed, wording="train", augment=True)
+    audio = model_cfg.question_input == "audio"
+    source = SpokenQuestions.from_config(model_cfg, cfg, progress) if audio else TypedQuestions(model_cfg, cfg)
+    model = FusionRNN(model_cfg).to(device).train()
+    if model.text is not None:  # every distinct training sentence's frozen states stay cached (~50k with frames, ~1 GB)
+        model.text.cache_size = TRAIN_TEXT_CACHE_ITEMS
+    task = SceneTask(samples, source, model_cfg, cfg, device)
+    with distributed.session(device):
+        result = fit(model, task, cfg, identity(model_cfg, cfg, task="sort-of-clevr"), device, progress)
+    save_trained(model, cfg, result, device, counts={"questions_seen": result.log.seen})
+    return model, result
