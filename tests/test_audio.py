@@ -277,3 +277,35 @@ def test_spoken_figure_aligns_audio_and_attention(predictor: Predictor, scene: n
 def test_bytes_io_is_refused_cleanly(predictor: Predictor, scene: np.ndarray) -> None:
     with pytest.raises(InputError, match="Unsupported audio input"):
         predictor.predict(scene, io.BytesIO(b"RIFF"))
+
+
+def test_the_heard_head_is_training_only_and_reads_the_right_steps() -> None:
+    """heard_classes adds an auxiliary head (colour at the colour word's step, question kind at the last step):
+    the answer and the attention are the same with or without it; its loss looks at exactly those steps."""
+    from types import SimpleNamespace
+
+    from mmdemo.tasks.sort_of_clevr import data as soc
+    from mmdemo.tasks.sort_of_clevr.train import HEARD, heard_loss
+
+    images, frames = torch.rand(1, 3, 75, 75), torch.randn(2, 60, 40) * 3 - 7
+    mask = torch.arange(60)[None] < torch.tensor([60, 40])[:, None]
+    outs = []
+    for classes in (0, len(HEARD)):
+        torch.manual_seed(0)
+        model = FusionRNN(tiny_config(question_input="audio", audio_channels=8, heard_classes=classes)).eval()
+        with torch.no_grad():
+            outs.append(model(images, frames, mask, torch.zeros(2, dtype=torch.long)))
+    plain, heard = outs
+    assert plain.heard is None and heard.heard.shape == (2, 15, len(HEARD))
+    torch.testing.assert_close(plain.logits, heard.logits, rtol=0, atol=0)
+    torch.testing.assert_close(plain.hop_attention, heard.hop_attention, rtol=0, atol=0)
+
+    questions = [soc.Question("", "", "nonrelational", "left", "blue"), soc.Question("", "", "relational", "count", "gray")]
+    batch = SimpleNamespace(questions=questions, colour_steps=lambda: [4, 7])
+    right = torch.full((2, 15, len(HEARD)), -20.0)
+    right[0, 4, HEARD.index("blue")] = right[1, 7, HEARD.index("gray")] = 20.0  # the colour, where it was heard
+    right[0, 14, HEARD.index("left")] = right[1, 9, HEARD.index("count")] = 20.0  # the kind, at each one's last step
+    good = heard_loss(heard._replace(heard=right), batch)
+    moved = right.clone()
+    moved[0, 5], moved[0, 4] = right[0, 4], right[0, 5]  # the colour one step late
+    assert float(good) < 1e-6 < 0.5 < float(heard_loss(heard._replace(heard=moved), batch))

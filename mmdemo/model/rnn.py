@@ -28,6 +28,7 @@ class ModelOutput(NamedTuple):
     states: torch.Tensor  # (B, T, H) the RNN's hidden state after each step
     loss: torch.Tensor | None  # cross-entropy when targets are given
     step_mask: torch.Tensor | None = None  # (B, T) the real steps (tokens, or audio steps inside the recording)
+    heard: torch.Tensor | None = None  # (B, T, heard_classes) what the state says was heard (training's auxiliary loss)
 
 
 def question_context(tokens: torch.Tensor, mask: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -64,6 +65,8 @@ class FusionRNN(nn.Module):
         self.step_score = nn.Linear(h, 1)
         # The head reads the pooled RNN states and, as a short path for the gradient, the pooled fused inputs.
         self.head = nn.Sequential(nn.Linear(h + in_dim, h), nn.ReLU(), nn.Linear(h, len(cfg.labels)))
+        # Spoken questions: what the state has heard so far (colour, question kind), supervised in training only.
+        self.heard = nn.Linear(h, cfg.heard_classes) if cfg.heard_classes else None
 
     def encode_images(self, images: torch.Tensor) -> ImageMemory:
         """(N, 3, H, W) in [0, 1] -> per-image memory; run once per image, however many questions."""
@@ -218,7 +221,8 @@ class FusionRNN(nn.Module):
             back = order.argsort()
             logits, hop_attention, step_attention, hiddens_t, mask = (x[back] for x in (logits, hop_attention, step_attention, hiddens_t, mask))
         loss = F.cross_entropy(logits, targets) if targets is not None else None
-        return ModelOutput(logits, hop_attention[:, :, 0], hop_attention, step_attention, hiddens_t, loss, mask)
+        heard = self.heard(hiddens_t) if self.heard is not None else None  # (B, T, C)
+        return ModelOutput(logits, hop_attention[:, :, 0], hop_attention, step_attention, hiddens_t, loss, mask, heard)
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mmdemo import distributed
@@ -78,10 +79,32 @@ class SceneTask:
             # Divided by the global number of supervised pairs: the attention loss of the whole batch.
             attn = attn_sum / distributed.all_reduce_sum(attn_count).clamp(min=1.0) * distributed.world().size
             loss = loss + self.cfg.attn_supervision * attn
+        if out.heard is not None and self.cfg.heard_supervision > 0:
+            loss = loss + self.cfg.heard_supervision * heard_loss(out, batch) * step.share
         return out, loss
 
     def totals(self, out: ModelOutput, step: SceneStep) -> tuple[torch.Tensor, torch.Tensor]:
         return out.logits, step.batch.targets
+
+
+HEARD = (*soc.COLOURS, *soc.NONREL, *soc.REL)  # what the heard head names: the colour, then the question kind
+
+
+def heard_loss(out: ModelOutput, batch: SpokenBatch) -> torch.Tensor:
+    """Cross-entropy of what the state says was heard: the colour at the step that has heard the colour word,
+    the question kind at the last step (keyword spotting, to help the front-end find the words that matter)."""
+    heard = out.heard  # (B, T, C)
+    rows = torch.arange(heard.shape[0], device=heard.device)
+    colours = len(soc.COLOURS)
+    steps = torch.tensor(batch.colour_steps(), device=heard.device)  # (B,) -1 = colour word not found
+    found = steps >= 0
+    colour_target = torch.tensor([HEARD.index(q.colour) for q in batch.questions], device=heard.device)
+    kind_target = torch.tensor([HEARD.index(q.subtype) - colours for q in batch.questions], device=heard.device)
+    last = out.step_mask.sum(1) - 1  # (B,)
+    loss = F.cross_entropy(heard[rows, last, colours:], kind_target)
+    if found.any():
+        loss = loss + F.cross_entropy(heard[rows[found], steps[found], :colours], colour_target[found])
+    return loss
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tuple[FusionRNN, Fit]:
