@@ -2,7 +2,8 @@
 
 Starts `python app.py` as its own process on a free loopback port, then through gradio_client:
 0. start-up: seconds until the app serves (it warms the models it shows first before that), and the
-   first /predict and the first /photo_match after it (what a person's first click costs).
+   first /predict and the first /photo_match after it (what a person's first click costs); and the install
+   size: the disk used by requirements.txt's distributions and everything they require.
 1. the round-trip latency (sequential calls, p50/p95; every call a new question, as a person asks) of
    /answer (the JSON endpoint) and /predict (the full UI path: the answer with both hops' maps, the overlay,
    the token strip, the object trace and the truth), beside the in-process model latency on the same kind
@@ -41,6 +42,34 @@ from mmdemo.inference import Predictor
 from mmdemo.tasks.sort_of_clevr import data as soc
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
+
+
+def install_size_mb(requirements: Path = ROOT / "requirements.txt") -> dict[str, Any]:
+    """Disk used by what `pip install -r requirements.txt` installs: the installed distributions it names and
+    everything they require (markers evaluated here, extras not followed), from each one's RECORD of files."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    todo = [Requirement(line.split("#")[0].strip()).name for line in requirements.read_text().splitlines() if line.split("#")[0].strip()]
+    seen: dict[str, float] = {}
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        seen[name] = sum(f.locate().stat().st_size for f in dist.files or [] if f.locate().is_file()) / 2**20
+        for spec in dist.requires or []:
+            req = Requirement(spec)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    biggest = sorted(seen.items(), key=lambda kv: -kv[1])[:4]
+    return {"install_mb": round(sum(seen.values())), "install_distributions": len(seen),
+            "install_biggest_mb": {k: round(v) for k, v in biggest}}
 
 
 def _free_port() -> int:
@@ -225,6 +254,7 @@ def run(requests: int, clients: int, latency_calls: int) -> dict:
         "server_rss_mb": [round(v, 1) for v in rss],
         "rss_growth_phase1_mb": round(rss[1] - rss[0], 1),
         "rss_growth_phase2_mb": round(rss[2] - rss[1], 1),
+        **install_size_mb(),
     }
 
 
