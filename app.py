@@ -238,14 +238,19 @@ class Handlers:
 
     # ------------------------------------------------------------------------------------------ ask
 
-    def ask(self, image: Any, question: str, checkpoint: str | None, state: dict | None):
-        """Answer, probabilities, step maps, overlay, step slider, token strip, object trace, truth, view state, hop, time plot."""
+    def answered(self, checkpoint: str | None, image: Any, question: Any) -> tuple[Predictor, np.ndarray, Prediction]:
+        """The checkpoint's predictor, the exact pixels it sees (decoded once: shown and asked alike) and its answer;
+        input a person can fix is a message."""
         predictor = self.predictor(checkpoint)
         try:
-            pixels = predictor.prepare(image)  # decode once; predict on the exact pixels shown
-            pred = predictor.predict(pixels, question)
+            pixels = predictor.prepare(image)
+            return predictor, pixels, predictor.predict(pixels, question)
         except InputError as e:
             raise _error(str(e)) from None
+
+    def ask(self, image: Any, question: str, checkpoint: str | None, state: dict | None):
+        """Answer, probabilities, step maps, overlay, step slider, token strip, object trace, truth, view state, hop, time plot."""
+        predictor, pixels, pred = self.answered(checkpoint, image, question)
         scene = self.scene_of(pixels, predictor, state)
         view = self.scene_view(pred, pixels, predictor, scene, question)
         title = "Where each step looked: one 5 x 5 map per token (columns) and per hop (rows)"
@@ -258,13 +263,8 @@ class Handlers:
             raise _error("Record or upload a spoken question first, or type one and click **Speak this question**.")
         if not checkpoint:
             raise _error("No spoken-question checkpoint was found under checkpoints/ (train one: docs/SPOKEN.md).")
-        predictor = self.predictor(checkpoint)
-        try:
-            pixels = predictor.prepare(image)
-            pred = predictor.predict(pixels, recording)
-            sound = decode(recording, predictor.cfg.max_audio_seconds, predictor.cfg.sample_rate)  # what the model heard, for the plot
-        except InputError as e:
-            raise _error(str(e)) from None
+        predictor, pixels, pred = self.answered(checkpoint, image, recording)
+        sound = decode(recording, predictor.cfg.max_audio_seconds, predictor.cfg.sample_rate)  # what the model heard, for the plot
         said = self.known_recording(recording, said)
         text, words = (said["text"], said["words"]) if said else ("", [])
         colour_step = -1
@@ -477,12 +477,7 @@ class Handlers:
         checkpoint = checkpoint or self.photo_default()
         if not checkpoint:
             raise _error("No photo (image-text matching) checkpoint found under checkpoints/.")
-        predictor = self.predictor(checkpoint)
-        try:
-            pixels = predictor.prepare(image)
-            pred = predictor.predict(pixels, sentence)
-        except InputError as e:
-            raise _error(str(e)) from None
+        predictor, pixels, pred = self.answered(checkpoint, image, sentence)
         p_match = pred.probs.get("match")
         head = f"## {html.escape(pred.answer)}\n" + (f"P(match) = {100 * p_match:.1f}%" if p_match is not None else "")
         view = self.scene_view(pred, pixels, predictor, None, sentence)
@@ -601,12 +596,7 @@ class Handlers:
         for name, folder in folders:
             if not (folder / "model.safetensors").is_file():
                 continue
-            predictor = self.predictor(self.registry.name(folder))
-            try:
-                pixels = predictor.prepare(image)
-                pred = predictor.predict(pixels, question)
-            except InputError as e:
-                raise _error(str(e)) from None
+            predictor, pixels, pred = self.answered(self.registry.name(folder), image, question)
             m = read_metrics(folder) or {}
             rows.append([name, pred.answer, pct(pred.probs[pred.answer]), pct(m.get("nonrelational")), pct(m.get("relational")), pct(m.get("overall"))])
             hops = np.asarray(pred.hop_attention)  # (T, K, R)

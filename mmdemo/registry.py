@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from mmdemo.checkpoint import DEFAULT, DEFAULT_PHOTOS, ROOT, CheckpointError, find_checkpoints, read_config, read_metrics
 from mmdemo.inference import Predictor
@@ -26,12 +27,16 @@ class Registry:
         return sorted(found, key=lambda p: (p.resolve() not in defaults, str(p)))
 
     @staticmethod
-    def task(folder: Path) -> str | None:
-        """'sort-of-clevr', 'match', 'classify', ... from config.json; None if unreadable."""
+    def model_field(folder: Path, name: str, default: Any) -> Any:
+        """One field of a checkpoint's model config (default when the config leaves it out); None if unreadable."""
         try:
-            return read_config(folder)["model"].get("task", "sort-of-clevr")
+            return read_config(folder)["model"].get(name, default)
         except (CheckpointError, KeyError, TypeError, AttributeError):
             return None
+
+    def task(self, folder: Path) -> str | None:
+        """'sort-of-clevr', 'match', 'classify', ... from config.json; None if unreadable."""
+        return self.model_field(folder, "task", "sort-of-clevr")
 
     def name(self, folder: Path) -> str:
         try:
@@ -39,21 +44,13 @@ class Registry:
         except ValueError:
             return str(folder)
 
-    @staticmethod
-    def question_input(folder: Path) -> str | None:
+    def question_input(self, folder: Path) -> str | None:
         """'text' (typed questions) or 'audio' (spoken questions) from config.json; None if unreadable."""
-        try:
-            return read_config(folder)["model"].get("question_input", "text")
-        except (CheckpointError, KeyError, TypeError, AttributeError):
-            return None
+        return self.model_field(folder, "question_input", "text")
 
-    @staticmethod
-    def reads_ahead(folder: Path) -> bool:
+    def reads_ahead(self, folder: Path) -> bool:
         """True for models whose every step already knows the whole sentence (config causal false)."""
-        try:
-            return read_config(folder)["model"].get("causal", True) is False
-        except (CheckpointError, KeyError, TypeError, AttributeError):
-            return False
+        return self.model_field(folder, "causal", True) is False
 
     def label(self, folder: Path) -> str:
         """'sort-of-clevr/default: 98.5% overall': the measured accuracy beside each name, and "reads ahead"
