@@ -341,6 +341,14 @@ class Handlers:
             return self.recording_caption(known)
         return "A recording whose words are not known here: the model answers it; the truth and the word marks need the question's text."
 
+    def spoken_measured(self, checkpoint: str | None) -> str:
+        """How sure to be of a spoken answer: the checkpoint's measured accuracy on voices it never heard."""
+        m = read_metrics(self.registry.root / checkpoint) if checkpoint else None
+        if not m or m.get("nonrelational") is None:
+            return "No measured figures for this checkpoint (`python -m mmdemo evaluate --checkpoint DIR --write`)."
+        return (f"Measured on the test split in voices it never heard: **{pct(m['nonrelational'])}** of non-relational and "
+                f"**{pct(m['relational'])}** of relational questions right; hop 1 on the named object {pct(m.get('grounding'))} of the time.")
+
     @staticmethod
     def recording_caption(said: dict, seconds: float | None = None) -> str:
         length = f", {seconds:.1f} s" if seconds else ""
@@ -709,6 +717,7 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
                                              f"**Speak this question** is off here: {html.escape(why)}", elem_id="recording-info")
                 spoken_checkpoint = gr.Dropdown(choices=spoken_choices, value=spoken_choices[0][1] if spoken_choices else None,
                                                 label="Spoken-question checkpoint (measured accuracy)", elem_id="spoken-checkpoint")
+                spoken_measured = gr.Markdown(handlers.spoken_measured(spoken_choices[0][1] if spoken_choices else None), elem_id="spoken-measured")
                 gr.Examples([[str(SPOKEN_EXAMPLES / e["file"])] for e in spoken_examples()], inputs=[audio],
                             example_labels=[e["question"] for e in spoken_examples()], label="Spoken examples (voices the model never heard in training)")
         with gr.Column(scale=1):
@@ -745,6 +754,7 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
     ask.click(handlers.ask, asked, outputs, api_name="predict").success(None, js=SHOW_ANSWER_JS)
     question.submit(handlers.ask, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS)
     speak.click(handlers.speak, [question], [audio, said, recording_info], api_name="speak")
+    spoken_checkpoint.change(handlers.spoken_measured, [spoken_checkpoint], spoken_measured, api_name=False, show_progress="hidden")
     audio.change(handlers.describe_recording, [audio, said], recording_info, api_name=False, show_progress="hidden")
     ask_audio.click(handlers.ask_audio, [image, audio, spoken_checkpoint, scene, said], outputs, api_name="predict_audio").success(None, js=SHOW_ANSWER_JS)
     step_views = [overlay_img, tokens, trace]

@@ -600,3 +600,16 @@ def test_hostile_bench_cases_pass_against_the_test_server(server: str, tmp_path:
     session = hb.Session(server, tmp_path, timeout=60)
     results = [hb.run_case(session, case, os.getpid()) for case in hb.cases(session)]
     assert all(r.ok for r in results), hb.table(results)
+
+
+def test_the_voice_panel_says_how_sure_to_be(handlers) -> None:
+    import json
+
+    assert "No measured figures" in handlers.spoken_measured("sort-of-clevr/spoken")
+    folder = handlers.registry.root / "sort-of-clevr" / "spoken"
+    (folder / "metrics.json").write_text(json.dumps({"nonrelational": 0.9512, "relational": 0.8, "grounding": 0.9}))
+    try:
+        said = handlers.spoken_measured("sort-of-clevr/spoken")
+        assert "**95.1%** of non-relational" in said and "**80.0%** of relational" in said and "90.0%" in said
+    finally:
+        (folder / "metrics.json").unlink()
