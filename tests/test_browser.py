@@ -241,7 +241,7 @@ def spoken_plot(page) -> dict:
     """The time plot as the page holds it: its time axis title, word marks and attention columns."""
     return page.evaluate("""() => { const gd = document.querySelector('#spoken-plot .js-plotly-plot');
         if (!gd || !gd.layout) return null;
-        const att = (gd.data || []).find(t => t.name === 'attention');
+        const att = (gd._fullData || []).find(t => t.name === 'attention');  // decoded arrays
         return {axis: gd.layout.xaxis3 && gd.layout.xaxis3.title.text, words: (gd.layout.annotations || []).map(a => a.text),
                 columns: att ? att.x.length : 0}; }""")
 
