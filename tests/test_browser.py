@@ -175,6 +175,8 @@ def test_new_scene_truth_photo_and_editor(url: str, browser, tmp_path: Path) -> 
         box = page.locator(f"#{name} input[type=number]")
         box.fill(str(value))
         box.press("Enter")
+        box.blur()
+        expect(page.locator(f"#{name} input[type=range]")).to_have_value(str(value), timeout=SLOW)  # the slider took it
     page.locator("#apply-edit").click()
     expect(page.locator("#edit-message")).to_contain_text("nearest free spot", timeout=SLOW)
     expect(page.locator("#scene-info")).to_contain_text("Edited scene", timeout=SLOW)
