@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mmdemo import load_predictor
 from mmdemo.checkpoint import ROOT, find_checkpoints
 
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the fingerprint JSON here")
     parser.add_argument("--compare", type=Path, help="compare with a fingerprint JSON written earlier; exit 1 on any difference")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # the thread count changes the order of float sums: one thread, the same bits every run
     now = fingerprint()
     if args.out:
         args.out.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
