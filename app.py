@@ -401,7 +401,7 @@ class Handlers:
             trace = object_trace(mass, view["tokens"], names, colours, roles, view["colour_step"], step, title)
         over = overlay(view["pixels"], hops[step, hop], view["grid"])
         if slider_label:
-            slider = gr.Slider(minimum=0, maximum=max(0, hops.shape[0] - 1), value=step, step=1, label=slider_label)
+            slider = gr.update(minimum=0, maximum=max(0, hops.shape[0] - 1), value=step, label=slider_label)
             return over, slider, strip, trace
         return over, strip, trace
 

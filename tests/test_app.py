@@ -130,10 +130,10 @@ def test_ask_returns_answer_maps_overlay_trace_and_truth(handlers) -> None:
     assert max(probs, key=probs.get) in answer_md and "out of domain" not in answer_md
     tokens = view["tokens"]
     assert np.array(fig["data"][0]["z"], dtype=float).shape == (11, 6 * len(tokens) - 1)  # both hops, every step
-    assert over.shape == (300, 300, 3) and slider.value == tokens.index("red") == view["colour_step"]
-    assert f'data-step="{slider.value}"' in strip and len(trace["data"]) == 2 * 6  # one line per object and hop
+    assert over.shape == (300, 300, 3) and slider["value"] == tokens.index("red") == view["colour_step"]
+    assert f'data-step="{slider["value"]}"' in strip and len(trace["data"]) == 2 * 6  # one line per object and hop
     assert "True answer" in truth and ("right" in truth or "wrong" in truth) and "At the colour word" in truth
-    assert all(isinstance(v, type(gr.skip())) for v in handlers.show_step(view, slider.value, 0))  # on screen already
+    assert all(isinstance(v, type(gr.skip())) for v in handlers.show_step(view, slider["value"], 0))  # on screen already
     first, last = handlers.show_step(view, 0, 0), handlers.show_step(view, len(tokens) - 1, 1)
     assert first[0].shape == last[0].shape and not np.array_equal(first[0], last[0])
     assert 'data-step="0"' in first[1] and [s["x0"] for s in last[2]["layout"]["shapes"] if s.get("name") == "step"] == [len(tokens) - 1] * 2
@@ -261,7 +261,7 @@ def test_speak_then_ask_by_voice_shows_time_words_and_truth(handlers) -> None:
     answer_md, probs, maps, over, slider, strip, trace, truth, view, hop, heard = handlers.ask_audio(image, path, "sort-of-clevr/spoken", scene, said)
     assert max(probs, key=probs.get) in answer_md and "heard" in answer_md and "steps" in answer_md
     end = colour_end([Word(*w) for w in said["words"]], "green")
-    assert view["colour_step"] == time_to_step(end, 0.04) == slider.value and "ms of speech" in slider.label
+    assert view["colour_step"] == time_to_step(end, 0.04) == slider["value"] and "ms of speech" in slider["label"]
     assert view["tokens"][0] == "0.04s" and len(view["tokens"]) == len(heard["value"]["data"][2]["x"])  # one attention column per step
     assert heard["visible"] is True and heard["value"]["layout"]["xaxis3"]["title"]["text"] == "time (s)"
     assert [a["text"] for a in heard["value"]["layout"]["annotations"]][:3] == ["What", "shape", "is"]  # the word boundaries, marked
@@ -314,7 +314,7 @@ def test_photo_match_and_search(handlers) -> None:
     head, probs, fig, over, slider, strip, reference, view = handlers.photo_match(cat, "a cat on a blanket", "photos/match")
     assert set(probs) == {"match", "mismatch"} and "P(match)" in head
     assert np.array(fig["data"][0]["z"], dtype=float).shape == (7, 8 * len(view["tokens"]) - 1)
-    assert over.shape[2] == 3 and f'data-step="{slider.value}"' in strip
+    assert over.shape[2] == 3 and f'data-step="{slider["value"]}"' in strip
     assert "Zero-shot reference" in reference and "cosine" in reference  # defect 8: how sure to be
     labels = app._photo_examples(handlers.registry.root / "ex")[1]
     assert [lab for lab in labels if "mismatch example" in lab] == ["a man with a camera + 'a red car' (a mismatch example)"]
