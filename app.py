@@ -718,8 +718,9 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
                 spoken_checkpoint = gr.Dropdown(choices=spoken_choices, value=spoken_choices[0][1] if spoken_choices else None,
                                                 label="Spoken-question checkpoint (measured accuracy)", elem_id="spoken-checkpoint")
                 spoken_measured = gr.Markdown(handlers.spoken_measured(spoken_choices[0][1] if spoken_choices else None), elem_id="spoken-measured")
-                gr.Examples([[str(SPOKEN_EXAMPLES / e["file"])] for e in spoken_examples()], inputs=[audio],
-                            example_labels=[e["question"] for e in spoken_examples()], label="Spoken examples (voices the model never heard in training)")
+                recordings = spoken_examples()
+                gr.Examples([[str(SPOKEN_EXAMPLES / e["file"])] for e in recordings], inputs=[audio],
+                            example_labels=[e["question"] for e in recordings], label="Spoken examples (voices the model never heard in training)")
         with gr.Column(scale=1):
             answer = gr.Markdown(elem_id="answer")
             overlay_img = gr.Image(show_label=False, interactive=False, format="png", height=320, elem_id="overlay", buttons=["download"])
