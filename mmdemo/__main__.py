@@ -60,7 +60,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="accuracy, grounding and per-step reading on the 200-image test split", description="Evaluate a checkpoint on the spec's seeded 200-image test split (4,000 questions): accuracy per question type, grounding, and whether the attention reads word by word (causal, no_peek, onset, relate). Spoken checkpoints hear the questions in voices held out from training.")
+    p = sub.add_parser("evaluate", help="accuracy, grounding and per-step reading on the 200-image test split", description="Evaluate a checkpoint on the spec's seeded 200-image test split (4,000 questions): accuracy per question type, grounding, and whether the attention reads word by word (causal, no_peek, spread, onset, relate). Spoken checkpoints hear the questions in voices held out from training.")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped default)")
     p.add_argument("--wording", choices=("canonical", "heldout", "train"), default="canonical", help="question wording: the spec's templates, rewordings kept out of training, or training paraphrases")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -264,19 +264,23 @@ def format_metrics(metrics: dict) -> str:
             lines.append(f"{'causal':>18}: {metrics['causal']:.4f} of {metrics['causal_pairs']} question pairs with a shared prefix")
         no_peek = "n/a" if metrics["no_peek"] is None else f"{metrics['no_peek']:+.4f}"
         lines.append(f"{'no_peek':>18}: {no_peek} (hop 1 on the named object before its colour word, minus on the others)")
+        spread = "n/a" if metrics.get("spread") is None else f"{metrics['spread']:.3f}"
+        lines.append(f"{'spread':>18}: {spread} (how evenly the hops spread before the colour word: 1 = evenly)")
         lines.append(f"{'onset':>18}: {pct(metrics['onset'])} (hop 1 on the named object at the colour word)")
         lines.append(f"{'relate':>18}: {pct(metrics['relate'])} (hop 2 on the answer object at the colour word, relational)")
-        lines.append(f"{'type':>10} {'accuracy':>9} {'no_peek':>8} {'onset':>7} {'relate':>7}")
+        lines.append(f"{'type':>10} {'accuracy':>9} {'no_peek':>8} {'spread':>7} {'onset':>7} {'relate':>7}")
         for subtype, acc in metrics["per_subtype"].items():
             r = metrics["reading_per_subtype"].get(subtype, {})
             no_peek = "n/a" if r.get("no_peek") is None else f"{r['no_peek']:+.3f}"
-            lines.append(f"{subtype:>10} {pct(acc):>9} {no_peek:>8} {pct(r.get('onset')):>7} {pct(r.get('relate')):>7}")
+            spread = "n/a" if r.get("spread") is None else f"{r['spread']:.3f}"
+            lines.append(f"{subtype:>10} {pct(acc):>9} {no_peek:>8} {spread:>7} {pct(r.get('onset')):>7} {pct(r.get('relate')):>7}")
     for template, acc in metrics.get("per_wording", {}).items():
         lines.append(f"{100 * acc:6.1f}%  {template}")
     return "\n".join(lines)
 
 
-SUMMARY_KEYS = ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "grounding_read", "causal", "no_peek", "onset", "relate")
+SUMMARY_KEYS = ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "grounding_read", "causal", "no_peek",
+                "spread", "onset", "relate")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:

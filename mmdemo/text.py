@@ -65,19 +65,23 @@ def _load_minilm(causal: bool):  # -> transformers.BertModel
     return model
 
 
-def tokenize(texts: list[str], max_tokens: int) -> tuple[list[list[int]], list[bool]]:
-    """Token ids with [CLS]/[SEP] per text (cleaned first), and whether each was truncated."""
+def tokenize(texts: list[str], max_tokens: int, cache: dict[str, list[int]] | None = None) -> tuple[list[list[int]], list[bool]]:
+    """Token ids with [CLS]/[SEP] per text (cleaned first), and whether each was truncated. cache (text -> untruncated
+    ids, filled here; the caller bounds it) spares training the tokenizer for the sentences it meets every epoch."""
     tok = load_tokenizer()
-    cleaned = [clean_text(t) for t in texts]
-    full = tok(cleaned, add_special_tokens=True, truncation=False)["input_ids"]
+    known = cache if cache is not None else {}
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    fresh = dict(zip(missing, tok([clean_text(t) for t in missing], add_special_tokens=True, truncation=False)["input_ids"])) if missing else {}
+    if cache is not None:
+        cache.update(fresh)
     ids, cut = [], []
-    for row in full:
+    for row in (fresh[t] if t in fresh else known[t] for t in texts):
         if len(row) > max_tokens:
             row = row[: max_tokens - 1] + [tok.sep_token_id]
             cut.append(True)
         else:
             cut.append(False)
-        ids.append(row)
+        ids.append(list(row))  # the caller's own list, never the cached one
     return ids, cut
 
 

@@ -68,7 +68,7 @@ def test_evaluate_json_last_line(smoke_checkpoint: Path) -> None:
     r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--json", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert set(out) == {"nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "grounding_read", "causal", "no_peek", "onset", "relate"}
+    assert set(out) == {"nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "grounding_read", "causal", "no_peek", "spread", "onset", "relate"}
     assert 0.0 <= out["causal"] <= 1.0 and 0.0 <= out["onset"] <= 1.0
     assert not (smoke_checkpoint / "metrics.json").exists() or (smoke_checkpoint / "metrics.json").stat().st_mtime < started
 
@@ -200,5 +200,5 @@ def test_presets_are_what_they_say() -> None:
     shipped = read_config(ROOT / "sort-of-clevr" / "attention-gru")
     for key, value in preset("grid").items():
         recorded = shipped["model"].get(key, shipped["train"].get(key))
-        assert recorded is None or recorded == value, key  # frames and attn_hold are newer than the grid's runs
+        assert recorded is None or recorded == value, key  # frames, attn_hold and attn_wait are newer than the grid's runs
         assert getattr(model, key, getattr(train, key, None)) == value

@@ -55,6 +55,34 @@ def test_padding_does_not_change_predictions(cell: str) -> None:
     torch.testing.assert_close(padded.step_attention[:1, :n], alone.step_attention, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_training_reads_only_the_questions_still_running_with_the_same_loss_and_gradients(batch: QuestionBatch, cell: str) -> None:
+    """In training, typed questions take the packed path (each step runs on the questions not yet ended);
+    answering takes the masked loop. Same outputs, loss and gradients either way."""
+    assert batch.token_mask.sum(1).unique().numel() > 1  # questions of different lengths
+    model = FusionRNN(tiny_config(cell=cell))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+    def run(training: bool) -> tuple:
+        model.zero_grad()
+        model.train(training)
+        for m in norms:  # the image encoder's batch norm in one mode for both paths
+            m.eval()
+        out = model(batch.images, batch.token_ids, batch.token_mask, batch.image_index, batch.targets)
+        out.loss.backward()
+        return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    packed, packed_grads = run(True)
+    masked, masked_grads = run(False)
+    torch.testing.assert_close(packed.logits, masked.logits, rtol=1e-5, atol=1e-6)
+    real = batch.token_mask[:, :, None, None]
+    torch.testing.assert_close(packed.hop_attention * real, masked.hop_attention * real, rtol=1e-5, atol=1e-6)
+    assert packed_grads.keys() == masked_grads.keys()
+    for name, grad in packed_grads.items():
+        if name != "step_score.bias":  # softmax over steps ignores it: its gradient is rounding noise
+            torch.testing.assert_close(grad, masked_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_minilm_states_are_padding_invariant() -> None:
     cfg = tiny_config()
     model = FusionRNN(cfg).eval()

@@ -105,6 +105,21 @@ def test_a_reader_scores_no_peek_zero_and_full_onset(example) -> None:
     hops[s:, 1] = answer / answer.sum()
     scores = step_scores(_answered(q, scene, hops, ids), 5)
     assert abs(scores["no_peek"]) < 0.05 and scores["onset"] == 1.0 and scores["relate"] == 1.0
+    assert scores["spread"] == pytest.approx(1.0)  # nothing named yet, nothing preferred
+
+
+def test_a_confident_look_at_an_unnamed_object_scores_low_spread_but_no_peek_zero(example) -> None:
+    """no_peek cannot see a reader that stares at some object before any is named; spread can."""
+    scene, q, ids = example
+    t, r, s = len(ids), 25, colour_step(ids)
+    hops = np.full((t, 2, r), 1.0 / r)
+    others = [o for o in scene.objects if o.colour != "green"]
+    stare = np.zeros(r)
+    stare[int(np.flatnonzero(soc.region_masks([others[0]], 5) & ~soc.region_masks([scene.find("green")], 5))[0])] = 1.0
+    hops[:s] = stare  # every hop on one region of another object
+    scores = step_scores(_answered(q, scene, hops, ids), 5)
+    assert scores["spread"] < 0.01
+    assert scores["no_peek"] < 0.0  # on another object, not on the named one: no_peek calls it no peek
 
 
 def test_a_peeker_scores_high_no_peek(example) -> None:

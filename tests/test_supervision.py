@@ -98,3 +98,32 @@ def test_held_hop1_counts_every_step_from_the_colour_word_to_the_end_only() -> N
         free[i, : int(targets.step[i]), 0] = elsewhere
         free[i, ~token_mask[i], 0] = elsewhere
     assert torch.equal(attention_loss(free, targets, token_mask), attention_loss(held, targets, token_mask))
+
+
+def test_waiting_asks_every_hop_to_spread_evenly_before_the_colour_word_only() -> None:
+    grid = 5
+    questions, _, token_ids, token_mask, targets = _training_batch(6, grid)
+    b, t, r = len(questions), token_ids.shape[1], grid * grid
+    assert (targets.step > 0).all()  # the spec's questions name their object after a few words
+    spread1 = targets.hop1.float() / targets.hop1.float().sum(-1, keepdim=True)
+    spread2 = targets.hop2.float() / targets.hop2.float().sum(-1, keepdim=True).clamp(min=1)
+    spread2[~targets.hop2.any(-1)] = 1.0 / r
+    att = torch.full((b, t, 2, r), 1.0 / r)  # uniform before the colour word: a reader that waits
+    rows = torch.arange(b)
+    for i in range(b):
+        att[i, int(targets.step[i]):, 0] = spread1[i]
+    att[rows, targets.step, 1] = spread2
+    waited = attention_loss(att, targets, token_mask, wait=True)
+    assert waited.item() < 1e-4
+    # A confident look before the object is named costs, in either hop; without wait it is free.
+    for hop in (0, 1):
+        peeked = att.clone()
+        peeked[0, 0, hop] = torch.nn.functional.one_hot(torch.tensor(3), r).float() * 0.9 + 0.1 / r
+        assert attention_loss(peeked, targets, token_mask, wait=True).item() > waited.item() + 1e-3  # one look, one question of 20
+        assert torch.equal(attention_loss(peeked, targets, token_mask), attention_loss(att, targets, token_mask))
+    # Steps from the colour word on are not asked to wait.
+    later = att.clone()
+    last = int(targets.step[0])
+    later[0, last:, 1] = torch.nn.functional.one_hot(torch.tensor(3), r).float() * 0.9 + 0.1 / r
+    later[0, last, 1] = att[0, last, 1]  # hop 2's own target at the colour word stays
+    assert torch.equal(attention_loss(later, targets, token_mask, wait=True), waited)

@@ -203,9 +203,11 @@ class FusionRNN(nn.Module):
         sims = self.bridge_similarity(frozen, memory) if frozen is not None else None  # (B, T, R)
         # bridge_attention: each word's similarity to each region, scaled, is a prior on hop 1's scores.
         prior = self.bridge_scale * sims if self.bridge_scale is not None and sims is not None else None  # (B, T, R)
-        if self.audio is not None:
-            # Spoken questions differ a lot in length: sorted longest first, each step runs only on those still
-            # being heard (typed questions keep the masked loop below, so the text checkpoints stay bit-identical).
+        if self.audio is not None or (self.training and sims is None):
+            # Questions differ in length (spoken ones a lot; typed ones by the filler frames): sorted longest first,
+            # each step runs only on those still being read. Typed questions take this path only in training (a
+            # third less work per step); answering keeps the masked loop below, so shipped text checkpoints give
+            # bit-identical answers and maps.
             order = mask.sum(1).argsort(descending=True, stable=True)  # (B,)
             mask = mask[order]
             hiddens_t, hop_attention, inputs_t = self._read_packed(tokens[order], mask, memory.select(order), h[order], None if c is None else c[order])

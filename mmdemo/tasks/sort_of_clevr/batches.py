@@ -51,9 +51,10 @@ class QuestionBatch(SceneBatch):
 
     QUESTION_FIELDS = ("token_ids", "token_mask")
 
-    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], cfg: ModelConfig) -> None:
+    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], cfg: ModelConfig,
+                 token_cache: dict[str, list[int]] | None = None) -> None:
         super().__init__(images, questions, cfg)
-        ids, _ = tokenize([q.text for q in self.questions], cfg.max_tokens)
+        ids, _ = tokenize([q.text for q in self.questions], cfg.max_tokens, token_cache)
         self.token_ids, self.token_mask = pad_token_ids(ids)  # (B, T)
 
     def colour_steps(self) -> list[int]:
@@ -97,13 +98,14 @@ class TypedQuestions:
 
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig) -> None:
         self.model_cfg, self.frames, self.count = model_cfg, cfg.frames, cfg.questions_per_image
+        self.token_cache: dict[str, list[int]] = {}  # every distinct training sentence's ids (~40k short lists)
 
     def draw(self, scenes: list[soc.Scene], rng: np.random.Generator) -> list[Drawn]:
         """Each scene's questions (drawn for the whole global batch, so every rank consumes rng alike)."""
         return [Drawn(balanced(soc.make_questions(scene, rng, "train", self.frames), self.count)) for scene in scenes]
 
     def make(self, images: np.ndarray, drawn: list[Drawn]) -> QuestionBatch:
-        return QuestionBatch(images, [d.questions for d in drawn], self.model_cfg)
+        return QuestionBatch(images, [d.questions for d in drawn], self.model_cfg, self.token_cache)
 
     def batch(self, images: np.ndarray, scenes: list[soc.Scene], rng: np.random.Generator) -> QuestionBatch:
         return self.make(images, self.draw(scenes, rng))

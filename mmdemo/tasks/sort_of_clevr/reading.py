@@ -8,6 +8,9 @@ checked (hops are (T, K, R) per question: T steps, K hops, R regions):
   (every hop, max abs difference <= CAUSAL_TOL). The share of pairs for which that holds.
 - no_peek: at the steps before the colour word, hop 1's mass on the named object minus its mean mass on
   each other object. A word-by-word reader cannot know the object yet: about 0. One that reads ahead: near 1.
+- spread: at the steps before the colour word, how evenly every hop spreads over the regions (entropy /
+  log R, mean over steps and hops): 1 = evenly, as a reader with nothing named yet should; near 0 = a
+  confident look at something the question has not named (no_peek stays about 0 for a look at a random object).
 - onset: at the colour word's step, hop 1's most-attended region holds the named object.
 - relate: relational questions, at the colour word's step: hop 2's most-attended region holds the answer
   object (closest / furthest), or hop 2 puts >= 0.5 of its mass on the same-shape objects (count).
@@ -28,7 +31,8 @@ from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.supervision import COLOUR_WORDS, colour_step, hop2_objects
 
 CAUSAL_TOL = 1e-5
-READING_KEYS = ("causal", "no_peek", "onset", "relate")
+READING_KEYS = ("causal", "no_peek", "spread", "onset", "relate")
+STEP_KEYS = READING_KEYS[1:]  # the figures of single questions (causal compares pairs)
 COUNT_MASS = 0.5  # count questions: hop 2 "relates" when this much of its mass is on the same-shape objects
 
 
@@ -46,7 +50,7 @@ class Answered(NamedTuple):
 
 
 def step_scores(a: Answered, grid: int) -> dict[str, float]:
-    """no_peek / onset / relate for one question (a key is absent where it does not apply)."""
+    """no_peek / spread / onset / relate for one question (a key is absent where it does not apply)."""
     s = colour_step(a.token_ids) if a.colour_step is None else a.colour_step
     if s < 0:
         return {}
@@ -60,6 +64,8 @@ def step_scores(a: Answered, grid: int) -> dict[str, float]:
         named_mass = before @ named_mask  # (s,)
         other_mass = (before @ others.T).mean(1)  # (s,) mean mass per other object
         out["no_peek"] = float((named_mass - other_mass).mean())
+        early = a.hops[:s].astype(np.float64)  # (s, K, R)
+        out["spread"] = float((-(early * np.log(np.clip(early, 1e-12, None))).sum(-1) / np.log(early.shape[-1])).mean())
     targets = hop2_objects(a.scene, a.question)
     if targets and a.hops.shape[1] > 1:
         hop2 = a.hops[s, 1]  # (R,)
@@ -87,7 +93,7 @@ def causal_pairs(answered: list[Answered]) -> tuple[int, int]:
 
 
 def reading_metrics(answered: list[Answered], grid: int) -> dict:
-    """The four reading figures overall and per question subtype (None where nothing applies)."""
+    """The reading figures overall and per question subtype (None where nothing applies)."""
     by_image: dict[int, list[Answered]] = defaultdict(list)
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))  # subtype -> key -> values
     for a in answered:
@@ -101,11 +107,9 @@ def reading_metrics(answered: list[Answered], grid: int) -> dict:
         return round(float(np.mean(values)), 4) if values else None
 
     out: dict = {"causal": round(same / total, 4) if total else None, "causal_pairs": total}
-    for key in ("no_peek", "onset", "relate"):
+    for key in STEP_KEYS:
         out[key] = mean([v for per in scores.values() for v in per[key]])
-    out["reading_per_subtype"] = {
-        subtype: {key: mean(per[key]) for key in ("no_peek", "onset", "relate")} for subtype, per in sorted(scores.items())
-    }
+    out["reading_per_subtype"] = {subtype: {key: mean(per[key]) for key in STEP_KEYS} for subtype, per in sorted(scores.items())}
     return out
 
 

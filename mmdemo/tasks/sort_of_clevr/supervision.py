@@ -8,9 +8,13 @@ colour word:
 - hop 1 should put its weight on the named object X (every question; with attn_hold, at every step from
   the colour word to the end of the question, so that no later step looks elsewhere with hop 1);
 - hop 2 should put it on the object the answer is about: the closest / furthest other object, or for
-  "count" every object with X's shape (X included). Non-relational questions leave hop 2 free.
+  "count" every object with X's shape (X included). Non-relational questions leave hop 2 free;
+- with attn_wait, every hop should spread evenly over the regions at the steps before the colour word:
+  nothing has been named yet, so a reader that knows only words 1..t has no object to prefer, and a
+  confident look there would show the viewer a choice the model cannot have made.
 
-The loss for one target is -log(weight mass on the target's regions); a region "holds" an object by the
+The loss for one target is -log(weight mass on the target's regions), and for waiting the KL divergence
+KL(uniform || weights), averaged over the steps before the colour word and the hops; a region "holds" an object by the
 same rule as the grounding metric (data.region_masks: its cell overlaps the object's 10 x 10 footprint). Nothing here is used
 at inference: predictions and the measured grounding come from the model alone.
 """
@@ -78,19 +82,22 @@ def attention_targets(
 
 
 def attention_loss(
-    hop_attention: torch.Tensor, targets: AttentionTargets, token_mask: torch.Tensor | None = None, eps: float = 1e-6
+    hop_attention: torch.Tensor, targets: AttentionTargets, token_mask: torch.Tensor | None = None,
+    wait: bool = False, eps: float = 1e-6,
 ) -> torch.Tensor:
     """Mean -log(target mass) over the supervised (question, hop) pairs; hop_attention (B, T, K, R).
 
     With token_mask (B, T), hop 1 is held on the named object at every real step from the colour word to
     the end of the question (its loss is the mean over those steps), not only at the colour word; hop 2
-    is supervised at the colour word either way."""
-    total, count = attention_loss_terms(hop_attention, targets, token_mask, eps)
+    is supervised at the colour word either way. With wait, each question whose colour word is not its
+    first step adds KL(uniform || weights) averaged over its earlier steps and every hop (one more pair)."""
+    total, count = attention_loss_terms(hop_attention, targets, token_mask, wait, eps)
     return total / count.clamp(min=1.0)
 
 
 def attention_loss_terms(
-    hop_attention: torch.Tensor, targets: AttentionTargets, token_mask: torch.Tensor | None = None, eps: float = 1e-6
+    hop_attention: torch.Tensor, targets: AttentionTargets, token_mask: torch.Tensor | None = None,
+    wait: bool = False, eps: float = 1e-6,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """attention_loss as (sum over the supervised pairs, their number): several processes divide their
     sums by the global number, so that the loss is the one of the whole batch."""
@@ -114,5 +121,12 @@ def attention_loss_terms(
         else:
             mass = (at_step[:, hop] * mask).sum(-1)  # (B,)
             losses.append(-(mass + eps).log() * use)
+        weights.append(use)
+    if wait:
+        before = torch.arange(t, device=dev)[None] < step[:, None]  # (B, T): steps before the colour word
+        use = (found & before.any(1)).float()  # (B,)
+        r = hop_attention.shape[-1]
+        kl = -(hop_attention + eps).log().mean(-1).mean(-1) - math.log(r)  # (B, T): KL(uniform || w), mean over hops
+        losses.append((kl * before).sum(1) / before.sum(1).clamp(min=1) * use)
         weights.append(use)
     return torch.stack(losses).sum(), torch.stack(weights).sum()
