@@ -29,13 +29,13 @@ from starlette.middleware import Middleware
 
 from mmdemo import plots
 from mmdemo.audio import decode, time_to_step
-from mmdemo.checkpoint import DEFAULT, ROOT, CheckpointError, read_metrics
+from mmdemo.checkpoint import ROOT, CheckpointError, read_metrics
 from mmdemo.inference import InputError, Prediction, Predictor, load_image, prepare_image
 from mmdemo.limits import MAX_FILE_BYTES, MAX_SEED
 from mmdemo.plots import HOP_NAMES, hop_maps, hop_name, is_uniform, object_trace, overlay, token_strip, with_note
 from mmdemo.registry import Registry
-from mmdemo.results import grid_folder, paper_table, pct, results_table
-from mmdemo.serving import Drain, GuardMiddleware, serve_until_stopped
+from mmdemo.results import compared_models, paper_table, pct, results_table
+from mmdemo.serving import Drain, GuardMiddleware, limit_malloc_arenas, serve_until_stopped
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr import speech
 from mmdemo.tasks.sort_of_clevr.reading import colour_token_step, object_mass, question_roles, top_regions
@@ -263,8 +263,12 @@ class Handlers:
             raise _error("Record or upload a spoken question first, or type one and click **Speak this question**.")
         if not checkpoint:
             raise _error("No spoken-question checkpoint was found under checkpoints/ (train one: docs/SPOKEN.md).")
-        predictor, pixels, pred = self.answered(checkpoint, image, recording)
-        sound = decode(recording, predictor.cfg.max_audio_seconds, predictor.cfg.sample_rate)  # what the model heard, for the plot
+        cfg = self.predictor(checkpoint).cfg
+        try:  # decoded once: the model hears it and the time plot shows it
+            sound = decode(recording, cfg.max_audio_seconds, cfg.sample_rate)
+        except InputError as e:
+            raise _error(str(e)) from None
+        predictor, pixels, pred = self.answered(checkpoint, image, sound)
         said = self.known_recording(recording, said)
         text, words = (said["text"], said["words"]) if said else ("", [])
         colour_step = -1
@@ -598,15 +602,15 @@ class Handlers:
     def compare(self, image: Any, question: str) -> tuple[np.ndarray, list[list[Any]], list[tuple[np.ndarray, str]]]:
         """The same input through the default and every ablation checkpoint: the image compared, a table, one map each."""
         root = self.registry.root  # the registry's copy of checkpoints/ (tests give it another root)
-        grid = [(f"{f}-{c}", grid_folder(f, c)) for f in ("sum", "concat", "attention") for c in ("rnn", "lstm", "gru")]
-        folders = [(name, root / folder.relative_to(ROOT)) for name, folder in [("default", DEFAULT), *grid]]
         rows, gallery, pixels = [], [], None
-        for name, folder in folders:
+        for name, budget, shipped in compared_models():
+            folder = root / shipped.relative_to(ROOT)
             if not (folder / "model.safetensors").is_file():
                 continue
             predictor, pixels, pred = self.answered(self.registry.name(folder), image, question)
             m = read_metrics(folder) or {}
-            rows.append([name, pred.answer, pct(pred.probs[pred.answer]), pct(m.get("nonrelational")), pct(m.get("relational")), pct(m.get("overall"))])
+            rows.append([name, budget, pred.answer, pct(pred.probs[pred.answer]), pct(m.get("nonrelational")), pct(m.get("relational")),
+                         pct(m.get("overall"))])
             hops = np.asarray(pred.hop_attention)  # (T, K, R)
             s = colour_token_step(pred.tokens)
             s = s if s >= 0 else int(np.argmax(hops[:, 0].max(1)))
@@ -667,9 +671,11 @@ An RNN reads the question token by token (the real MiniLM WordPiece tokens); at 
 brings in the image: `sum` / `concat` add or append one pooled image vector, `attention` looks at a
 5 x 5 grid of CNN regions with two hops per step: **hop 1 (find)** looks for the object the question
 names, **hop 2 (relate)** looks relative to it (the closest or furthest object, or the objects of the same
-shape). The maps, the overlay and the object trace are that attention, per step. During training on
-generated scenes, the attention was told where the named object is (an auxiliary loss); at inference it
-is on its own, and the grounding rate below is measured on held-out scenes.
+shape). The maps, the overlay and the object trace are that attention, per step. Step t knows only the
+words up to t: before the question names its object, both hops spread evenly over the image. During
+training on generated scenes, the attention was told where the named object is and to wait evenly
+until it is named (auxiliary losses); at inference it is on its own, and the grounding rate below is
+measured on held-out scenes.
 
 The Photos tab uses another model: frozen EfficientNet-Lite0 (7 x 7 regions) and frozen MiniLM, the
 same RNN with one attention hop per word, beside the pooled picture, trained to say whether a sentence
@@ -681,7 +687,8 @@ cups far better than, say, astronauts, and it can be fooled by colours on photos
 - The scene models know only Sort-of-CLEVR-NL scenes (six coloured squares/circles on white, 75 x 75 px).
   The app says when an image does not look like one and marks the answer as out of domain.
 - Questions outside the six spec types get one of the ten answers anyway; the truth checker shows
-  when it cannot parse a question.
+  when it cannot parse a question. Rewordings never seen in training mostly work, not all: "Can you tell
+  me the shape of the object nearest the red object?" is a coin toss (48.6% on the test scenes).
 - `sum` and `concat` have no attention: their maps are uniform by construction.
 """
 
@@ -808,12 +815,13 @@ def build_photos_tab(handlers: Handlers, photo_choices: list, photo_default: str
 
 def build_compare_tab(handlers: Handlers, ask: dict) -> None:
     """Compare: the Ask tab's image and question through the default and every ablation checkpoint."""
-    gr.Markdown("The Ask tab's image and question through the default and every ablation checkpoint (sum / concat / attention x rnn / lstm / gru).")
+    gr.Markdown("The Ask tab's image and question through the default, the other fusions trained with the default's full recipe, "
+                "and the ablation grid (sum / concat / attention x rnn / lstm / gru at a reduced budget); each row says its training budget.")
     compare_btn = gr.Button("Compare all models", variant="primary", elem_id="compare")
     with gr.Row():
         compared = gr.Image(label="The image compared", interactive=False, format="png", height=240, scale=1, elem_id="compare-image")
         compare_table = gr.Dataframe(
-            headers=["model", "answer", "confidence", "test non-relational", "test relational", "test overall"],
+            headers=["model", "training budget", "answer", "confidence", "test non-relational", "test relational", "test overall"],
             interactive=False, elem_id="compare-table", scale=3,
         )
     compare_gallery = gr.Gallery(label="Hop 1 at the colour word, each model", columns=5, height="auto", format="png",
@@ -872,6 +880,7 @@ def pending_events(demo: gr.Blocks) -> int:
 
 
 if __name__ == "__main__":
+    limit_malloc_arenas()  # before any worker thread: memory stays flat under a long run of requests
     demo = build_demo(Predictor.load(), warm=True)
     # Requests run in threads sharing one read-only model; 4 at once keeps 2-core latency sane.
     demo.queue(default_concurrency_limit=4, max_size=64, api_open=False)

@@ -194,9 +194,14 @@ def _from_file(source: str | Path | bytes, max_seconds: float, rate: int) -> tup
 
 
 def decode(question: Any, max_seconds: float = MAX_AUDIO_SECONDS, sample_rate: int = SAMPLE_RATE) -> Audio:
-    """A path, bytes or (sample_rate, samples) -> Audio, mono at sample_rate; raises InputError for bad input."""
+    """A path, bytes or (sample_rate, samples) -> Audio, mono at sample_rate; raises InputError for bad input.
+    An Audio decoded at this sample_rate and within max_seconds comes back as it is (decode once, use twice)."""
     import soxr
 
+    if isinstance(question, Audio):
+        if question.sample_rate == sample_rate and len(question.samples) <= max_seconds * sample_rate:
+            return question
+        question = (question.sample_rate, question.samples)
     if question is None:
         raise InputError("No recording given: record or upload a spoken question.")
     if isinstance(question, (tuple, list)) and len(question) == 2 and not isinstance(question[0], (str, bytes)):

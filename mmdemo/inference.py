@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmdemo.audio import decode, log_mel, step_times
+from mmdemo.audio import Audio, decode, log_mel, step_times
 from mmdemo.checkpoint import DEFAULT, load_checkpoint
 from mmdemo.errors import InputError
 from mmdemo.limits import MAX_TEXT_CHARS
@@ -19,7 +19,7 @@ from mmdemo.processing import MAX_PIXELS, ImageInput, images_to_tensor, load_ima
 from mmdemo.text import clean_text, id_to_token, tokenize
 
 __all__ = ["MAX_PIXELS", "ImageInput", "InputError", "Prediction", "Predictor", "load_image", "prepare_image"]
-QuestionInput = str | Path | bytes | tuple  # typed text; spoken: a sound file (path or bytes) or (sample_rate, samples)
+QuestionInput = str | Path | bytes | tuple | Audio  # typed text; spoken: a sound file (path or bytes), (sample_rate, samples) or decoded Audio
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Predictor:
         """Answer one question about one image; raises InputError for input a person can fix.
 
         Text checkpoints take the question as a string. Spoken ones (question_input audio) take a sound
-        file's path or bytes, or (sample_rate, samples) as Gradio's numpy audio gives it."""
+        file's path or bytes, (sample_rate, samples) as Gradio's numpy audio gives it, or mmdemo.audio.decode's Audio."""
         pixels = self.prepare(image)
         if self.cfg.question_input == "audio":
             return self._predict_audio(pixels, question)

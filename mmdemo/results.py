@@ -37,6 +37,17 @@ def full_folder(fusion: str, seed: int) -> Path:
     return DEFAULT if (fusion, seed) == ("attention", 0) else FULL_ROOT / f"{fusion}-s{seed}"
 
 
+GRID_BUDGET = "2 ep, static text, reads ahead"
+FULL_BUDGET = "full (16 ep, default recipe)"
+
+
+def compared_models() -> list[tuple[str, str, Path]]:
+    """(name, budget, folder) of the typed Sort-of-CLEVR models the Compare tab runs: the default, the other
+    full-budget fusions, then the grid; folders that may not be trained yet are the caller's to skip."""
+    full = [(f"{f}-gru seed {s}", FULL_BUDGET, full_folder(f, s)) for s in FULL_SEEDS for f in FUSIONS if full_folder(f, s) != DEFAULT]
+    return [("default", FULL_BUDGET, DEFAULT), *full, *[(f"{f}-{c}", GRID_BUDGET, grid_folder(f, c)) for f in FUSIONS for c in CELLS]]
+
+
 def pct(v: float | None) -> str:
     """0.9775 -> '97.8%'; None -> 'n/a'."""
     return "n/a" if v is None else f"{100 * v:.1f}%"
@@ -46,9 +57,9 @@ def results_table() -> str:
     """Markdown: the grid and the full-budget fusion models (each row says its budget) beside the paper's numbers."""
     rows = ["| model | budget | non-relational | relational | closest/furthest | count | overall | grounding | causal | train time |",
             "|---|---|---|---|---|---|---|---|---|---|"]
-    folders = [(f"{f}-{c}", "2 ep, static text, reads ahead", grid_folder(f, c)) for f in FUSIONS for c in CELLS]
-    folders += [(f"{f}-gru seed {s}", "full (16 ep, default recipe)", full_folder(f, s)) for s in FULL_SEEDS for f in FUSIONS]
-    folders += [("reads-ahead", "full, reads ahead", GRID_ROOT / "reads-ahead")]
+    folders = [*[(f"{f}-{c}", GRID_BUDGET, grid_folder(f, c)) for f in FUSIONS for c in CELLS],
+               *[(f"{f}-gru seed {s}", FULL_BUDGET, full_folder(f, s)) for s in FULL_SEEDS for f in FUSIONS],
+               ("reads-ahead", "full, reads ahead", GRID_ROOT / "reads-ahead")]
     for name, budget, folder in folders:
         path = folder / METRICS
         if not path.is_file():

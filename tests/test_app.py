@@ -14,6 +14,7 @@ from PIL import Image
 from mmdemo.checkpoint import save_checkpoint
 from mmdemo.model import FusionRNN
 from mmdemo.registry import Registry
+from mmdemo.results import FULL_BUDGET, GRID_BUDGET
 from mmdemo.tasks.sort_of_clevr import data as soc
 
 
@@ -221,7 +222,8 @@ def test_compare_runs_the_default_first_and_says_uniform(handlers) -> None:
     image, _, _ = handlers.random_scene(5)
     pixels, rows, gallery = handlers.compare(image, "Is the green object on the left?")
     assert [r[0] for r in rows] == ["default", "sum-rnn", "attention-gru"] and pixels.shape == (75, 75, 3)
-    assert all(str(v).endswith("%") or v == "n/a" for r in rows for v in r[2:])
+    assert [r[1] for r in rows] == [FULL_BUDGET, GRID_BUDGET, GRID_BUDGET]  # each row says its training budget
+    assert all(str(v).endswith("%") or v == "n/a" for r in rows for v in r[3:])
     big = np.kron(pixels, np.ones((4, 4, 1), dtype=np.uint8))
     sum_image = gallery[1][0]
     assert sum_image.shape[0] > 300 and np.array_equal(sum_image[:58, :58], big[:58, :58])  # untinted, with a note below
@@ -447,7 +449,7 @@ def test_scene_truth_and_domain_through_client(server: str, tmp_path: Path) -> N
     out = client.predict(handle_file(photo), question, "sort-of-clevr/default", api_name="/predict")
     assert "out of domain" in out[0] and "only for generated scenes" in out[7]
     compared, table, _ = client.predict(handle_file(photo), question, api_name="/compare")
-    assert Path(compared["path"]).suffix == ".png" and table["data"][0][0] == "default" and table["data"][0][2].endswith("%")
+    assert Path(compared["path"]).suffix == ".png" and table["data"][0][0] == "default" and table["data"][0][3].endswith("%")
 
 
 def test_editor_through_client(server: str) -> None:

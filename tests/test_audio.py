@@ -87,6 +87,16 @@ def test_every_form_decodes_alike(tmp_path: Path, speechlike: np.ndarray) -> Non
         assert np.corrcoef(a.samples[:n], x[:n])[0, 1] > 0.8, lossy  # (MP3 adds a little delay)
 
 
+def test_decoded_audio_is_decoded_once(predictor: Predictor, scene: np.ndarray, speechlike: np.ndarray) -> None:
+    """The app decodes a recording once, for the model and for the time plot: decode passes its Audio through."""
+    once = decode((16000, np.tile(speechlike, 12)), max_seconds=2.0)
+    assert once.cut and decode(once, max_seconds=2.0) is once
+    assert decode(once, max_seconds=1.0).samples.shape == (16000,)  # a tighter cap still cuts
+    assert len(decode(once, sample_rate=8000).samples) == len(once.samples) // 2  # another rate is resampled
+    a, b = predictor.predict(scene, decode((16000, speechlike))), predictor.predict(scene, (16000, speechlike))
+    assert a.probs == b.probs and a.hop_attention == b.hop_attention
+
+
 def test_browser_recordings_and_video_soundtracks_go_through_ffmpeg(tmp_path: Path, speechlike: np.ndarray) -> None:
     sf.write(tmp_path / "q.wav", speechlike, 16000)
     ffmpeg("-i", str(tmp_path / "q.wav"), "-c:a", "libopus", str(tmp_path / "q.webm"))

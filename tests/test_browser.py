@@ -172,11 +172,10 @@ def test_new_scene_truth_photo_and_editor(url: str, browser, tmp_path: Path) -> 
     page.get_by_text("Change the scene (counterfactuals)").click()
     gray = app.example_scene(seed).find("gray")
     for name, value in (("edit-x", gray.x), ("edit-y", gray.y)):
-        box = page.locator(f"#{name} input[type=number]")
-        box.fill(str(value))
-        box.press("Enter")
-        box.blur()
-        expect(page.locator(f"#{name} input[type=range]")).to_have_value(str(value), timeout=SLOW)  # the slider took it
+        slider = page.locator(f"#{name} input[type=range]")
+        expect(slider).to_be_visible(timeout=SLOW)  # the accordion has opened
+        slider.fill(str(value))  # sets the range and fires its input event, as a drag does
+        expect(page.locator(f"#{name} input[type=number]")).to_have_value(str(value), timeout=SLOW)  # the slider took it
     page.locator("#apply-edit").click()
     expect(page.locator("#edit-message")).to_contain_text("nearest free spot", timeout=SLOW)
     expect(page.locator("#scene-info")).to_contain_text("Edited scene", timeout=SLOW)
