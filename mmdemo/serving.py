@@ -32,7 +32,7 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
 
     glibc gives threads that contend for memory arenas of their own (up to 8 per core); the server's worker
     threads then spread short-lived buffers (images, maps, PNGs) over many arenas, and resident memory kept
-    creeping up over thousands of requests (+20 MB per 1,000 after the first 1,000; capped at 2: +2 MB,
+    creeping up over thousands of requests (+20 MB per 1,000 after the first 1,000; capped at 2: +2 to +7 MB,
     docs/APP.md). No-op (False) where MALLOC_ARENA_MAX is set already or glibc's mallopt is not there."""
     if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
         return False

@@ -205,8 +205,8 @@ class FusionRNN(nn.Module):
         prior = self.bridge_scale * sims if self.bridge_scale is not None and sims is not None else None  # (B, T, R)
         if self.audio is not None or (self.training and sims is None):
             # Questions differ in length (spoken ones a lot; typed ones by the filler frames): sorted longest first,
-            # each step runs only on those still being read. Typed questions take this path only in training (a
-            # third less work per step); answering keeps the masked loop below, so shipped text checkpoints give
+            # each step runs only on those still being read. Typed questions take this path only in training (about a
+            # third fewer rows in the step loop); answering keeps the masked loop below, so shipped text checkpoints give
             # bit-identical answers and maps.
             order = mask.sum(1).argsort(descending=True, stable=True)  # (B,)
             mask = mask[order]
