@@ -68,6 +68,7 @@ CSS = """
 #image img, #compare-image img { height: 100%; width: auto; max-width: 100%; object-fit: contain; border: 1px solid #999; box-sizing: border-box; }
 #overlay img { border: 1px solid #999; box-sizing: border-box; }
 #compare-gallery img { image-rendering: pixelated; }
+#compare-gallery .grid-wrap { max-height: none !important; height: auto !important; overflow-y: visible !important; }
 """
 # On a phone the results column sits below the inputs: after an answer, bring it (and the overlay) into view.
 SHOW_ANSWER_JS = """() => { const a = document.getElementById('answer');
