@@ -171,11 +171,16 @@ def test_new_scene_truth_photo_and_editor(url: str, browser, tmp_path: Path) -> 
     # 4: a move onto another object keeps the minimum gap and says so
     page.get_by_text("Change the scene (counterfactuals)").click()
     gray = app.example_scene(seed).find("gray")
+    expect(page.locator("#edit-y input[type=range]")).to_be_visible(timeout=SLOW)  # the accordion has opened
+    page.wait_for_timeout(500)  # let the opened accordion settle: in CI a value set right away was sometimes lost
     for name, value in (("edit-x", gray.x), ("edit-y", gray.y)):
-        slider = page.locator(f"#{name} input[type=range]")
-        expect(slider).to_be_visible(timeout=SLOW)  # the accordion has opened
-        slider.fill(str(value))  # sets the range and fires its input event, as a drag does
-        expect(page.locator(f"#{name} input[type=number]")).to_have_value(str(value), timeout=SLOW)  # the slider took it
+        box = page.locator(f"#{name} input[type=number]")
+        box.fill("")
+        box.press_sequentially(str(value))  # typed, as a person does
+        box.press("Tab")
+        expect(page.locator(f"#{name} input[type=range]")).to_have_value(str(value), timeout=SLOW)  # the slider took it
+    for name, value in (("edit-x", gray.x), ("edit-y", gray.y)):  # and both still hold it
+        expect(page.locator(f"#{name} input[type=number]")).to_have_value(str(value))
     page.locator("#apply-edit").click()
     expect(page.locator("#edit-message")).to_contain_text("nearest free spot", timeout=SLOW)
     expect(page.locator("#scene-info")).to_contain_text("Edited scene", timeout=SLOW)
