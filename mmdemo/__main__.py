@@ -116,7 +116,7 @@ def derived_defaults(args: argparse.Namespace) -> None:
     args.grid = args.grid or (7 if pretrained else 5)
     args.image_size = 224 if pretrained else 75
     spoken = SPOKEN_DEFAULTS if args.question_input == "audio" else {}
-    for name in ("attn_dim", "heard_classes", "questions_per_image", "epochs", "heard_supervision"):  # the spoken preset, or the default
+    for name in ("attn_dim", "heard_classes", "questions_per_image", "epochs", "heard_supervision", "attn_wait"):  # the spoken preset, or the default
         if getattr(args, name) is None:
             setattr(args, name, spoken.get(name, getattr(ModelConfig if name in ("attn_dim", "heard_classes") else TrainConfig, name)))
 

@@ -183,6 +183,8 @@ def test_flags_come_from_the_config_dataclasses_and_keep_their_defaults() -> Non
     assert _train_configs([]) == (ModelConfig(), TrainConfig())
     model, train = _train_configs(["--question-input", "audio"])
     assert (model.attn_dim, train.epochs, train.questions_per_image) == (SPOKEN_DEFAULTS["attn_dim"], SPOKEN_DEFAULTS["epochs"], SPOKEN_DEFAULTS["questions_per_image"])
+    assert (train.heard_supervision, train.attn_wait) == (SPOKEN_DEFAULTS["heard_supervision"], SPOKEN_DEFAULTS["attn_wait"]) == (0.5, False)
+    assert _train_configs(["--question-input", "audio", "--attn-wait"])[1].attn_wait  # a flag given wins
     model, _ = _train_configs(["--manifest", "m.jsonl", "--hops", "1"])
     assert (model.image_encoder, model.image_size, model.grid, model.label_bridge, model.attention_global, model.bridge_attention, model.num_hops) == (
         "efficientnet_lite0", 224, 7, True, True, True, 1)
