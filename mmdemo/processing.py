@@ -160,12 +160,10 @@ def prepare_image(im: Image.Image, size: int) -> np.ndarray:
 
 def pad_token_ids(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad id lists -> token_ids (B, T) and a bool mask (B, T)."""
-    longest = max(len(row) for row in ids)
-    token_ids = torch.zeros(len(ids), longest, dtype=torch.long)
-    mask = torch.zeros(len(ids), longest, dtype=torch.bool)
-    for i, row in enumerate(ids):
-        token_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = True
+    lengths = [len(row) for row in ids]
+    longest = max(lengths)
+    token_ids = torch.tensor([[*row, *[0] * (longest - n)] for row, n in zip(ids, lengths)], dtype=torch.long)
+    mask = torch.arange(longest)[None] < torch.tensor(lengths)[:, None]
     return token_ids, mask
 
 

@@ -158,6 +158,18 @@ def test_frames_wrap_training_questions_and_leave_the_unframed_stream_alone() ->
     assert not any(f.split()[0].lower().strip(",:") in heldout_starts for f in soc.FRAMES if not f.startswith("{q}"))
 
 
+def test_pick_draws_what_rng_choice_draws_and_region_masks_are_shared_read_only() -> None:
+    """The fast paths of question drawing keep every training stream (and so every shipped recipe) as it was."""
+    options = ("", "?", "??", ".", "!")
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    assert [soc.pick(a, options) for _ in range(500)] == [str(b.choice(options)) for _ in range(500)]
+    assert a.random() == b.random()  # the same numbers consumed
+    scene = soc.random_scene(np.random.default_rng(1))
+    masks = soc.region_masks(list(scene.objects[:2]), 5)
+    assert not masks.flags.writeable and masks is soc.region_masks(list(scene.objects[:2]), 5)
+    assert masks.sum() >= 2 and not soc.region_masks([], 5).any()
+
+
 def test_augmented_render_keeps_colours_at_centres() -> None:
     rng = np.random.default_rng(0)
     for i in range(20):

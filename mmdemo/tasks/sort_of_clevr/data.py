@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -92,15 +93,24 @@ def region_masks(objects: list[SceneObject], grid: int) -> np.ndarray:
     """(R,) bool, row-major: the regions of a grid x grid split of the canvas that hold any of the objects.
 
     The one region rule (attention supervision, the grounding metric, the reading figures): a region holds an
-    object when its cell overlaps the object's 10 x 10 px footprint."""
-    if not objects:
-        return np.zeros(grid * grid, dtype=bool)
-    edges = np.arange(grid + 1) * (SIZE / grid)  # cell boundaries, px
-    lo, hi = edges[:-1], edges[1:]
-    xy = np.array([(o.x, o.y) for o in objects], dtype=np.float64)  # (O, 2)
-    cols = (lo[None] < xy[:, :1] + HALF_SIDE) & (xy[:, :1] - HALF_SIDE < hi[None])  # (O, g)
-    rows = (lo[None] < xy[:, 1:] + HALF_SIDE) & (xy[:, 1:] - HALF_SIDE < hi[None])  # (O, g)
-    return (rows[:, :, None] & cols[:, None, :]).any(0).reshape(-1)  # row-major (R,)
+    object when its cell overlaps the object's 10 x 10 px footprint. Read-only (shared by a cache: training asks
+    for the same few positions about 40 times a step)."""
+    return _region_masks(tuple((o.x, o.y) for o in objects), grid)
+
+
+@lru_cache(maxsize=65536)
+def _region_masks(centres: tuple[tuple[float, float], ...], grid: int) -> np.ndarray:
+    if not centres:
+        masks = np.zeros(grid * grid, dtype=bool)
+    else:
+        edges = np.arange(grid + 1) * (SIZE / grid)  # cell boundaries, px
+        lo, hi = edges[:-1], edges[1:]
+        xy = np.array(centres, dtype=np.float64)  # (O, 2)
+        cols = (lo[None] < xy[:, :1] + HALF_SIDE) & (xy[:, :1] - HALF_SIDE < hi[None])  # (O, g)
+        rows = (lo[None] < xy[:, 1:] + HALF_SIDE) & (xy[:, 1:] - HALF_SIDE < hi[None])  # (O, g)
+        masks = (rows[:, :, None] & cols[:, None, :]).any(0).reshape(-1)  # row-major (R,)
+    masks.flags.writeable = False
+    return masks
 
 
 def scene_rng(split: str, seed: int, index: int) -> np.random.Generator:
@@ -267,6 +277,11 @@ NOUNS = ("object", "object", "thing", "shape", "one")
 COLOUR_ALIASES = {"gray": ("gray", "grey")}
 
 
+def pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
+    """One of options: the same draw as rng.choice(options) (one rng.integers), without building an array."""
+    return options[int(rng.integers(len(options)))]
+
+
 def _surface_noise(text: str, rng: np.random.Generator) -> str:
     """Case, punctuation and spacing changes that must not change the answer."""
     r = rng.random()
@@ -275,7 +290,7 @@ def _surface_noise(text: str, rng: np.random.Generator) -> str:
     elif r < 0.3:
         text = text.lower()
     if rng.random() < 0.3:
-        text = text.rstrip("?.!") + str(rng.choice(["", "?", "??", ".", "!"]))
+        text = text.rstrip("?.!") + pick(rng, ("", "?", "??", ".", "!"))
     if rng.random() < 0.2:
         text = "  ".join(text.split(" ")) + " "
     return text
@@ -293,8 +308,8 @@ def question_text(
     else:
         bank = TRAIN_WORDINGS if wording == "train" else HELDOUT_WORDINGS
         template, negate = bank[subtype][int(rng.integers(len(bank[subtype])))]
-        name = str(rng.choice(COLOUR_ALIASES.get(colour, (colour,)))) if wording == "train" else colour
-        noun = str(rng.choice(NOUNS)) if wording == "train" else "object"
+        name = pick(rng, COLOUR_ALIASES.get(colour, (colour,))) if wording == "train" else colour
+        noun = pick(rng, NOUNS) if wording == "train" else "object"
         text = template.format(c=name, o=noun)
         if wording == "train" and frame_prob > 0 and rng.random() < frame_prob:
             text = FRAMES[int(rng.integers(len(FRAMES)))].format(q=text)
