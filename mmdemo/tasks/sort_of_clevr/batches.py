@@ -72,6 +72,7 @@ class SpokenBatch(SceneBatch):
         ids = [u for us in utterances for u in us]
         self.frames, self.frame_mask = pad_frames([pool.frames(u) for u in ids])  # (B, L, M), (B, L)
         self.colour_ends = [float(pool.colour_ends[u]) for u in ids]  # seconds; -1 = not found
+        self.negates = [pool.utterances[u].negate for u in ids]  # a "right" / "bottom" wording (the heard head's side)
         self.num_steps = [math.ceil((pool.offsets[u + 1] - pool.offsets[u]) / cfg.audio_stride) for u in ids]
         self.step_seconds = cfg.step_seconds
 

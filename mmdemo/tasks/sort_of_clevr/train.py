@@ -88,19 +88,28 @@ class SceneTask:
         return out.logits, step.batch.targets
 
 
-HEARD = (*soc.COLOURS, *soc.NONREL, *soc.REL)  # what the heard head names: the colour, then the question kind
+# What the heard head names: the colour, then the question kind with its side (a "right" wording asks the
+# opposite of "left": keyword spotting must hear which one was said, or half the side questions are guessed).
+KINDS = ("shape", "left", "right", "top", "bottom", "closest", "furthest", "count")
+HEARD = (*soc.COLOURS, *KINDS)
+OPPOSITE = {"left": "right", "top": "bottom"}
+
+
+def heard_kind(subtype: str, negate: bool) -> str:
+    """The question kind the heard head names: the subtype, or its opposite side for a negated wording."""
+    return OPPOSITE[subtype] if negate and subtype in OPPOSITE else subtype
 
 
 def heard_loss(out: ModelOutput, batch: SpokenBatch) -> torch.Tensor:
     """Cross-entropy of what the state says was heard: the colour at the step that has heard the colour word,
-    the question kind at the last step (keyword spotting, to help the front-end find the words that matter)."""
+    the question kind and side at the last step (keyword spotting, to help the front-end find the words that matter)."""
     heard = out.heard  # (B, T, C)
     rows = torch.arange(heard.shape[0], device=heard.device)
     colours = len(soc.COLOURS)
     steps = torch.tensor(batch.colour_steps(), device=heard.device)  # (B,) -1 = colour word not found
     found = steps >= 0
     colour_target = torch.tensor([HEARD.index(q.colour) for q in batch.questions], device=heard.device)
-    kind_target = torch.tensor([HEARD.index(q.subtype) - colours for q in batch.questions], device=heard.device)
+    kind_target = torch.tensor([KINDS.index(heard_kind(q.subtype, n)) for q, n in zip(batch.questions, batch.negates)], device=heard.device)
     last = out.step_mask.sum(1) - 1  # (B,)
     loss = F.cross_entropy(heard[rows, last, colours:], kind_target)
     if found.any():
@@ -110,6 +119,8 @@ def heard_loss(out: ModelOutput, batch: SpokenBatch) -> torch.Tensor:
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tuple[FusionRNN, Fit]:
     """Train and save a checkpoint folder to cfg.out (rank 0); returns (model in eval mode, what the run did)."""
+    if model_cfg.heard_classes not in (0, len(HEARD)):
+        raise ValueError(f"--heard-classes must be 0 (no heard head) or {len(HEARD)} (the {len(soc.COLOURS)} colours and {len(KINDS)} question kinds it names)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = training_device(cfg)
