@@ -239,10 +239,10 @@ class Handlers:
 
     # ------------------------------------------------------------------------------------------ ask
 
-    def answered(self, checkpoint: str | None, image: Any, question: Any) -> tuple[Predictor, np.ndarray, Prediction]:
-        """The checkpoint's predictor, the exact pixels it sees (decoded once: shown and asked alike) and its answer;
-        input a person can fix is a message."""
-        predictor = self.predictor(checkpoint)
+    def answered(self, checkpoint: str | None, image: Any, question: Any, predictor: Predictor | None = None) -> tuple[Predictor, np.ndarray, Prediction]:
+        """The checkpoint's predictor (or the one given, already looked up), the exact pixels it sees (decoded once:
+        shown and asked alike) and its answer; input a person can fix is a message."""
+        predictor = predictor or self.predictor(checkpoint)
         try:
             pixels = predictor.prepare(image)
             return predictor, pixels, predictor.predict(pixels, question)
@@ -264,12 +264,12 @@ class Handlers:
             raise _error("Record or upload a spoken question first, or type one and click **Speak this question**.")
         if not checkpoint:
             raise _error("No spoken-question checkpoint was found under checkpoints/ (train one: docs/SPOKEN.md).")
-        cfg = self.predictor(checkpoint).cfg
+        predictor = self.predictor(checkpoint)
         try:  # decoded once: the model hears it and the time plot shows it
-            sound = decode(recording, cfg.max_audio_seconds, cfg.sample_rate)
+            sound = decode(recording, predictor.cfg.max_audio_seconds, predictor.cfg.sample_rate)
         except InputError as e:
             raise _error(str(e)) from None
-        predictor, pixels, pred = self.answered(checkpoint, image, sound)
+        predictor, pixels, pred = self.answered(checkpoint, image, sound, predictor)
         said = self.known_recording(recording, said)
         text, words = (said["text"], said["words"]) if said else ("", [])
         colour_step = -1

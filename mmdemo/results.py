@@ -41,11 +41,18 @@ GRID_BUDGET = "2 ep, static text, reads ahead"
 FULL_BUDGET = "full (16 ep, default recipe)"
 
 
+def trained_models() -> list[tuple[str, str, Path]]:
+    """(name, budget, folder) of the typed Sort-of-CLEVR models compared, in the one order the Compare tab and
+    the results table show: the default, the other fusions at its full budget seed by seed, then the
+    reduced-budget grid. Folders that may not be trained yet are the caller's to skip."""
+    full = [(f"{f}-gru seed {s}", FULL_BUDGET, full_folder(f, s)) for s in FULL_SEEDS for f in FUSIONS]
+    full.sort(key=lambda row: row[2] != DEFAULT)  # stable: the default first, the rest as they were
+    return [*full, *[(f"{f}-{c}", GRID_BUDGET, grid_folder(f, c)) for f in FUSIONS for c in CELLS]]
+
+
 def compared_models() -> list[tuple[str, str, Path]]:
-    """(name, budget, folder) of the typed Sort-of-CLEVR models the Compare tab runs: the default, the other
-    full-budget fusions, then the grid; folders that may not be trained yet are the caller's to skip."""
-    full = [(f"{f}-gru seed {s}", FULL_BUDGET, full_folder(f, s)) for s in FULL_SEEDS for f in FUSIONS if full_folder(f, s) != DEFAULT]
-    return [("default", FULL_BUDGET, DEFAULT), *full, *[(f"{f}-{c}", GRID_BUDGET, grid_folder(f, c)) for f in FUSIONS for c in CELLS]]
+    """What the Compare tab runs: trained_models(), with the shipped default named "default"."""
+    return [("default" if folder == DEFAULT else name, budget, folder) for name, budget, folder in trained_models()]
 
 
 def pct(v: float | None) -> str:
@@ -57,9 +64,7 @@ def results_table() -> str:
     """Markdown: the grid and the full-budget fusion models (each row says its budget) beside the paper's numbers."""
     rows = ["| model | budget | non-relational | relational | closest/furthest | count | overall | grounding | causal | train time |",
             "|---|---|---|---|---|---|---|---|---|---|"]
-    folders = [*[(f"{f}-{c}", GRID_BUDGET, grid_folder(f, c)) for f in FUSIONS for c in CELLS],
-               *[(f"{f}-gru seed {s}", FULL_BUDGET, full_folder(f, s)) for s in FULL_SEEDS for f in FUSIONS],
-               ("reads-ahead", "full, reads ahead", GRID_ROOT / "reads-ahead")]
+    folders = [*trained_models(), ("reads-ahead", "full, reads ahead", GRID_ROOT / "reads-ahead")]
     for name, budget, folder in folders:
         path = folder / METRICS
         if not path.is_file():
