@@ -823,7 +823,7 @@ def build_compare_tab(handlers: Handlers, ask: dict) -> None:
         compared = gr.Image(label="The image compared", interactive=False, format="png", height=240, scale=1, elem_id="compare-image")
         compare_table = gr.Dataframe(
             headers=["model", "training budget", "answer", "confidence", "test non-relational", "test relational", "test overall"],
-            interactive=False, elem_id="compare-table", scale=3,
+            interactive=False, wrap=True, elem_id="compare-table", scale=3,  # long budgets wrap: no sideways scroll at 1,280 px
         )
     compare_gallery = gr.Gallery(label="Hop 1 at the colour word, each model", columns=5, height="auto", format="png",
                                  object_fit="contain", elem_id="compare-gallery")
