@@ -12,9 +12,13 @@ from pathlib import Path
 
 from mmdemo.config import SPOKEN_DEFAULTS, ModelConfig, TrainConfig
 
-# Idle OpenMP threads sleep instead of spinning (set before torch loads): on a shared machine a spinning
-# 2-thread training step took 10-20 s instead of ~1 s whenever another process held one of the cores.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads wait briefly, then sleep (set before torch loads; a policy you set yourself wins). The RNN's
+# many small operations per step each wake the other thread: sleeping at once (OMP_WAIT_POLICY=PASSIVE) made a
+# 2-thread training step 1.8x slower, and libgomp's long default spin made it ~14x slower whenever another
+# process held one of the 2 cores. 10,000 spins: as fast as spinning alone, ~2x PASSIVE when a core is taken
+# (docs/RESULTS.md, "Training time").
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 
 class CliError(Exception):
