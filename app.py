@@ -689,7 +689,8 @@ cups far better than, say, astronauts, and it can be fooled by colours on photos
   The app says when an image does not look like one and marks the answer as out of domain.
 - Questions outside the six spec types get one of the ten answers anyway; the truth checker shows
   when it cannot parse a question. Rewordings never seen in training mostly work, not all: "Can you tell
-  me the shape of the object nearest the red object?" is a coin toss (48.6% on the test scenes).
+  me the shape of the object nearest the red object?" is a coin toss (48.6% on the test scenes), while
+  "... nearest **to** the red object?" gets 91.9%: in training "nearest" was always followed by "to".
 - `sum` and `concat` have no attention: their maps are uniform by construction.
 """
 
