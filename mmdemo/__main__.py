@@ -11,6 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from mmdemo.config import SPOKEN_DEFAULTS, ModelConfig, TrainConfig
+from mmdemo.malloc import keep_freed_memory
 
 # OpenMP threads wait briefly, then sleep (set before torch loads; a policy you set yourself wins). The RNN's
 # many small operations per step each wake the other thread: sleeping at once (OMP_WAIT_POLICY=PASSIVE) made a
@@ -120,7 +121,7 @@ def derived_defaults(args: argparse.Namespace) -> None:
     args.grid = args.grid or (7 if pretrained else 5)
     args.image_size = 224 if pretrained else 75
     spoken = SPOKEN_DEFAULTS if args.question_input == "audio" else {}
-    for name in ("attn_dim", "heard_classes", "questions_per_image", "epochs", "heard_supervision", "attn_wait"):  # the spoken preset, or the default
+    for name in ("attn_dim", "heard_classes", "questions_per_image", "epochs", "heard_supervision", "attn_wait", "word_drop"):  # the spoken preset, or the default
         if getattr(args, name) is None:
             setattr(args, name, spoken.get(name, getattr(ModelConfig if name in ("attn_dim", "heard_classes") else TrainConfig, name)))
 
@@ -135,7 +136,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         model_cfg = ModelConfig(image_size=args.image_size, **{name: getattr(args, name) for name in flagged(ModelConfig)})
     except ValueError as e:
         raise CliError(str(e)) from None
-    for name in ("epochs", "lr", "frames", "attn_supervision", "val_fraction"):
+    for name in ("epochs", "lr", "frames", "word_drop", "attn_supervision", "val_fraction"):
         if not math.isfinite(getattr(args, name)):
             raise CliError(f"--{name.replace('_', '-')} must be a finite number")
     for name in ("epochs", "train_images", "batch_images", "lr", "questions_per_image", "spoken_utterances"):
@@ -152,6 +153,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise CliError("--val-fraction must be between 0 and 1")
     if not 0 <= args.frames <= 1:
         raise CliError("--frames must be between 0 and 1")
+    if not 0 <= args.word_drop <= 1:
+        raise CliError("--word-drop must be between 0 and 1")
     if args.questions_per_image > 20 or args.synth_workers < 0 or not 1 <= args.eval_images <= 200:
         raise CliError("--questions-per-image must be at most 20, --synth-workers >= 0, --eval-images 1 to 200")
     if args.log_every <= 0 or args.save_every < 0:
@@ -332,6 +335,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # each training step reuses the last one's memory instead of faulting it in again
     from mmdemo.checkpoint import CheckpointError
     from mmdemo.distributed import is_main
     from mmdemo.inference import InputError

@@ -194,6 +194,8 @@ class TrainConfig:
     lr: float = flag(3e-3, "peak learning rate: linear warm-up, cosine decay (default %(default)s)")
     weight_decay: float = 0.0  # AdamW weight decay
     frames: float = flag(0.25, "share of training questions wrapped in filler such as 'Quick question: ...' (soc.FRAMES) (default %(default)s)")
+    word_drop: float = flag(0.2, "share of typed training questions that lose one small word such as 'to' or 'the' (soc.FUNCTION_WORDS; "
+                            "default 0.2; configs/spoken.json with --question-input audio: 0, the spoken pool is voiced once)", derived=True)
     heard_supervision: float = flag(0.0, "weight of the what-was-heard loss (models with heard_classes; default 0.0; "
                                     "configs/spoken.json with --question-input audio)", derived=True)
     attn_supervision: float = flag(0.3, "weight of the loss that tells attention where the named object is (attention fusion; 0 = off; default %(default)s)")

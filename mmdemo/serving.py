@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -22,24 +21,6 @@ API = "/gradio_api"
 UPLOAD = f"{API}/upload"  # multipart, streamed to disk; gradio checks each file against max_file_size
 NEW_WORK = (f"{API}/queue/join", f"{API}/call/", f"{API}/run/", f"{API}/api/", UPLOAD)  # POSTs that start something
 UNCOUNTED = (f"{API}/heartbeat/",)  # a browser tab holds one open as long as it is open: not work in flight
-
-
-M_ARENA_MAX = -8  # glibc's mallopt parameter behind MALLOC_ARENA_MAX
-
-
-def limit_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas, as MALLOC_ARENA_MAX does, before the server starts its threads.
-
-    glibc gives threads that contend for memory arenas of their own (up to 8 per core); the server's worker
-    threads then spread short-lived buffers (images, maps, PNGs) over many arenas, and resident memory kept
-    creeping up over thousands of requests (+20 MB per 1,000 after the first 1,000; capped at 2: +2 to +7 MB,
-    docs/APP.md). No-op (False) where MALLOC_ARENA_MAX is set already or glibc's mallopt is not there."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return False
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
-        return False
 
 
 class Drain:

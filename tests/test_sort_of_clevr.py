@@ -8,7 +8,9 @@ import re
 import numpy as np
 import pytest
 
+from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.batches import TypedQuestions
 
 SPEC_RGB = {
     "red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
@@ -156,6 +158,47 @@ def test_frames_wrap_training_questions_and_leave_the_unframed_stream_alone() ->
     # No frame is one of the held-out forms that the wording test asks with.
     heldout_starts = {t.split()[0].lower() for bank in soc.HELDOUT_WORDINGS.values() for t, _ in bank}
     assert not any(f.split()[0].lower().strip(",:") in heldout_starts for f in soc.FRAMES if not f.startswith("{q}"))
+
+
+def test_word_drop_removes_one_small_word_and_keeps_the_meaning() -> None:
+    text = "What is the shape of the object nearest to the red object?"
+    for seed in range(20):
+        out = soc.drop_function_word(text, np.random.default_rng(seed)).split(" ")
+        words = text.split(" ")
+        assert len(out) == len(words) - 1
+        gone = [w for i, w in enumerate(words) if words[:i] + words[i + 1 :] == out]
+        assert gone and gone[0].lower() in soc.FUNCTION_WORDS
+    assert soc.drop_function_word("red circle?", np.random.default_rng(0)) == "red circle?"  # nothing to drop
+    # Every dropped question still asks the same thing (its answer is the reference answer of its meaning)
+    # and has one small word fewer than its template ("Look at the picture." is the only frame with one).
+    def small_words(text: str) -> int:
+        return sum(w in soc.FUNCTION_WORDS for w in re.sub(r"[^a-z ]", " ", text.lower()).split())
+
+    rng, fewer = np.random.default_rng(1), []
+    for s in soc.generate("train", 30, seed=6):
+        objs = s.scene.to_dict()
+        for q in soc.make_questions(s.scene, rng, "train", frame_prob=0.25, word_drop=1.0):
+            lower = q.text.lower()
+            flipped = (" right" in lower and q.subtype == "left") or (
+                (" bottom" in lower or " lower" in lower) and q.subtype == "top"
+            )
+            truth = reference_answer(objs, q.subtype, q.colour)
+            assert q.answer == ({"yes": "no", "no": "yes"}[truth] if flipped else truth), q.text
+            framed = "look at the picture" in lower
+            fewer.append(small_words(q.template) + framed - small_words(q.text))
+    assert set(fewer) <= {0, 1} and sum(fewer) > 0.9 * len(fewer)
+    # Training draws with the run's word_drop.
+    scenes = [s.scene for s in soc.generate("train", 4, seed=6)]
+    lengths = {}
+    for share in (0.0, 1.0):
+        typed = TypedQuestions(ModelConfig(), TrainConfig(word_drop=share))
+        lengths[share] = sum(small_words(q.text) for d in typed.draw(scenes, np.random.default_rng(2)) for q in d.questions)
+    assert lengths[1.0] < lengths[0.0] - 40
+    # word_drop 0 draws nothing extra: the stream is the one every earlier model trained on.
+    scene = soc.random_scene(np.random.default_rng(3))
+    assert [q.text for q in soc.make_questions(scene, np.random.default_rng(0), "train", 0.25, 0.0)] == [
+        q.text for q in soc.make_questions(scene, np.random.default_rng(0), "train", 0.25)
+    ]
 
 
 def test_pick_draws_what_rng_choice_draws_and_region_masks_are_shared_read_only() -> None:

@@ -98,12 +98,12 @@ class TypedQuestions:
     """Fresh training paraphrases every time an image comes round: more variety than fixed questions."""
 
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig) -> None:
-        self.model_cfg, self.frames, self.count = model_cfg, cfg.frames, cfg.questions_per_image
+        self.model_cfg, self.frames, self.word_drop, self.count = model_cfg, cfg.frames, cfg.word_drop, cfg.questions_per_image
         self.token_cache: dict[str, list[int]] = {}  # every distinct training sentence's ids (~40k short lists)
 
     def draw(self, scenes: list[soc.Scene], rng: np.random.Generator) -> list[Drawn]:
         """Each scene's questions (drawn for the whole global batch, so every rank consumes rng alike)."""
-        return [Drawn(balanced(soc.make_questions(scene, rng, "train", self.frames), self.count)) for scene in scenes]
+        return [Drawn(balanced(soc.make_questions(scene, rng, "train", self.frames, self.word_drop), self.count)) for scene in scenes]
 
     def make(self, images: np.ndarray, drawn: list[Drawn]) -> QuestionBatch:
         return QuestionBatch(images, [d.questions for d in drawn], self.model_cfg, self.token_cache)

@@ -273,6 +273,10 @@ FRAMES = (
     "{q} Thanks.",
     "{q} Please.",
 )
+# Words a training question may lose (train wording with word_drop > 0): one of them is dropped from a share
+# word_drop of the questions, so the answer does not hang on a small word ("closest the", "shape the").
+# None of them names a colour, a shape, a side or a relation.
+FUNCTION_WORDS = frozenset({"the", "to", "of", "a", "from", "is"})
 NOUNS = ("object", "object", "thing", "shape", "one")
 COLOUR_ALIASES = {"gray": ("gray", "grey")}
 
@@ -296,11 +300,22 @@ def _surface_noise(text: str, rng: np.random.Generator) -> str:
     return text
 
 
+def drop_function_word(text: str, rng: np.random.Generator) -> str:
+    """text without one of its FUNCTION_WORDS (drawn uniformly; text unchanged when it has none)."""
+    words = text.split(" ")
+    found = [i for i, w in enumerate(words) if w.lower() in FUNCTION_WORDS]
+    if found:
+        del words[found[int(rng.integers(len(found)))]]
+    return " ".join(words)
+
+
 def question_text(
-    subtype: str, colour: str, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0
+    subtype: str, colour: str, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0,
+    word_drop: float = 0.0,
 ) -> tuple[str, bool, str]:
     """(text, negate, template) of one question, without a scene: make_question's wording half (the
-    spoken questions are voiced from these; the answer needs the scene)."""
+    spoken questions are voiced from these; the answer needs the scene). word_drop (train wording): the
+    share of questions that lose one function word. Draws nothing extra when frame_prob or word_drop is 0."""
     negate = False
     if wording == "canonical":
         template = CANONICAL[subtype]
@@ -313,6 +328,8 @@ def question_text(
         text = template.format(c=name, o=noun)
         if wording == "train" and frame_prob > 0 and rng.random() < frame_prob:
             text = FRAMES[int(rng.integers(len(FRAMES)))].format(q=text)
+        if wording == "train" and word_drop > 0 and rng.random() < word_drop:
+            text = drop_function_word(text, rng)
         text = text[0].upper() + text[1:]
         if wording == "train":
             text = _surface_noise(text, rng)
@@ -320,23 +337,27 @@ def question_text(
 
 
 def make_question(
-    scene: Scene, subtype: str, colour: str, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0
+    scene: Scene, subtype: str, colour: str, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0,
+    word_drop: float = 0.0,
 ) -> Question:
     """One question; wording is canonical (spec templates), train (paraphrases + noise; a share frame_prob
-    of them wrapped in one of FRAMES) or heldout."""
-    text, negate, template = question_text(subtype, colour, rng, wording, frame_prob)
+    of them wrapped in one of FRAMES, a share word_drop without one function word) or heldout."""
+    text, negate, template = question_text(subtype, colour, rng, wording, frame_prob, word_drop)
     family = "nonrelational" if subtype in NONREL else "relational"
     return Question(text, answer(scene, subtype, colour, negate), family, subtype, colour, template)
 
 
-def make_questions(scene: Scene, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0) -> list[Question]:
+def make_questions(
+    scene: Scene, rng: np.random.Generator, wording: str = "canonical", frame_prob: float = 0.0, word_drop: float = 0.0
+) -> list[Question]:
     """The spec's 20 questions: 10 non-relational then 10 relational, subtypes and colours uniform."""
     colours = list(COLOURS)
     out = []
     for family in (NONREL, REL):
         for _ in range(10):
             subtype = family[int(rng.integers(len(family)))]
-            out.append(make_question(scene, subtype, colours[int(rng.integers(len(colours)))], rng, wording, frame_prob))
+            colour = colours[int(rng.integers(len(colours)))]
+            out.append(make_question(scene, subtype, colour, rng, wording, frame_prob, word_drop))
     return out
 
 
