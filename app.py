@@ -32,10 +32,10 @@ from mmdemo.audio import decode, time_to_step
 from mmdemo.checkpoint import ROOT, CheckpointError, read_metrics
 from mmdemo.inference import InputError, Prediction, Predictor, load_image, prepare_image
 from mmdemo.limits import MAX_FILE_BYTES, MAX_SEED
+from mmdemo.malloc import limit_malloc_arenas
 from mmdemo.plots import HOP_NAMES, hop_maps, hop_name, is_uniform, object_trace, overlay, token_strip, with_note
 from mmdemo.registry import Registry
 from mmdemo.results import compared_models, paper_table, pct, results_table
-from mmdemo.malloc import limit_malloc_arenas
 from mmdemo.serving import Drain, GuardMiddleware, serve_until_stopped
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr import speech
