@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from mmdemo.model import FusionRNN
 from mmdemo.processing import images_to_tensor, pad_token_ids
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch
-from mmdemo.text import tokenize
+from mmdemo.text import load_minilm, tokenize
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +94,27 @@ def test_minilm_states_are_padding_invariant() -> None:
     model.text.clear_cache()
     alone = model.text.frozen_features(*pad_token_ids(ids[:1]))
     torch.testing.assert_close(together[:1, : len(ids[0])], alone, rtol=1e-4, atol=1e-4)
+
+
+def test_length_buckets_run_minilm_without_padding_and_match_one_padded_batch() -> None:
+    model = FusionRNN(tiny_config()).eval()
+    texts = ["Is the blue thing at the top?", "Is the red thing at the top?", "What shape is the object furthest from the yellow object?"]
+    ids, _ = tokenize(texts, 32)
+    token_ids, mask = pad_token_ids(ids)
+    padded = model.text.frozen_features(token_ids, mask)
+    model.text.clear_cache()
+    model.text.length_buckets = True
+    masks: list[torch.Tensor] = []
+    minilm = load_minilm(causal=model.cfg.causal)
+    hook = minilm.register_forward_pre_hook(lambda _m, _a, kwargs: masks.append(kwargs["attention_mask"]), with_kwargs=True)
+    try:
+        bucketed = model.text.frozen_features(token_ids, mask)
+    finally:
+        hook.remove()
+    lengths = Counter(len(i) for i in ids)  # two questions of one length, one of another
+    assert sorted(tuple(m.shape) for m in masks) == sorted((n, length) for length, n in lengths.items())  # a batch per length
+    assert all(bool(m.all()) for m in masks)  # no padding
+    torch.testing.assert_close(bucketed, padded, rtol=1e-4, atol=1e-4)
 
 
 def test_image_reuse_equals_per_question_images(batch: QuestionBatch) -> None:

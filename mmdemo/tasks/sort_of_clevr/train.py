@@ -131,7 +131,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
     source = SpokenQuestions.from_config(model_cfg, cfg, progress) if audio else TypedQuestions(model_cfg, cfg)
     model = FusionRNN(model_cfg).to(device).train()
     if model.text is not None:  # every distinct training sentence's frozen states stay cached
-        model.text.cache_size = TRAIN_TEXT_CACHE_ITEMS
+        model.text.cache_size, model.text.length_buckets = TRAIN_TEXT_CACHE_ITEMS, True
     task = SceneTask(samples, source, model_cfg, cfg, device)
     with distributed.session(device):
         result = fit(model, task, cfg, identity(model_cfg, cfg, task="sort-of-clevr"), device, progress)
