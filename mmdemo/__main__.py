@@ -121,9 +121,12 @@ def derived_defaults(args: argparse.Namespace) -> None:
     args.grid = args.grid or (7 if pretrained else 5)
     args.image_size = 224 if pretrained else 75
     spoken = SPOKEN_DEFAULTS if args.question_input == "audio" else {}
-    for name in ("attn_dim", "heard_classes", "questions_per_image", "epochs", "heard_supervision", "attn_wait", "word_drop"):  # the spoken preset, or the default
+    preset_image = args.init_image is None and "init_image" in spoken
+    for name in ("attn_dim", "heard_classes", "questions_per_image", "epochs", "heard_supervision", "attn_wait", "word_drop", "init_image"):  # the spoken preset, or the default
         if getattr(args, name) is None:
             setattr(args, name, spoken.get(name, getattr(ModelConfig if name in ("attn_dim", "heard_classes") else TrainConfig, name)))
+    if preset_image:  # the preset names a shipped checkpoint, relative to the repository: found from any working directory
+        args.init_image = str(Path(__file__).resolve().parent.parent / args.init_image)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -131,6 +134,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     spoken = args.question_input == "audio"
     if spoken and own_data:
         raise CliError("--question-input audio trains on Sort-of-CLEVR-NL; --manifest data is typed")
+    if args.init_image and own_data:
+        raise CliError("--init-image starts a Sort-of-CLEVR-NL model's image encoder; --manifest models use frozen pretrained encoders")
     derived_defaults(args)
     try:
         model_cfg = ModelConfig(image_size=args.image_size, **{name: getattr(args, name) for name in flagged(ModelConfig)})

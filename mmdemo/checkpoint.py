@@ -107,6 +107,24 @@ def load_checkpoint(folder: str | Path | None = None, device: torch.device | str
     return model.to(device).eval(), config
 
 
+IMAGE_FIELDS = ("image_encoder", "image_size", "image_channels", "grid")
+
+
+def image_encoder_source(folder: str | Path, cfg: ModelConfig) -> FusionRNN:
+    """The checkpoint in folder, loaded to start a new model's image encoder from (copy_image_encoder); its
+    config must agree with cfg on the image encoder (IMAGE_FIELDS). Checked before a run spends anything."""
+    source, _ = load_checkpoint(folder)
+    differ = [f"{f} {getattr(source.cfg, f)} != {getattr(cfg, f)}" for f in IMAGE_FIELDS if getattr(source.cfg, f) != getattr(cfg, f)]
+    if differ:
+        raise CheckpointError(f"{folder}: its image encoder differs from this model's: {'; '.join(differ)}")
+    return source
+
+
+def copy_image_encoder(model: FusionRNN, source: FusionRNN) -> None:
+    """model's image encoder := source's (weights and batch-norm statistics); nothing else in model changes."""
+    model.image.load_state_dict(source.image.state_dict(), strict=True)
+
+
 def read_metrics(folder: str | Path) -> dict[str, Any] | None:
     """metrics.json as a dict; None when it is missing, too large or not a JSON object."""
     path = Path(folder) / METRICS

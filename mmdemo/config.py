@@ -202,6 +202,8 @@ class TrainConfig:
     attn_hold: bool = flag(True, "supervise hop 1 on the named object at every step from the colour word on, not only there (default %(default)s)")
     attn_wait: bool = flag(True, "supervise every hop to spread evenly over the image before the colour word (nothing named yet; default True; "
                            "configs/spoken.json with --question-input audio: off)", derived=True)
+    init_image: str = flag("", "start the image encoder from this checkpoint's (same image encoder config), then train it on; "
+                           "'' = from scratch (default ''; configs/spoken.json with --question-input audio: the typed default's)", derived=True)
     seed: int = flag(0, "random seed: data order, initialisation and the training scenes (default %(default)s)")
     device: str = flag("auto", "auto | cpu | cuda; auto = cuda when available (default %(default)s)")
     threads: int = flag(0, "CPU threads, 0 = torch default (default %(default)s)")

@@ -190,7 +190,10 @@ def fit(model: FusionRNN, task: Task, cfg: TrainConfig, run: dict, device: torch
 
 def train_record(cfg: TrainConfig) -> dict[str, Any]:
     """The training settings as config.json keeps them: no folder of the machine that trained."""
-    return {k: v for k, v in asdict(cfg).items() if k not in MACHINE_FIELDS}
+    record = {k: v for k, v in asdict(cfg).items() if k not in MACHINE_FIELDS}
+    if record.get("init_image"):  # where the image encoder started: kept, as data_path names it
+        record["init_image"] = data_path(record["init_image"])
+    return record
 
 
 def data_path(path: str | Path) -> str:

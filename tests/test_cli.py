@@ -149,6 +149,9 @@ def _hostile_cli_inputs(tmp: Path, png: Path) -> dict[str, tuple[list[str], str]
         "train --hidden-dim 0": (["train", *tiny, "--hidden-dim", "0"], "hidden_dim must be from 1"),
         "train --epochs nan": (["train", *tiny, "--epochs", "nan"], "--epochs must be a finite number"),
         "train --out names a file": (["train", *tiny[:-1], str(tmp / "a-file")], "is a file"),
+        "train --init-image missing": (["train", *tiny, "--init-image", str(tmp / "nope")], "checkpoint folder not found"),
+        "train --init-image with --manifest": (["train", *tiny, "--init-image", str(tmp / "nope"), "--manifest", str(tmp / "m.csv")],
+                                               "--init-image starts a Sort-of-CLEVR-NL"),
     }
 
 
@@ -186,6 +189,8 @@ def test_flags_come_from_the_config_dataclasses_and_keep_their_defaults() -> Non
     assert (model.attn_dim, train.epochs, train.questions_per_image) == (SPOKEN_DEFAULTS["attn_dim"], SPOKEN_DEFAULTS["epochs"], SPOKEN_DEFAULTS["questions_per_image"])
     assert (train.heard_supervision, train.attn_wait) == (SPOKEN_DEFAULTS["heard_supervision"], SPOKEN_DEFAULTS["attn_wait"]) == (0.5, False)
     assert _train_configs(["--question-input", "audio", "--attn-wait"])[1].attn_wait  # a flag given wins
+    assert train.init_image.endswith("checkpoints/sort-of-clevr/default") and Path(train.init_image).is_dir()  # from any directory
+    assert _train_configs(["--question-input", "audio", "--init-image", ""])[1].init_image == ""  # from scratch, asked for
     model, _ = _train_configs(["--manifest", "m.jsonl", "--hops", "1"])
     assert (model.image_encoder, model.image_size, model.grid, model.label_bridge, model.attention_global, model.bridge_attention, model.num_hops) == (
         "efficientnet_lite0", 224, 7, True, True, True, 1)

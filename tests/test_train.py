@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import torch
+
 from conftest import tiny_config
 
-from mmdemo.checkpoint import ROOT, find_checkpoints, load_checkpoint
+from mmdemo.checkpoint import ROOT, CheckpointError, find_checkpoints, load_checkpoint, save_checkpoint
 from mmdemo.config import TrainConfig
+from mmdemo.model import FusionRNN
+from mmdemo.tasks.sort_of_clevr import train as soc_train
 from mmdemo.tasks.sort_of_clevr.train import train
 from mmdemo.train import lr_at, smallest_step
 
@@ -36,3 +41,34 @@ def test_shipped_configs_name_no_machine_path() -> None:
     for folder in find_checkpoints(ROOT):
         text = (folder / "config.json").read_text()
         assert '"out"' not in text and '"/' not in text, folder.name
+
+
+def test_init_image_starts_the_image_encoder_from_a_checkpoint_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source_cfg = TrainConfig(out=str(tmp_path / "source"), train_images=8, batch_images=4, max_steps=1, device="cpu", evaluate=False)
+    source, _ = train(tiny_config(text_encoder="learned"), source_cfg, progress=False)
+    cfg = TrainConfig(out=str(tmp_path / "run"), train_images=8, batch_images=4, max_steps=1, device="cpu", evaluate=False,
+                      init_image=str(tmp_path / "source"))
+    captured = {}
+    real = soc_train.copy_image_encoder
+
+    def spy(model, image_source):  # the new model right after the copy, before any training step
+        real(model, image_source)
+        captured["image"] = {k: v.clone() for k, v in model.image.state_dict().items()}
+        captured["head"] = model.head[0].weight.clone()
+
+    monkeypatch.setattr(soc_train, "copy_image_encoder", spy)
+    train(tiny_config(text_encoder="learned"), cfg, progress=False)
+    for k, v in source.image.state_dict().items():
+        assert torch.equal(captured["image"][k], v), k
+    assert not torch.equal(captured["head"], source.head[0].weight)  # the rest starts fresh
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["init_image"] == "source" and str(tmp_path) not in json.dumps(config)
+
+
+def test_init_image_with_another_image_encoder_is_refused_before_training(tmp_path: Path) -> None:
+    save_checkpoint(FusionRNN(tiny_config(text_encoder="learned", image_channels=8)), tmp_path / "other")
+    cfg = TrainConfig(out=str(tmp_path / "run"), train_images=8, batch_images=4, max_steps=1, device="cpu", evaluate=False,
+                      init_image=str(tmp_path / "other"))
+    with pytest.raises(CheckpointError, match="image_channels 8 != 12"):
+        train(tiny_config(text_encoder="learned"), cfg, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdemo import distributed
+from mmdemo.checkpoint import copy_image_encoder, image_encoder_source
 from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.model import FusionRNN, ModelOutput
 from mmdemo.resume import identity
@@ -121,6 +122,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
     """Train and save a checkpoint folder to cfg.out (rank 0); returns (model in eval mode, what the run did)."""
     if model_cfg.heard_classes not in (0, len(HEARD)):
         raise ValueError(f"--heard-classes must be 0 (no heard head) or {len(HEARD)} (the {len(soc.COLOURS)} colours and {len(KINDS)} question kinds it names)")
+    # e.g. the spoken preset: the typed default's image encoder, which already tells colours and shapes apart
+    image_source = image_encoder_source(cfg.init_image, model_cfg) if cfg.init_image else None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = training_device(cfg)
@@ -129,7 +132,11 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
     samples = soc.generate("train", cfg.train_images, seed=cfg.seed, wording="train", augment=True)
     audio = model_cfg.question_input == "audio"
     source = SpokenQuestions.from_config(model_cfg, cfg, progress) if audio else TypedQuestions(model_cfg, cfg)
-    model = FusionRNN(model_cfg).to(device).train()
+    model = FusionRNN(model_cfg)
+    if image_source is not None:
+        copy_image_encoder(model, image_source)
+        del image_source
+    model = model.to(device).train()
     if model.text is not None:  # every distinct training sentence's frozen states stay cached
         model.text.cache_size, model.text.length_buckets = TRAIN_TEXT_CACHE_ITEMS, True
     task = SceneTask(samples, source, model_cfg, cfg, device)
