@@ -116,7 +116,7 @@ def image_encoder_source(folder: str | Path, cfg: ModelConfig) -> FusionRNN:
     source, _ = load_checkpoint(folder)
     differ = [f"{f} {getattr(source.cfg, f)} != {getattr(cfg, f)}" for f in IMAGE_FIELDS if getattr(source.cfg, f) != getattr(cfg, f)]
     if differ:
-        raise CheckpointError(f"{folder}: its image encoder differs from this model's: {'; '.join(differ)}")
+        raise CheckpointError(f"{folder}: its image encoder differs from this model's: {'; '.join(differ)} (init_image '' trains it from scratch)")
     return source
 
 

@@ -124,10 +124,12 @@ def test_spoken_smoke_training_and_both_question_forms(tmp_path: Path) -> None:
     r = run_cli(
         "train", "--question-input", "audio", "--out", str(out), "--train-images", "8", "--batch-images", "4",
         "--max-steps", "2", "--questions-per-image", "4", "--spoken-utterances", "24", "--eval-images", "1",
-        "--hidden-dim", "16", "--text-dim", "16", "--image-channels", "8", "--attn-dim", "8", "--audio-channels", "8",
+        "--hidden-dim", "16", "--text-dim", "16", "--attn-dim", "8", "--audio-channels", "8",
         "--spoken-data", str(data), "--synth-workers", "1", "--device", "cpu", "--quiet",
     )
     assert r.returncode == 0, r.stderr
+    # the preset's image encoder comes from the shipped default, named as the repository names it
+    assert json.loads((out / "config.json").read_text())["train"]["init_image"] == "checkpoints/sort-of-clevr/default"
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["question_input"] == "audio" and config["train"]["questions_per_image"] == 4
     metrics = json.loads((out / "metrics.json").read_text())
