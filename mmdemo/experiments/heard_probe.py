@@ -24,7 +24,7 @@ from mmdemo.config import TrainConfig
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.batches import SpokenBatch
 from mmdemo.tasks.sort_of_clevr.evaluate import spoken_test_pool
-from mmdemo.tasks.sort_of_clevr.train import HEARD, KINDS, heard_kind
+from mmdemo.tasks.sort_of_clevr.train import HEARD, heard
 
 SPOKEN = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "sort-of-clevr" / "spoken"
 
@@ -43,20 +43,14 @@ def probe(folder: str | Path, images: int = 50, spoken_data: str = TrainConfig.s
         n += len(s.questions)
     batch = SpokenBatch(np.stack([s.image for s in samples]), [s.questions for s in samples], ids, pool, model.cfg)
     out = model(batch.images, batch.question, batch.question_mask, batch.image_index)
-    colours = len(soc.COLOURS)
-    steps = torch.tensor(batch.colour_steps())
-    found = steps >= 0
-    rows = torch.arange(len(steps))
-    last = out.step_mask.sum(1) - 1
-    colour = torch.tensor([HEARD.index(q.colour) for q in batch.questions])
-    kind = torch.tensor([KINDS.index(heard_kind(q.subtype, neg)) for q, neg in zip(batch.questions, batch.negates)])
+    h = heard(out, batch)
     answer = torch.tensor([model.cfg.labels.index(q.answer) for q in batch.questions])
-    return {
-        "questions": len(batch.questions),
-        "colour": round(float((out.heard[rows[found], steps[found], :colours].argmax(-1) == colour[found]).float().mean()), 4),
-        "kind": round(float((out.heard[rows, last, colours:].argmax(-1) == kind).float().mean()), 4),
-        "answer": round(float((out.logits.argmax(-1) == answer).float().mean()), 4),
-    }
+
+    def share(logits: torch.Tensor, target: torch.Tensor) -> float:
+        return round(float((logits.argmax(-1) == target).float().mean()), 4)
+
+    return {"questions": len(batch.questions), "colour": share(h.colour_logits, h.colour_target),
+            "kind": share(h.kind_logits, h.kind_target), "answer": share(out.logits, answer)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,20 +101,36 @@ def heard_kind(subtype: str, negate: bool) -> str:
     return OPPOSITE[subtype] if negate and subtype in OPPOSITE else subtype
 
 
+class Heard(NamedTuple):
+    """What the heard head says and what it should say: the colour at the step that has heard the colour word
+    (questions whose colour word was found), the question kind and side at the last step."""
+
+    colour_logits: torch.Tensor  # (F, colours)
+    colour_target: torch.Tensor  # (F,)
+    kind_logits: torch.Tensor  # (B, kinds)
+    kind_target: torch.Tensor  # (B,)
+
+
+def heard(out: ModelOutput, batch: SpokenBatch) -> Heard:
+    """The heard head's outputs at the steps it is asked about, with their targets (heard_loss; heard_probe)."""
+    logits = out.heard  # (B, T, C)
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    colours = len(soc.COLOURS)
+    steps = torch.tensor(batch.colour_steps(), device=logits.device)  # (B,) -1 = colour word not found
+    found = steps >= 0
+    colour_target = torch.tensor([HEARD.index(q.colour) for q in batch.questions], device=logits.device)
+    kind_target = torch.tensor([KINDS.index(heard_kind(q.subtype, n)) for q, n in zip(batch.questions, batch.negates)], device=logits.device)
+    last = out.step_mask.sum(1) - 1  # (B,)
+    return Heard(logits[rows[found], steps[found], :colours], colour_target[found], logits[rows, last, colours:], kind_target)
+
+
 def heard_loss(out: ModelOutput, batch: SpokenBatch) -> torch.Tensor:
     """Cross-entropy of what the state says was heard: the colour at the step that has heard the colour word,
     the question kind and side at the last step (keyword spotting, to help the front-end find the words that matter)."""
-    heard = out.heard  # (B, T, C)
-    rows = torch.arange(heard.shape[0], device=heard.device)
-    colours = len(soc.COLOURS)
-    steps = torch.tensor(batch.colour_steps(), device=heard.device)  # (B,) -1 = colour word not found
-    found = steps >= 0
-    colour_target = torch.tensor([HEARD.index(q.colour) for q in batch.questions], device=heard.device)
-    kind_target = torch.tensor([KINDS.index(heard_kind(q.subtype, n)) for q, n in zip(batch.questions, batch.negates)], device=heard.device)
-    last = out.step_mask.sum(1) - 1  # (B,)
-    loss = F.cross_entropy(heard[rows, last, colours:], kind_target)
-    if found.any():
-        loss = loss + F.cross_entropy(heard[rows[found], steps[found], :colours], colour_target[found])
+    h = heard(out, batch)
+    loss = F.cross_entropy(h.kind_logits, h.kind_target)
+    if len(h.colour_target):
+        loss = loss + F.cross_entropy(h.colour_logits, h.colour_target)
     return loss
 
 
