@@ -122,7 +122,7 @@ def derived_defaults(args: argparse.Namespace) -> None:
     args.image_size = 224 if pretrained else 75
     spoken = SPOKEN_DEFAULTS if args.question_input == "audio" else {}
     preset_image = args.init_image is None and "init_image" in spoken
-    for name in ("attn_dim", "heard_classes", "questions_per_image", "epochs", "heard_supervision", "attn_wait", "word_drop", "init_image"):  # the spoken preset, or the default
+    for name in ("attn_dim", "heard_classes", "questions_per_image", "epochs", "heard_supervision", "attn_wait", "attn_hold_answer", "word_drop", "init_image"):  # the spoken preset, or the default
         if getattr(args, name) is None:
             setattr(args, name, spoken.get(name, getattr(ModelConfig if name in ("attn_dim", "heard_classes") else TrainConfig, name)))
     if preset_image:  # the preset names a shipped checkpoint, relative to the repository: found from any working directory

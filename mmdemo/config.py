@@ -200,6 +200,8 @@ class TrainConfig:
                                     "configs/spoken.json with --question-input audio)", derived=True)
     attn_supervision: float = flag(0.3, "weight of the loss that tells attention where the named object is (attention fusion; 0 = off; default %(default)s)")
     attn_hold: bool = flag(True, "supervise hop 1 on the named object at every step from the colour word on, not only there (default %(default)s)")
+    attn_hold_answer: bool = flag(True, "supervise hop 2 on the answer object (closest / furthest / same shape) at every step from the colour word "
+                                  "on, as attn_hold does hop 1 (relational questions; default True; configs/spoken.json: off)", derived=True)
     attn_wait: bool = flag(True, "supervise every hop to spread evenly over the image before the colour word (nothing named yet; default True, "
                            "spoken questions too: configs/spoken.json)", derived=True)
     init_image: str = flag("", "start the image encoder from this checkpoint's (same image encoder config), then train it on; "

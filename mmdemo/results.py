@@ -64,7 +64,8 @@ def results_table() -> str:
     """Markdown: the grid and the full-budget fusion models (each row says its budget) beside the paper's numbers."""
     rows = ["| model | budget | non-relational | relational | closest/furthest | count | overall | grounding | causal | train time |",
             "|---|---|---|---|---|---|---|---|---|---|"]
-    folders = [*trained_models(), ("reads-ahead", "full, reads ahead", GRID_ROOT / "reads-ahead")]
+    folders = [*trained_models(), ("hop2-unheld (previous default)", "full, hop 2 at the colour word only", GRID_ROOT / "hop2-unheld"),
+               ("reads-ahead", "full, reads ahead", GRID_ROOT / "reads-ahead")]
     for name, budget, folder in folders:
         path = folder / METRICS
         if not path.is_file():

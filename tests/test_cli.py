@@ -188,8 +188,9 @@ def test_flags_come_from_the_config_dataclasses_and_keep_their_defaults() -> Non
     model, train = _train_configs(["--question-input", "audio"])
     assert (model.attn_dim, train.epochs, train.questions_per_image) == (SPOKEN_DEFAULTS["attn_dim"], SPOKEN_DEFAULTS["epochs"], SPOKEN_DEFAULTS["questions_per_image"])
     assert (train.heard_supervision, train.attn_wait) == (SPOKEN_DEFAULTS["heard_supervision"], SPOKEN_DEFAULTS["attn_wait"]) == (0.5, True)
+    assert not train.attn_hold_answer and _train_configs([])[1].attn_hold_answer  # the spoken model was trained before hop 2 was held
     assert not _train_configs(["--question-input", "audio", "--no-attn-wait"])[1].attn_wait  # a flag given wins
-    assert train.init_image.endswith("checkpoints/sort-of-clevr/default") and Path(train.init_image).is_dir()  # from any directory
+    assert train.init_image.endswith("checkpoints/sort-of-clevr/hop2-unheld") and Path(train.init_image).is_dir()  # from any directory
     assert _train_configs(["--question-input", "audio", "--init-image", ""])[1].init_image == ""  # from scratch, asked for
     model, _ = _train_configs(["--manifest", "m.jsonl", "--hops", "1"])
     assert (model.image_encoder, model.image_size, model.grid, model.label_bridge, model.attention_global, model.bridge_attention, model.num_hops) == (

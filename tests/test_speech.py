@@ -128,8 +128,8 @@ def test_spoken_smoke_training_and_both_question_forms(tmp_path: Path) -> None:
         "--spoken-data", str(data), "--synth-workers", "1", "--device", "cpu", "--quiet",
     )
     assert r.returncode == 0, r.stderr
-    # the preset's image encoder comes from the shipped default, named as the repository names it
-    assert json.loads((out / "config.json").read_text())["train"]["init_image"] == "checkpoints/sort-of-clevr/default"
+    # the preset's image encoder comes from the previous typed default (hop2-unheld), named as the repository names it
+    assert json.loads((out / "config.json").read_text())["train"]["init_image"] == "checkpoints/sort-of-clevr/hop2-unheld"
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["question_input"] == "audio" and config["train"]["questions_per_image"] == 4
     metrics = json.loads((out / "metrics.json").read_text())

@@ -100,6 +100,52 @@ def test_held_hop1_counts_every_step_from_the_colour_word_to_the_end_only() -> N
     assert torch.equal(attention_loss(free, targets, token_mask), attention_loss(held, targets, token_mask))
 
 
+def test_held_hop2_counts_every_step_from_the_colour_word_on_for_relational_questions_only() -> None:
+    grid = 5
+    questions, _, token_ids, token_mask, targets = _training_batch(6, grid)
+    b, t, r = len(questions), token_ids.shape[1], grid * grid
+    relational = targets.hop2.any(-1)
+    assert relational.any() and (~relational).any()  # the batch has both kinds
+    spread1 = targets.hop1.float() / targets.hop1.float().sum(-1, keepdim=True)
+    spread2 = targets.hop2.float() / targets.hop2.float().sum(-1, keepdim=True).clamp(min=1)
+    att = torch.full((b, t, 2, r), 1.0 / r)
+    for i in range(b):
+        att[i, int(targets.step[i]):, 0] = spread1[i]  # hop 1 held
+        if relational[i]:
+            att[i, int(targets.step[i]), 1] = spread2[i]  # hop 2 on target at the colour word only
+    both = (True, True)
+    assert attention_loss(att, targets, token_mask).item() < 1e-4  # hop 1 held, hop 2 at the colour word
+    assert attention_loss(att, targets, token_mask, hold=both).item() > 0.3  # hop 2 must stay there too
+    held = att.clone()
+    for i in range(b):
+        if relational[i]:
+            held[i, int(targets.step[i]):, 1] = spread2[i]
+    assert attention_loss(held, targets, token_mask, hold=both).item() < 1e-4
+    # Before the colour word, padding, and hop 2 of a non-relational question are free.
+    free = held.clone()
+    for i in range(b):
+        elsewhere = torch.zeros(r)
+        elsewhere[int((~targets.hop1[i] & ~targets.hop2[i]).nonzero()[0])] = 1.0
+        free[i, : int(targets.step[i]), 1] = elsewhere
+        free[i, ~token_mask[i], 1] = elsewhere
+        if not relational[i]:
+            free[i, :, 1] = elsewhere
+    assert torch.equal(attention_loss(free, targets, token_mask, hold=both), attention_loss(held, targets, token_mask, hold=both))
+    # Holding only hop 2: hop 1 is then asked at the colour word alone.
+    only2 = held.clone()
+    for i in range(b):
+        only2[i, int(targets.step[i]) + 1:, 0] = 1.0 / r
+    assert attention_loss(only2, targets, token_mask, hold=(False, True)).item() < 1e-4
+    assert attention_loss(only2, targets, token_mask, hold=both).item() > 0.3
+    # Held, hop 2 still answers for the colour word itself: on target everywhere but there costs more than
+    # on target only there.
+    late = held.clone()
+    for i in range(b):
+        if relational[i]:
+            late[i, int(targets.step[i]), 1] = 1.0 / r
+    assert attention_loss(late, targets, token_mask, hold=both) > attention_loss(att, targets, token_mask, hold=both)
+
+
 def test_waiting_asks_every_hop_to_spread_evenly_before_the_colour_word_only() -> None:
     grid = 5
     questions, _, token_ids, token_mask, targets = _training_batch(6, grid)

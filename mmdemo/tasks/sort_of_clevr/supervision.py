@@ -8,7 +8,8 @@ colour word:
 - hop 1 should put its weight on the named object X (every question; with attn_hold, at every step from
   the colour word to the end of the question, so that no later step looks elsewhere with hop 1);
 - hop 2 should put it on the object the answer is about: the closest / furthest other object, or for
-  "count" every object with X's shape (X included). Non-relational questions leave hop 2 free;
+  "count" every object with X's shape (X included); with attn_hold_answer, also held there at every
+  later step to the end, as hop 1 is. Non-relational questions leave hop 2 free;
 - with attn_wait, every hop should spread evenly over the regions at the steps before the colour word:
   nothing has been named yet, so a reader that knows only words 1..t has no object to prefer, and a
   confident look there would show the viewer a choice the model cannot have made.
@@ -83,21 +84,23 @@ def attention_targets(
 
 def attention_loss(
     hop_attention: torch.Tensor, targets: AttentionTargets, token_mask: torch.Tensor | None = None,
-    wait: bool = False, eps: float = 1e-6,
+    wait: bool = False, eps: float = 1e-6, hold: tuple[bool, bool] = (True, False),
 ) -> torch.Tensor:
     """Mean -log(target mass) over the supervised (question, hop) pairs; hop_attention (B, T, K, R).
 
-    With token_mask (B, T), hop 1 is held on the named object at every real step from the colour word to
-    the end of the question (its loss is the mean over those steps), not only at the colour word; hop 2
-    is supervised at the colour word either way. With wait, each question whose colour word is not its
-    first step adds KL(uniform || weights) averaged over its earlier steps and every hop (one more pair)."""
-    total, count = attention_loss_terms(hop_attention, targets, token_mask, wait, eps)
+    With token_mask (B, T), each hop k with hold[k - 1] (by default hop 1 only) is held on its target at every
+    real step from the colour word to the end of the question (its loss is the mean over those steps); a hop
+    not held is supervised at the colour word. Hop 2 keeps its colour-word term when held too (a second pair),
+    so that the held steps add to the look at the colour word rather than dilute it. With wait, each question whose
+    colour word is not its first step adds KL(uniform || weights) averaged over its earlier steps and every
+    hop (one more pair)."""
+    total, count = attention_loss_terms(hop_attention, targets, token_mask, wait, eps, hold)
     return total / count.clamp(min=1.0)
 
 
 def attention_loss_terms(
     hop_attention: torch.Tensor, targets: AttentionTargets, token_mask: torch.Tensor | None = None,
-    wait: bool = False, eps: float = 1e-6,
+    wait: bool = False, eps: float = 1e-6, hold: tuple[bool, bool] = (True, False),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """attention_loss as (sum over the supervised pairs, their number): several processes divide their
     sums by the global number, so that the loss is the one of the whole batch."""
@@ -113,15 +116,17 @@ def attention_loss_terms(
             break
         mask = mask.to(dev)
         use = (found & mask.any(-1)).float()  # (B,)
-        if hop == 0 and token_mask is not None:
+        held_here = hold[hop] and token_mask is not None
+        if held_here:
             held = token_mask.to(dev).bool() & (torch.arange(t, device=dev)[None] >= step[:, None])  # (B, T)
-            mass = (hop_attention[:, :, 0] * mask[:, None]).sum(-1)  # (B, T)
+            mass = (hop_attention[:, :, hop] * mask[:, None]).sum(-1)  # (B, T)
             nll = -(mass + eps).log() * held
             losses.append(nll.sum(1) / held.sum(1).clamp(min=1) * use)
-        else:
+            weights.append(use)
+        if not held_here or hop > 0:  # hop 2 keeps its own term at the colour word, held or not
             mass = (at_step[:, hop] * mask).sum(-1)  # (B,)
             losses.append(-(mass + eps).log() * use)
-        weights.append(use)
+            weights.append(use)
     if wait:
         before = torch.arange(t, device=dev)[None] < step[:, None]  # (B, T): steps before the colour word
         use = (found & before.any(1)).float()  # (B,)

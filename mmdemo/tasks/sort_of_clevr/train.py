@@ -77,7 +77,8 @@ class SceneTask:
         if self.supervise:
             targets = attention_targets(None, batch.questions, step.scenes, self.model_cfg.grid, steps=batch.colour_steps())
             attn_sum, attn_count = attention_loss_terms(
-                out.hop_attention, targets, out.step_mask if self.cfg.attn_hold else None, wait=self.cfg.attn_wait)
+                out.hop_attention, targets, out.step_mask, wait=self.cfg.attn_wait,
+                hold=(self.cfg.attn_hold, self.cfg.attn_hold_answer))
             # Divided by the global number of supervised pairs: the attention loss of the whole batch.
             attn = attn_sum / distributed.all_reduce_sum(attn_count).clamp(min=1.0) * distributed.world().size
             loss = loss + self.cfg.attn_supervision * attn
