@@ -68,6 +68,9 @@ def session(device: torch.device) -> Iterator[torch.device]:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
     try:
         yield device
+        # Every rank done with every collective before any tears its group down: a rank that destroyed its
+        # gloo group while another still talked to it was seen to abort ("terminate called ...", SIGABRT).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
