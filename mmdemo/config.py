@@ -205,7 +205,7 @@ class TrainConfig:
     attn_wait: bool = flag(True, "supervise every hop to spread evenly over the image before the colour word (nothing named yet; default True, "
                            "spoken questions too: configs/spoken.json)", derived=True)
     init_image: str = flag("", "start the image encoder from this checkpoint's (same image encoder config), then train it on; "
-                           "'' = from scratch (default ''; configs/spoken.json with --question-input audio: the typed default's)", derived=True)
+                           "'' = from scratch (default ''; configs/spoken.json with --question-input audio: checkpoints/sort-of-clevr/hop2-unheld's, the previous typed default)", derived=True)
     seed: int = flag(0, "random seed: data order, initialisation and the training scenes (default %(default)s)")
     device: str = flag("auto", "auto | cpu | cuda; auto = cuda when available (default %(default)s)")
     threads: int = flag(0, "CPU threads, 0 = torch default (default %(default)s)")

@@ -209,5 +209,5 @@ def test_presets_are_what_they_say() -> None:
     shipped = read_config(ROOT / "sort-of-clevr" / "attention-gru")
     for key, value in preset("grid").items():
         recorded = shipped["model"].get(key, shipped["train"].get(key))
-        assert recorded is None or recorded == value, key  # frames, attn_hold and attn_wait are newer than the grid's runs
+        assert recorded is None or recorded == value, key  # frames, attn_hold, attn_hold_answer and attn_wait are newer than the grid's runs
         assert getattr(model, key, getattr(train, key, None)) == value
