@@ -72,3 +72,19 @@ def test_init_image_with_another_image_encoder_is_refused_before_training(tmp_pa
     with pytest.raises(CheckpointError, match="image_channels 8 != 12"):
         train(tiny_config(text_encoder="learned"), cfg, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("hold, hold_answer", [(True, False), (False, True), (True, True)])
+def test_the_hold_flags_reach_the_attention_loss_in_hop_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hold: bool, hold_answer: bool) -> None:
+    seen = []
+    real = soc_train.attention_loss_terms
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["hold"], args[2] is not None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(soc_train, "attention_loss_terms", spy)
+    cfg = TrainConfig(out=str(tmp_path / "run"), train_images=8, batch_images=4, max_steps=1, device="cpu", evaluate=False,
+                      attn_hold=hold, attn_hold_answer=hold_answer)
+    train(tiny_config(text_encoder="learned"), cfg, progress=False)
+    assert seen == [((hold, hold_answer), True)]  # hop 1 <- attn_hold, hop 2 <- attn_hold_answer; the step mask given
