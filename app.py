@@ -675,8 +675,8 @@ brings in the image: `sum` / `concat` add or append one pooled image vector, `at
 names, **hop 2 (relate)** looks relative to it (the closest or furthest object, or the objects of the same
 shape). The maps, the overlay and the object trace are that attention, per step. Step t knows only the
 words up to t: before the question names its object, both hops spread evenly over the image. During
-training on generated scenes, the attention was told where the named object is and to wait evenly
-until it is named (auxiliary losses); at inference it is on its own, and the grounding rate below is
+training on generated scenes, the attention was told where the named object and the answer object are
+and to wait evenly until the object is named (auxiliary losses); at inference it is on its own, and the grounding rate below is
 measured on held-out scenes.
 
 The Photos tab uses another model: frozen EfficientNet-Lite0 (7 x 7 regions) and frozen MiniLM, the
@@ -689,10 +689,9 @@ cups far better than, say, astronauts, and it can be fooled by colours on photos
 - The scene models know only Sort-of-CLEVR-NL scenes (six coloured squares/circles on white, 75 x 75 px).
   The app says when an image does not look like one and marks the answer as out of domain.
 - Questions outside the six spec types get one of the ten answers anyway; the truth checker shows
-  when it cannot parse a question. Rewordings never seen in training mostly work: 14 of 15 held-out
-  ones get 92% or more on the test scenes; the weakest, "Can you tell me the shape of the object nearest
-  the red object?", gets 87.6% (training sentences always had "to" after "nearest"; the default learnt
-  from questions that now and then lose such a small word, which helps but not fully). Others may do worse.
+  when it cannot parse a question. Rewordings never seen in training mostly work: each of 15 held-out
+  ones gets 90% or more on the test scenes; the weakest are "closest" questions (90.8-92%), which are as
+  hard in any wording: finding the nearest object is what the default gets wrong most. Others may do worse.
 - `sum` and `concat` have no attention: their maps are uniform by construction.
 """
 

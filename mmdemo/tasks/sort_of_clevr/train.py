@@ -139,7 +139,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> tu
     """Train and save a checkpoint folder to cfg.out (rank 0); returns (model in eval mode, what the run did)."""
     if model_cfg.heard_classes not in (0, len(HEARD)):
         raise ValueError(f"--heard-classes must be 0 (no heard head) or {len(HEARD)} (the {len(soc.COLOURS)} colours and {len(KINDS)} question kinds it names)")
-    # e.g. the spoken preset: the typed default's image encoder, which already tells colours and shapes apart
+    # e.g. the spoken preset: a typed model's image encoder (hop2-unheld's), which already tells colours and shapes apart
     image_source = image_encoder_source(cfg.init_image, model_cfg) if cfg.init_image else None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
