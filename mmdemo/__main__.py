@@ -308,9 +308,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(pred.to_dict()))
         return
-    print(f"answer: {pred.answer}")
-    if pred.notice:
-        print(f"note: {pred.notice}")
+    if not pred.in_domain:
+        print(f"out of domain: {pred.notice}")
+        print(f"what it would say anyway: {pred.answer}")
+    else:
+        print(f"answer: {pred.answer}")
+        if pred.notice:
+            print(f"note: {pred.notice}")
     top = sorted(pred.probs.items(), key=lambda kv: -kv[1])[:4]
     print("probs:  " + ", ".join(f"{k} {v:.3f}" for k, v in top))
     w = pred.grid[1]

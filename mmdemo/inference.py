@@ -4,6 +4,7 @@ Python/numpy) out."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from mmdemo.errors import InputError
 from mmdemo.limits import MAX_TEXT_CHARS
 from mmdemo.model import FusionRNN, ModelOutput, pick_device
 from mmdemo.processing import MAX_PIXELS, ImageInput, images_to_tensor, load_image, pad_token_ids, prepare_image
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.scope import Scope, detector
 from mmdemo.text import clean_text, id_to_token, tokenize
 
 __all__ = ["MAX_PIXELS", "ImageInput", "InputError", "Prediction", "Predictor", "load_image", "prepare_image"]
@@ -34,13 +37,23 @@ class Prediction:
     truncated: bool  # the question was longer than the model reads (spoken: cut to max_audio_seconds)
     step_times: list[float] | None = None  # spoken: (T,) when each step ends, seconds from the start of the recording
     audio_seconds: float | None = None  # spoken: how much of the recording the model heard
-    notice: str = ""  # something the person should know about their input (cut, clipping); safe to show
+    notice: str = ""  # something the person should know about their input (cut, clipping, out of domain); safe to show
+    in_domain: bool = True  # False: the image or the question is outside what the model was trained on (notice says which)
+    question_scope: float | None = None  # typed Sort-of-CLEVR questions: the scope detector's P(in scope); 0 if unreadable
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+IMAGE_NOTICE = ("This image does not look like a generated scene (a white canvas with up to six objects in six colours), "
+                "the only images this model was trained on, so its answer means nothing here.")
 TEXT_CACHE_ITEMS = 512  # contextual MiniLM states kept per served model (~25 KB each: a few MB at most)
+
+
+@lru_cache(maxsize=TEXT_CACHE_ITEMS)
+def question_scope(question: str) -> Scope:
+    """The scope detector's verdict on a typed question (cached: the app asks the same question of many models)."""
+    return detector().check(question)
 
 
 class Predictor:
@@ -90,7 +103,7 @@ class Predictor:
         ids, truncated = tokenize([question], self.cfg.max_tokens)
         token_ids, mask = pad_token_ids(ids)
         out = self.model(images_to_tensor(pixels[None]).to(self.device), token_ids.to(self.device), mask.to(self.device))
-        return self._prediction(out, id_to_token(ids[0]), truncated[0])
+        return self._check_domain(self._prediction(out, id_to_token(ids[0]), truncated[0]), pixels, question)
 
     def _predict_audio(self, pixels: np.ndarray, question: QuestionInput) -> Prediction:
         if isinstance(question, str) and (len(question) > 4096 or "\0" in question or (" " in question.strip() and not Path(question).is_file())):
@@ -103,6 +116,20 @@ class Predictor:
         times = step_times(int(out.step_mask[0].sum()), cfg.step_seconds)
         pred = self._prediction(out, [f"{t:.2f}s" for t in times], sound.cut)
         pred.step_times, pred.audio_seconds, pred.notice = times, round(len(sound.samples) / sound.sample_rate, 3), sound.notice
+        return self._check_domain(pred, pixels, None)
+
+    def _check_domain(self, pred: Prediction, pixels: np.ndarray, question: str | None) -> Prediction:
+        """Sets in_domain and adds the notices: a scene model given an image unlike a generated scene, and a typed
+        question outside the six kinds (the scope detector, mmdemo.tasks.sort_of_clevr.scope)."""
+        if self.cfg.task != "sort-of-clevr":
+            return pred
+        notices = [] if soc.looks_like_scene(pixels) else [IMAGE_NOTICE]
+        if question is not None:
+            scope = question_scope(question)
+            pred.question_scope = scope.score
+            notices += [scope.notice] if not scope.in_domain else []
+        pred.in_domain = not notices
+        pred.notice = " ".join([pred.notice, *notices]).strip()
         return pred
 
     def _prediction(self, out: ModelOutput, tokens: list[str], truncated: bool) -> Prediction:

@@ -16,6 +16,7 @@ from mmdemo.model import FusionRNN
 from mmdemo.registry import Registry
 from mmdemo.results import FULL_BUDGET, GRID_BUDGET
 from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr import scope
 
 
 def free_port() -> int:
@@ -128,7 +129,7 @@ def test_ask_returns_answer_maps_overlay_trace_and_truth(handlers) -> None:
     out = handlers.ask(image, "What shape is the object closest to the red object?", "sort-of-clevr/default", scene)
     answer_md, probs, fig, over, slider, strip, trace, truth, view, hop, heard = out
     assert hop == 0 and heard == {'__type__': 'update', 'visible': False}  # no time plot for a typed question
-    assert max(probs, key=probs.get) in answer_md and "out of domain" not in answer_md
+    assert max(probs, key=probs.get) in answer_md and "Out of domain" not in answer_md
     tokens = view["tokens"]
     assert np.array(fig["data"][0]["z"], dtype=float).shape == (11, 6 * len(tokens) - 1)  # both hops, every step
     assert over.shape == (300, 300, 3) and slider["value"] == tokens.index("red") == view["colour_step"]
@@ -168,7 +169,7 @@ def gallery_photo() -> np.ndarray:
 def test_a_photo_is_marked_out_of_domain(handlers) -> None:
     """Defect 3: the scene model's answer on a photo says it means nothing and points to the Photos tab."""
     answer_md, *_, truth, view, _, _ = handlers.ask(gallery_photo(), "What shape is the red object?", "sort-of-clevr/default", None)
-    assert "out of domain" in answer_md and "Photos" in answer_md and "only for generated scenes" in truth
+    assert "Out of domain" in answer_md and "Photos" in answer_md and "only for generated scenes" in truth
     assert view["trace"][1][0].startswith("region (")  # no known objects: the most-attended regions are traced
 
 
@@ -254,8 +255,8 @@ def test_spoken_columns_are_word_ends_or_evenly_spaced() -> None:
 @pytest.mark.skipif(not __import__("mmdemo.tasks.sort_of_clevr.speech", fromlist=["available"]).available()[0], reason="no speech synthesizer")
 def test_speak_then_ask_by_voice_shows_time_words_and_truth(handlers) -> None:
     from mmdemo.audio import time_to_step
-    from mmdemo.tasks.sort_of_clevr.spoken import colour_end
     from mmdemo.tasks.sort_of_clevr.speech import Word
+    from mmdemo.tasks.sort_of_clevr.spoken import colour_end
 
     image, scene, _ = handlers.random_scene(7)
     path, said, caption = handlers.speak(SPOKEN_Q)
@@ -447,7 +448,7 @@ def test_scene_truth_and_domain_through_client(server: str, tmp_path: Path) -> N
     assert f"True answer: **{soc.true_answer(app.example_scene(seed), question)}**" in out[7]
     photo = _save(tmp_path, "cat.png", Image.fromarray(gallery()[0].pixels))
     out = client.predict(handle_file(photo), question, "sort-of-clevr/default", api_name="/predict")
-    assert "out of domain" in out[0] and "only for generated scenes" in out[7]
+    assert "Out of domain" in out[0] and "only for generated scenes" in out[7]
     compared, table, _ = client.predict(handle_file(photo), question, api_name="/compare")
     assert Path(compared["path"]).suffix == ".png" and table["data"][0][0] == "default" and table["data"][0][3].endswith("%")
 
@@ -615,3 +616,15 @@ def test_the_voice_panel_says_how_sure_to_be(handlers) -> None:
         assert "**95.1%** of non-relational" in said and "**80.0%** of relational" in said and "90.0%" in said
     finally:
         (folder / "metrics.json").unlink()
+
+
+@pytest.mark.parametrize("question", ["hello", "红色物体是什么形状？", "What colour is the biggest object?"])
+def test_questions_outside_the_six_kinds_lead_with_the_notice(handlers, question: str) -> None:
+    """Issue 28: the notice comes first, the answer only greyed as what the model would say anyway, and no truth."""
+    image, scene, _ = handlers.random_scene(7)
+    answer_md, probs, *_, truth, _, _, _ = handlers.ask(image, question, "sort-of-clevr/default", scene)
+    assert answer_md.startswith("<div class='out-of-domain'") and "## " not in answer_md
+    assert f"What it would say anyway: {max(probs, key=probs.get)}" in answer_md
+    assert "No true answer" in truth and "True answer" not in truth
+    ok_md = handlers.ask(image, scope.KINDS[0][1], "sort-of-clevr/default", scene)[0]
+    assert ok_md.startswith("## ") and "out-of-domain" not in ok_md

@@ -190,7 +190,7 @@ def test_new_scene_truth_photo_and_editor(url: str, browser, tmp_path: Path) -> 
     page.locator("#image input[type=file]").set_input_files(str(photo))
     expect(page.locator("#scene-info")).to_contain_text("not a generated scene", timeout=SLOW)
     page.locator("#ask").click()
-    expect(page.locator("#answer")).to_contain_text("out of domain", timeout=SLOW)
+    expect(page.locator("#answer")).to_contain_text("Out of domain", timeout=SLOW)
     expect(page.locator("#answer")).to_contain_text("Photos tab")
     expect(page.locator("#truth")).to_contain_text("only for generated scenes")
     # 6: an edit that cannot be done is a message; the image stays, without error badges
