@@ -72,6 +72,8 @@ CSS = """
 #compare-gallery .grid-wrap { max-height: none !important; height: auto !important; overflow-y: visible !important; }
 .out-of-domain { border-left: 4px solid #c2410c; background: #fff7ed; color: #431407; padding: 8px 12px; font-size: 1.05em; }
 .anyway { color: #888; }
+.gradio-container:has(#answer .out-of-domain) #probs { opacity: 0.4; }  /* out of domain: no confident headline */
+.gradio-container:has(#answer .out-of-domain) #probs::before { content: "What it would say anyway (means nothing here)"; padding: 4px 8px; }
 """
 # On a phone the results column sits below the inputs: after an answer, bring it (and the overlay) into view.
 SHOW_ANSWER_JS = """() => { const a = document.getElementById('answer');

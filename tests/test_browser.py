@@ -230,6 +230,37 @@ def test_compare_and_photos_tabs(url: str, browser) -> None:
     page.close()
 
 
+def test_questions_outside_the_six_kinds_show_the_notice_first(url: str, browser, shots: Path) -> None:
+    """Issue 28: a Chinese question and "hello" lead with the notice; the answer is only greyed below it."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    new_scene(page, 42)
+    expect(page.locator("#kinds")).to_contain_text("What shape is the red object?")
+    for question, words in (("红色物体是什么形状？", "reads English"), ("hello", "not one of the six kinds")):
+        page.locator("#question textarea").fill(question)
+        page.locator("#ask").click()
+        notice = page.locator("#answer .out-of-domain")
+        expect(notice).to_contain_text(words, timeout=SLOW)
+        anyway = page.locator("#answer .anyway")
+        expect(anyway).to_contain_text("What it would say anyway")
+        assert notice.bounding_box()["y"] < anyway.bounding_box()["y"]  # the notice first
+        assert page.locator("#answer h2").count() == 0  # no headline answer
+        grey = anyway.evaluate("e => getComputedStyle(e).color")
+        assert grey == "rgb(136, 136, 136)", grey
+        expect(page.locator("#truth")).to_contain_text("No true answer")
+        assert float(page.locator("#probs").evaluate("e => getComputedStyle(e).opacity")) < 0.5  # the probabilities greyed too
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "app-out-of-scope.png"))
+    page.locator("#question textarea").fill(LATE)
+    page.locator("#ask").click()
+    expect(page.locator("#answer h2")).to_be_visible(timeout=SLOW)  # back in scope: a headline, nothing greyed
+    assert page.locator("#answer .out-of-domain").count() == 0
+    assert float(page.locator("#probs").evaluate("e => getComputedStyle(e).opacity")) == 1.0
+    page.close()
+
+
 def test_phone_width_shows_answer_and_overlay_first(url: str, browser, shots: Path) -> None:
     """At 390 px the answer and the overlay are on the first screen after Ask."""
     page = browser.new_page(viewport={"width": 390, "height": 844})
