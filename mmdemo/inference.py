@@ -74,7 +74,8 @@ class Predictor:
         return cls(model, config, dev, folder)
 
     def clear_caches(self) -> None:
-        """Forget cached frozen features (text states, image features): the next call pays for them."""
+        """Forget cached frozen features (text states, image features, question scopes): the next call pays for them."""
+        question_scope.cache_clear()
         if self.model.text is not None:
             self.model.text.clear_cache()
         cache = getattr(self.model.image, "cache", None)
