@@ -62,6 +62,20 @@ def test_predict_json_contract(smoke_checkpoint: Path, scene_png: Path) -> None:
     assert len(out["step_attention"]) == len(out["tokens"]) and out["answer"] in out["probs"]
 
 
+def test_predict_says_out_of_domain_first(scene_png: Path) -> None:
+    """Issue 28: the CLI carries the same verdict as the API and the app (the shipped default)."""
+    r = run_cli("predict", "--image", str(scene_png), "--text", "hello", "--json", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["in_domain"] is False and "six kinds" in out["notice"] and out["answer"] in out["probs"]
+    r = run_cli("predict", "--image", str(scene_png), "--text", "hello", "--device", "cpu")
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("out of domain: ") and lines[1].startswith("what it would say anyway: ")
+    r = run_cli("predict", "--image", str(scene_png), "--text", "What shape is the red object?", "--json", "--device", "cpu")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["in_domain"] is True and out["notice"] == "" and out["question_scope"] > 0.85
+
+
 @pytest.mark.slow
 def test_evaluate_json_last_line(smoke_checkpoint: Path) -> None:
     started = time.time()
