@@ -40,6 +40,8 @@ class Prediction:
     notice: str = ""  # something the person should know about their input (cut, clipping, out of domain); safe to show
     in_domain: bool = True  # False: the image or the question is outside what the model was trained on (notice says which)
     question_scope: float | None = None  # typed Sort-of-CLEVR questions: the scope detector's P(in scope); 0 if unreadable
+    calibrated: bool = False  # probs are the calibrated photo matcher's (mmdemo.tasks.matching.calibrate), not the model's own
+    model_probs: dict[str, float] | None = None  # calibrated: the trained model's own probabilities
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,12 +58,23 @@ def question_scope(question: str) -> Scope:
     return detector().check(question)
 
 
+def calibrated_matcher(model: FusionRNN, folder: Path):  # -> calibrate.PhotoMatcher | None
+    """The calibrated photo matcher when the shipped calibration was fitted on this checkpoint's model, else None."""
+    from mmdemo.tasks.matching.calibrate import CALIBRATION, PhotoMatcher, calibration_for
+
+    if model.cfg.task != "match" or not CALIBRATION.is_file():
+        return None
+    params = calibration_for(folder)
+    return PhotoMatcher(params, model=model) if params is not None else None
+
+
 class Predictor:
     """A loaded checkpoint, ready to answer. Thread-safe: inference only reads the weights."""
 
     def __init__(self, model: FusionRNN, config: dict[str, Any], device: torch.device, folder: Path) -> None:
         self.model, self.config, self.device, self.folder = model, config, device, folder
         self.cfg = model.cfg
+        self.matcher = calibrated_matcher(model, folder)  # the shipped photo matcher calibrates its answers
         # Training keeps every distinct question's states; a server sees endless new ones, so bound them.
         if model.text is not None:
             model.text.cache_size = min(model.text.cache_size, TEXT_CACHE_ITEMS)
@@ -103,8 +116,15 @@ class Predictor:
             raise InputError("The question is empty: type a question about the image.")
         ids, truncated = tokenize([question], self.cfg.max_tokens)
         token_ids, mask = pad_token_ids(ids)
-        out = self.model(images_to_tensor(pixels[None]).to(self.device), token_ids.to(self.device), mask.to(self.device))
-        return self._check_domain(self._prediction(out, id_to_token(ids[0]), truncated[0]), pixels, question)
+        images = images_to_tensor(pixels[None]).to(self.device)
+        out = self.model(images, token_ids.to(self.device), mask.to(self.device))
+        pred = self._prediction(out, id_to_token(ids[0]), truncated[0])
+        if self.matcher is not None:
+            p = float(self.matcher.probabilities(self.model.image.frozen_features(images).cpu(), [question], [0])[0])
+            pred.model_probs, pred.calibrated = pred.probs, True
+            pred.probs = {"match": p, "mismatch": 1.0 - p}
+            pred.answer = "match" if p >= 0.5 else "mismatch"
+        return self._check_domain(pred, pixels, question)
 
     def _predict_audio(self, pixels: np.ndarray, question: QuestionInput) -> Prediction:
         if isinstance(question, str) and (len(question) > 4096 or "\0" in question or (" " in question.strip() and not Path(question).is_file())):

@@ -26,6 +26,17 @@ PHOTOS = (
     ("page", "a page of printed text"),
 )
 
+# The Photos tab's examples: (photo, sentence, does the sentence describe the photo?). The shipped matcher must get
+# each right (tests/test_photos.py); calibration.json lists what it says of each.
+EXAMPLES = (
+    ("chelsea", "a cat", True),
+    ("astronaut", "an astronaut", True),
+    ("coffee", "a cup of coffee", True),
+    ("rocket", "a rocket", True),
+    ("stereo_motorcycle", "a motorcycle", True),
+    ("camera", "a red car", False),
+)
+
 
 @dataclass(frozen=True)
 class Photo:

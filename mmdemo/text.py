@@ -87,3 +87,22 @@ def tokenize(texts: list[str], max_tokens: int, cache: dict[str, list[int]] | No
 
 def id_to_token(ids: list[int]) -> list[str]:
     return load_tokenizer().convert_ids_to_tokens(ids)
+
+
+def sentence_vectors(texts: list[str], max_tokens: int = 32, batch: int = 128):  # -> torch.Tensor (N, 384)
+    """Unit-length mean states of the frozen (bidirectional) MiniLM: all-MiniLM-L6-v2's sentence vectors, the one
+    way the package embeds a whole sentence (the zero-shot bridge, the photo matcher, the question-scope detector)."""
+    import torch
+
+    from mmdemo.processing import pad_token_ids
+
+    out = []
+    lm = load_minilm()
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch):
+            ids, _ = tokenize(list(texts[start : start + batch]), max_tokens)
+            tokens, mask = pad_token_ids(ids)
+            states = lm(input_ids=tokens, attention_mask=mask.long()).last_hidden_state  # (B, T, 384)
+            keep = mask.unsqueeze(-1).float()
+            out.append(torch.nn.functional.normalize((states * keep).sum(1) / keep.sum(1).clamp(min=1.0), dim=-1))
+    return torch.cat(out) if out else torch.zeros((0, 384))

@@ -318,7 +318,7 @@ def test_photo_match_and_search(handlers) -> None:
     assert set(probs) == {"match", "mismatch"} and "P(match)" in head
     assert np.array(fig["data"][0]["z"], dtype=float).shape == (7, 8 * len(view["tokens"]) - 1)
     assert over.shape[2] == 3 and f'data-step="{slider["value"]}"' in strip
-    assert "Zero-shot reference" in reference and "cosine" in reference  # defect 8: how sure to be
+    assert "zero-shot reference" in reference and "cosine" in reference and "(uncalibrated)" in head  # defect 8; a test model: not calibrated
     labels = app._photo_examples(handlers.registry.root / "ex")[1]
     assert [lab for lab in labels if "mismatch example" in lab] == ["a man with a camera + 'a red car' (a mismatch example)"]
     ranked = handlers.search("a cup of coffee", "photos/match")
@@ -474,7 +474,7 @@ def test_photo_reference_through_client(server: str, tmp_path: Path) -> None:
 
     path = _save(tmp_path, "camera.png", Image.fromarray(gallery()[5].pixels))
     out = _client(server).predict(handle_file(path), "a red car", "photos/match", api_name="/photo_match")
-    assert "Zero-shot reference" in out[6] and "cosine" in out[6]
+    assert "zero-shot reference" in out[6] and "cosine" in out[6]
 
 
 @pytest.mark.slow

@@ -225,8 +225,14 @@ def test_compare_and_photos_tabs(url: str, browser) -> None:
     page.get_by_role("tab", name="Photos").click()
     page.get_by_text("(a mismatch example)").click()
     page.locator("#match").click()
-    expect(page.locator("#photo-reference")).to_contain_text("Zero-shot reference", timeout=SLOW)
-    expect(page.locator("#photo-reference")).to_contain_text("GCompris")
+    # Issue 28: the mismatch example gets a calibrated, low headline, with how sure to be and both references
+    expect(page.locator("#photo-answer h2")).to_have_text("mismatch", timeout=SLOW)
+    headline = page.locator("#photo-answer").inner_text()
+    assert "calibrated on real photos" in headline, headline
+    p_match = float(headline.split("P(match) = ")[1].split("%")[0])
+    assert p_match < 50, headline
+    expect(page.locator("#photo-reference")).to_contain_text("held out from every choice")
+    expect(page.locator("#photo-reference")).to_contain_text("zero-shot reference")
     page.close()
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from torch import nn
 from mmdemo.checkpoint import ROOT
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr import scope_data
+from mmdemo.text import sentence_vectors
 
 SCOPE_DIR = ROOT / "sort-of-clevr" / "question-scope"
 WEIGHTS, REPORT = "scope.safetensors", "scope.json"
@@ -75,25 +75,6 @@ class ScopeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
-
-
-_lock = threading.Lock()
-
-
-@torch.inference_mode()
-def sentence_vectors(texts: list[str], batch: int = 256) -> torch.Tensor:
-    """(N, 384) unit-length mean MiniLM states (bidirectional MiniLM, its own tokenizer), on the CPU."""
-    from mmdemo.text import clean_text, load_minilm, load_tokenizer
-
-    tok, minilm = load_tokenizer(), load_minilm(causal=False)
-    out = []
-    for i in range(0, len(texts), batch):
-        enc = tok([clean_text(t) for t in texts[i : i + batch]], padding=True, truncation=True, max_length=64, return_tensors="pt")
-        with _lock:
-            states = minilm(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-        keep = enc["attention_mask"].unsqueeze(-1).to(states.dtype)
-        out.append(torch.nn.functional.normalize((states * keep).sum(1) / keep.sum(1).clamp(min=1.0), dim=-1))
-    return torch.cat(out) if out else torch.zeros(0, 384)
 
 
 def readable(text: str) -> bool:
