@@ -33,9 +33,9 @@ from mmdemo.checkpoint import ROOT, CheckpointError, read_metrics
 from mmdemo.inference import IMAGE_NOTICE, InputError, Prediction, Predictor, load_image, prepare_image
 from mmdemo.limits import MAX_FILE_BYTES, MAX_SEED
 from mmdemo.malloc import limit_malloc_arenas
-from mmdemo.plots import HOP_NAMES, hop_maps, hop_name, is_uniform, object_trace, overlay, token_strip, with_note
+from mmdemo.plots import HOP_NAMES, hop_maps, hop_name, is_uniform, object_trace, overlay, token_strip
 from mmdemo.registry import Registry
-from mmdemo.results import compared_models, paper_table, pct, results_table
+from mmdemo.results import FULL_BUDGET, compared_models, paper_table, pct, results_table
 from mmdemo.serving import Drain, GuardMiddleware, serve_until_stopped
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr import scope, speech
@@ -61,9 +61,15 @@ CSS = """
 #overlay img { border: 1px solid #999; box-sizing: border-box; }
 #compare-gallery img { image-rendering: pixelated; }
 #compare-gallery .grid-wrap { max-height: none !important; height: auto !important; overflow-y: visible !important; }
+#compare-table th, #compare-table th *, #model-card th, #paper-table th { word-break: normal !important; overflow-wrap: normal !important; hyphens: manual !important; }
+#model-card table, #paper-table table { display: block; overflow-x: auto; }  /* wide tables scroll sideways, never break words */
 .out-of-domain { border-left: 4px solid #c2410c; background: #fff7ed; color: #431407; padding: 8px 12px; font-size: 1.05em; }
 .anyway { color: #888; }
 .gradio-container:has(#answer .out-of-domain) #probs { opacity: 0.4; }  /* out of domain: no confident headline */
+@media (max-width: 700px) {  /* a phone: the step maps keep readable cells and scroll sideways */
+  #heatmap, #photo-heatmap { overflow-x: auto; }
+  #heatmap .js-plotly-plot, #photo-heatmap .js-plotly-plot { min-width: 760px; }
+}
 .gradio-container:has(#answer .out-of-domain) #probs::before { content: "What it would say anyway (means nothing here)"; padding: 4px 8px; }
 """
 # On a phone the results column sits below the inputs: after an answer, bring it (and the overlay) into view.
@@ -250,7 +256,7 @@ class Handlers:
         predictor, pixels, pred = self.answered(checkpoint, image, question)
         scene = self.scene_of(pixels, predictor, state)
         view = self.scene_view(pred, pixels, predictor, scene, question)
-        title = "Where each step looked: one 5 x 5 map per token (columns) and per hop (rows)"
+        title = "Where each step looked (5 x 5 maps)"
         maps = hop_maps(view["hops"], pred.tokens, tuple(pred.grid), view["colour_step"], self.maps_title(view, title))
         return self.results(pred, predictor, pixels, scene, question, view, maps, "RNN step (token)", gr.update(visible=False))
 
@@ -278,8 +284,7 @@ class Handlers:
         view["labels"] = strip_labels(pred.step_times or [], words, predictor.cfg.step_seconds)
         shown, labels = spoken_columns(pred.step_times or [], words, predictor.cfg.step_seconds)
         maps = hop_maps(view["hops"][shown], labels, tuple(pred.grid), shown.index(colour_step) if colour_step in shown else -1,
-                        self.maps_title(view, "Where the model looked: one 5 x 5 map per hop (rows) at the end of each word heard (columns)"
-                                        if words else "Where the model looked: one 5 x 5 map per hop (rows) at evenly spaced moments (columns)"))
+                        self.maps_title(view, "Where it looked as each word ended" if words else "Where it looked, moment by moment"))
         heard = plots.spoken_figure(sound.samples, sound.sample_rate, pred.step_times, np.asarray(pred.region_attention), tuple(pred.grid),
                                     words, f"What the model heard and, below, where hop 1 looked at every {1000 * predictor.cfg.step_seconds:.0f} ms")
         step_label = f"RNN step ({1000 * predictor.cfg.step_seconds:.0f} ms of speech each)"
@@ -292,7 +297,7 @@ class Handlers:
 
     @staticmethod
     def maps_title(view: dict, title: str) -> str:
-        return "no attention: uniform maps (this model pools the image)" if view["uniform"] else title
+        return "No attention: uniform maps (pooled image)" if view["uniform"] else title
 
     def results(self, pred: Prediction, predictor: Predictor, pixels: np.ndarray, scene: soc.Scene | None, question: str, view: dict,
                 maps: dict, step_label: str, heard: Any, said: dict | None = None) -> tuple:
@@ -374,13 +379,13 @@ class Handlers:
             names = [f"{o.colour} {o.shape}{suffix.get(roles.get(o.colour, ''), '')}" for o in objects]
             colours = [plots.OBJECT_LINE[o.colour] for o in objects]
             line_roles = [roles.get(o.colour, "") for o in objects]
-            trace_title = "Attention mass on each object per step (named object thick, answer object dashed)"
+            trace_title = "What each object gets, step by step"
         else:
             regions = top_regions(hops, 4)
             mass = hops[:, :, regions]  # (T, K, n)
             names = [f"region ({r // grid[1]}, {r % grid[1]})" for r in regions]
             colours, line_roles = list(plots.REGION_LINE[: len(regions)]), [""] * len(regions)
-            trace_title = "The most-attended regions per step (no known objects: not a generated scene)"
+            trace_title = "The most-looked-at regions, step by step"
         return {
             "hops": hops, "tokens": pred.tokens, "grid": grid, "pixels": pixels, "colour_step": colour_step, "step": first,
             "step_attention": pred.step_attention, "uniform": is_uniform(hops[first, 0]) and predictor.cfg.fusion != "attention",
@@ -490,7 +495,7 @@ class Handlers:
         view = self.scene_view(pred, pixels, predictor, None, sentence)
         view["trace"] = None  # one hop per word: the maps and the overlay say it all
         over, slider, strip, _ = self.step_outputs(view, view["step"], 0, "RNN step (word)")
-        fig = hop_maps(view["hops"], pred.tokens, tuple(pred.grid), -1, f"Where each word looked: one {pred.grid[0]} x {pred.grid[1]} map per word")
+        fig = hop_maps(view["hops"], pred.tokens, tuple(pred.grid), -1, f"Where each word looked ({pred.grid[0]} x {pred.grid[1]} maps)")
         return self.photo_headline(pred), pred.probs, fig, over, slider, strip, self.photo_reference(predictor, pixels, sentence, pred), view
 
     @staticmethod
@@ -578,7 +583,7 @@ class Handlers:
         """The answer headline; out of domain (Prediction.in_domain false): the notice first and the answer greyed."""
         conf = f"{100 * pred.probs[pred.answer]:.1f}%"
         if not pred.in_domain:
-            photos = " For photos use the **Photos** tab." if IMAGE_NOTICE in pred.notice else ""
+            photos = " For photos use the <strong>Photos</strong> tab." if IMAGE_NOTICE in pred.notice else ""
             return (f"<div class='out-of-domain' id='out-of-domain'><strong>Out of domain:</strong> {html.escape(pred.notice)}{photos}</div>\n\n"
                     f"<span class='anyway'>What it would say anyway: {html.escape(pred.answer)} ({conf}), which means nothing here.</span>")
         cut = " (the question was cut to the first tokens the model reads)" if pred.truncated else ""
@@ -587,7 +592,11 @@ class Handlers:
         if pred.step_times:
             cut = f"; heard {pred.audio_seconds:.2f} s in {len(pred.step_times)} steps"
         note += f"\n\n**Note:** {html.escape(pred.notice)}" if pred.notice else ""
-        return f"## {html.escape(pred.answer)}\nconfidence {conf}{cut}.{note}"
+        kinds = ""
+        if predictor.cfg.task == "sort-of-clevr":
+            kinds = "\n\nBy kind of answer: " + " · ".join(
+                f"{kind} {100 * sum(pred.probs.get(a, 0.0) for a in answers):.1f}%" for kind, answers in soc.ANSWER_KINDS)
+        return f"## {html.escape(pred.answer)}\nconfidence {conf}{cut}.{note}{kinds}"
 
     @staticmethod
     def truth_markdown(scene: soc.Scene | None, question: str, pred: Prediction, predictor: Predictor, view: dict,
@@ -621,27 +630,52 @@ class Handlers:
 
     # ----------------------------------------------------------------------------------- compare
 
-    def compare(self, image: Any, question: str) -> tuple[np.ndarray, list[list[Any]], list[tuple[np.ndarray, str]]]:
-        """The same input through the default and every ablation checkpoint: the image compared, a table, one map each."""
+    def compare(self, image: Any, question: str, state: dict | None = None) -> tuple[np.ndarray | None, list[list[Any]], list[tuple[np.ndarray, str]], str]:
+        """The same input through the default and every ablation checkpoint: the image compared, a table (with the true
+        answer and a right/wrong mark when the scene is known), one map each, and what the comparison says."""
+        if image is None:
+            return None, [], [], NO_SCENE_TO_COMPARE
         root = self.registry.root  # the registry's copy of checkpoints/ (tests give it another root)
-        rows, gallery, pixels = [], [], None
+        rows, gallery, pixels, scene, truth = [], [], None, None, None
         for name, budget, shipped in compared_models():
             folder = root / shipped.relative_to(ROOT)
             if not (folder / "model.safetensors").is_file():
                 continue
             predictor, pixels, pred = self.answered(self.registry.name(folder), image, question)
+            if not rows:
+                scene = self.scene_of(pixels, predictor, state)
+                truth = soc.true_answer(scene, question) if scene is not None and pred.in_domain else None
             m = read_metrics(folder) or {}
-            rows.append([name, budget, pred.answer, pct(pred.probs[pred.answer]), pct(m.get("nonrelational")), pct(m.get("relational")),
-                         pct(m.get("overall"))])
+            mark = "" if truth is None else ("✓ right" if pred.answer == truth else "✗ wrong")
+            rows.append([name, budget, pred.answer, truth or "unknown", mark, pct(pred.probs[pred.answer]), pct(m.get("nonrelational")),
+                         pct(m.get("relational")), pct(m.get("overall"))])
             hops = np.asarray(pred.hop_attention)  # (T, K, R)
             s = colour_token_step(pred.tokens)
             s = s if s >= 0 else int(np.argmax(hops[:, 0].max(1)))
-            picture = overlay(pixels, hops[s, 0], tuple(pred.grid))
-            note = "no attention: uniform" if is_uniform(hops[s, 0]) else f"hop 1 at '{pred.tokens[s]}'"
-            gallery.append((with_note(picture, note), f"{name}: {pred.answer}"))
+            looked = "no attention" if is_uniform(hops[s, 0]) else f"hop 1 at '{pred.tokens[s]}'"
+            gallery.append((overlay(pixels, hops[s, 0], tuple(pred.grid)), f"{name}: {pred.answer} {mark[:1]} · {looked}".replace("  ", " ")))
         if not rows:
             raise _error("No checkpoints found under checkpoints/sort-of-clevr/.")
-        return pixels, rows, gallery
+        return pixels, rows, gallery, self.compare_summary(rows, truth)
+
+    @staticmethod
+    def compare_summary(rows: list[list[Any]], truth: str | None) -> str:
+        """One plain paragraph: which fusion gets this input right, which wins over the test split, and why."""
+        fusions = {f: [r for r in rows if r[0] == "default" and f == "attention" or r[0].startswith(f"{f}-")] for f in ("attention", "sum", "concat")}
+        parts = []
+        if truth is not None:
+            right = {f: sum(r[4].startswith("✓") for r in rs) for f, rs in fusions.items() if rs}
+            parts.append(f"**On this input** (true answer: {html.escape(truth)}): " + ", ".join(
+                f"{f} right in {right[f]} of {len(fusions[f])} models" for f in right) + ".")
+        full = {f: next((r for r in rs if r[1] == FULL_BUDGET), None) for f, rs in fusions.items()}
+        if all(full.values()):
+            a, su, c = full["attention"], full["sum"], full["concat"]
+            parts.append(f"**Over the 4,000 test questions**, at the same full training budget, attention gets {a[6]} of the non-relational "
+                         f"and {a[7]} of the relational questions right, against {su[6]} / {su[7]} for sum and {c[6]} / {c[7]} for concat.")
+        parts.append("**Why:** sum and concat give the RNN one average of the whole picture at every step, so when the question names "
+                     "\"the red object\" nothing tells them where it is; they guess the likeliest shape (about half right). Attention "
+                     "weighs the 25 regions at every step, so it can look at the red object once it reads \"red\", then at its neighbour.")
+        return "\n\n".join(parts)
 
     # ------------------------------------------------------------------------------------ warm-up
 
@@ -687,37 +721,58 @@ def _photo_examples(cache: Path) -> tuple[list[list[str]], list[str]]:
     return out, labels
 
 
+NO_SCENE_TO_COMPARE = "No scene yet: pick an example or click **New random scene** on the **Ask** tab, then come back and compare."
+EMPTY_ANSWER = ("**Start here:** click an example on the left (or **New random scene**). The answer appears here, with the "
+                "picture of where the model looked; then press **▶ Play** to watch it read the question word by word.")
+TRACE_CAPTION = ("**Object trace**: how much of each hop's attention falls on each object at every step (the weights of the 5 x 5 "
+                 "regions the object touches). The named object is drawn thick, the answer object dashed. Two objects in one "
+                 "region both count its weight, so a step's values can add up to more than 1.")
 KINDS_MARKDOWN = "**What you can ask**: six kinds of question about one of the six colours (red, green, blue, orange, gray, yellow).\n\n" + "\n".join(
     f"- {kind}: *{example}*" for kind, example in scope.KINDS) + "\n\nOther questions, other languages and other images get a notice, not an answer."
 
 
 MODEL_CARD = """
 ### What this is
-An RNN reads the question token by token (the real MiniLM WordPiece tokens); at every step a fusion
-brings in the image: `sum` / `concat` add or append one pooled image vector, `attention` looks at a
-5 x 5 grid of CNN regions with two hops per step: **hop 1 (find)** looks for the object the question
-names, **hop 2 (relate)** looks relative to it (the closest or furthest object, or the objects of the same
-shape). The maps, the overlay and the object trace are that attention, per step. Step t knows only the
-words up to t: before the question names its object, both hops spread evenly over the image. During
-training on generated scenes, the attention was told where the named object and the answer object are
-and to wait evenly until the object is named (auxiliary losses); at inference it is on its own, and the grounding rate below is
-measured on held-out scenes.
+A small recurrent network (an RNN) reads the question one piece of a word at a time. At every step it also
+looks at the picture; how it combines the two is the **fusion**. `sum` and `concat` mix in one average of
+the whole picture, so they cannot look anywhere in particular. `attention` chooses where to look in a 5 x 5
+grid, twice per step: **hop 1 (find)** looks for the object the question names, **hop 2 (relate)** looks from
+there to the object the answer is about (the closest or furthest one, or those of the same shape). The
+pictures in the Ask tab are those looks, step by step. The default reads strictly left to right, so before
+the question names its object both hops spread evenly over the picture.
 
-The Photos tab uses another model: frozen EfficientNet-Lite0 (7 x 7 regions) and frozen MiniLM, the
-same RNN with one attention hop per word, beside the pooled picture, trained to say whether a sentence
-describes a picture on ~3,000 public-domain Open Clip Art drawings. Its vocabulary of things comes from
-ImageNet's class names (the label bridge), which also steers where each word looks: it knows cats and
-cups far better than, say, astronauts, and it can be fooled by colours on photos.
+It learned from generated scenes, where the right answer and every object's place are known; while learning
+it was also told where the named and the answer object are. When it answers it gets no help: how often it
+looks at the right object is measured on scenes it never saw (**grounding**, in the table below).
+
+The **Photos** tab uses another model, which says whether a sentence describes a photo. Its answer is a
+probability calibrated on real photos (right 84% of the time on photos held out from every choice); it also
+shows where each word of the sentence looked.
 
 ### Limits
-- The scene models know only Sort-of-CLEVR-NL scenes (six coloured squares/circles on white, 75 x 75 px).
-  The app says when an image does not look like one and marks the answer as out of domain.
-- Questions outside the six spec types (other attributes, greetings, other languages, nonsense) are
-  flagged by a measured detector (docs/RESULTS.md, "Questions outside the six kinds") and the answer is
-  shown greyed, as what the model would say anyway. Rewordings never seen in training mostly work: each of 15 held-out
-  ones gets 90% or more on the test scenes; the weakest are "closest" questions (90.8-92%), which are as
-  hard in any wording: finding the nearest object is what the default gets wrong most. Others may do worse.
-- `sum` and `concat` have no attention: their maps are uniform by construction.
+- The scene models know only the generated scenes (up to six coloured squares and circles on white). The app
+  says when an image does not look like one and shows the answer only greyed.
+- Questions outside the six kinds (other attributes, greetings, other languages, nonsense) are flagged by a
+  measured detector and the answer is shown greyed. Rewordings never seen in training mostly work: each of
+  15 held-out ones gets 90% or more on the test scenes; "closest" questions are the hardest in any wording.
+- `sum` and `concat` have no attention: their maps are even by construction.
+
+### Words used here
+- **token**: the piece of text the model reads in one step (a word, or part of a rare word: "thingamajig" is "thing ##ama ##ji ##g").
+- **step**: one token read; the RNN updates its memory once per step.
+- **fusion**: how the picture is combined with the text at each step: `sum`, `concat` or `attention`.
+- **hop**: one look at the picture; the attention models look twice per step (find, then relate).
+- **reads word by word** (causal): step t knows only the tokens up to t. **Reads the whole question first**: every
+  step already knows the whole sentence, so its looks do not show the reading as it happens.
+- **grounding**: the share of test questions about one object where hop 1's strongest look, at any step, lands on
+  that object.
+- **training budget**: how long a model was trained (full: 16 passes over the data; brief: 2).
+- **frozen encoders**: the pretrained text reader (MiniLM) and photo reader (EfficientNet-Lite0) come from pip
+  packages and are not changed by training.
+- **label bridge**: for photos, the photo reader's guesses of what is in each region (ImageNet's 1,000 object names)
+  turned into the text reader's vectors, so words and regions can be compared.
+- **calibrated**: a probability of 70% is right about 70% of the time; **ECE** measures how far from that it is.
+- **ROC AUC**: the chance that a true pair scores above a false one (0.5 is guessing, 1 is perfect).
 """
 
 
@@ -734,15 +789,19 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
     timer = gr.Timer(PLAY_SECONDS, active=False)
     with gr.Row():
         with gr.Column(scale=1):
-            image = SafeImage(type="filepath", image_mode=None, format="png", label="Image", height=320, elem_id="image")
+            image = SafeImage(type="filepath", image_mode=None, format="png", label="Image", height=320, elem_id="image", render=False)
+            question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[2], max_length=10_000, elem_id="question", render=False)
+            examples = gr.Examples(_examples(example_dir), inputs=[image, question], elem_id="ask-examples", examples_per_page=6,
+                                   label="Examples: click one to see the answer (generated scenes, so the truth is known)")
+            image.render()
             with gr.Row():
                 seed = SeedNumber(value=-1, precision=0, label="seed (-1: a new scene every click)", minimum=-1, maximum=MAX_SEED, elem_id="seed")
                 new_scene = gr.Button("New random scene", elem_id="new-scene")
             scene_info = gr.Markdown("Upload an image, pick an example, or generate a scene.", elem_id="scene-info")
-            question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[2], max_length=10_000, elem_id="question")
-            gr.Markdown(KINDS_MARKDOWN, elem_id="kinds")
-            checkpoint = gr.Dropdown(choices=choices, value=default_choice, label="Checkpoint (measured accuracy)", elem_id="checkpoint")
+            question.render()
             ask = gr.Button("Ask", variant="primary", elem_id="ask")
+            gr.Markdown(KINDS_MARKDOWN, elem_id="kinds")
+            checkpoint = gr.Dropdown(choices=choices, value=default_choice, label="Model (measured accuracy)", elem_id="checkpoint")
             with gr.Accordion("Ask by voice: record, upload, or hear the typed question", open=False, elem_id="voice"):
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Spoken question", elem_id="audio")
                 speakable, why = speech.available()
@@ -758,7 +817,7 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
                 gr.Examples([[str(SPOKEN_EXAMPLES / e["file"])] for e in recordings], inputs=[audio],
                             example_labels=[e["question"] for e in recordings], label="Spoken examples (voices the model never heard in training)")
         with gr.Column(scale=1):
-            answer = gr.Markdown(elem_id="answer")
+            answer = gr.Markdown(EMPTY_ANSWER, elem_id="answer")
             overlay_img = gr.Image(show_label=False, interactive=False, format="png", height=320, elem_id="overlay", buttons=["download"])
             tokens = gr.HTML(elem_id="tokens")
             with gr.Row():
@@ -766,11 +825,11 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
                 step = gr.Slider(0, 1, value=0, step=1, label="RNN step (token)", elem_id="step", scale=4)
             hop = gr.Radio([(name, k) for k, name in enumerate(HOP_NAMES)], value=0, label="overlay shows", elem_id="hop")
             truth = gr.Markdown(elem_id="truth")
-            probs = gr.Label(num_top_classes=4, label="Probabilities", elem_id="probs")
+            probs = gr.Label(num_top_classes=4, label="Probabilities of the ten answers (shapes, yes / no, counts)", elem_id="probs")
     heard = SpecPlot(label="The spoken question against time", visible=False, elem_id="spoken-plot")
+    gr.Markdown(TRACE_CAPTION, elem_id="trace-caption")
     trace = SpecPlot(label="Object trace", elem_id="trace")
-    heatmap = SpecPlot(label="Both hops, every step", elem_id="heatmap")
-    gr.Examples(_examples(example_dir), inputs=[image, question], label="Examples (generated scenes: the truth is known)")
+    heatmap = SpecPlot(label="Both hops, every step (scrolls sideways on a phone)", elem_id="heatmap")
     with gr.Accordion("Change the scene (counterfactuals)", open=False):
         with gr.Row():
             edit_colour = gr.Dropdown(list(soc.COLOURS), value="red", label="object", elem_id="edit-colour")
@@ -784,6 +843,7 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
 
     outputs = [answer, probs, heatmap, overlay_img, step, tokens, trace, truth, view, hop, heard]
     asked = [image, question, checkpoint, scene]
+    examples.load_input_event.then(handlers.ask, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS)  # an example answers
     new_scene.click(handlers.random_scene, [seed], [image, scene, scene_info], api_name="random_scene").then(
         handlers.ask, asked, outputs, api_name=False
     ).success(None, js=SHOW_ANSWER_JS)
@@ -803,7 +863,7 @@ def build_ask_tab(handlers: Handlers, choices: list, default_choice: str | None,
         handlers.edit_and_ask, [scene, edit_colour, edit_action, edit_x, edit_y, edit_other, question, checkpoint],
         [image, scene, scene_info, edit_message, *outputs], api_name="edit_scene",
     )
-    return {"image": image, "question": question, "checkpoint": checkpoint, "spoken_checkpoint": spoken_checkpoint}
+    return {"image": image, "question": question, "checkpoint": checkpoint, "spoken_checkpoint": spoken_checkpoint, "scene": scene}
 
 
 def build_photos_tab(handlers: Handlers, photo_choices: list, photo_default: str | None, example_dir: Path) -> None:
@@ -844,24 +904,28 @@ def build_photos_tab(handlers: Handlers, photo_choices: list, photo_default: str
 
 def build_compare_tab(handlers: Handlers, ask: dict) -> None:
     """Compare: the Ask tab's image and question through the default and every ablation checkpoint."""
-    gr.Markdown("The Ask tab's image and question through the default, the other fusions trained with the default's full recipe, "
-                "and the ablation grid (sum / concat / attention x rnn / lstm / gru at a reduced budget); each row says its training budget.")
+    gr.Markdown("The Ask tab's image and question, answered by every model: the default, the other two fusions (sum, concat) trained "
+                "the same way, and smaller models trained briefly (each row says how it was trained). Ask on the Ask tab first.")
     compare_btn = gr.Button("Compare all models", variant="primary", elem_id="compare")
     with gr.Row():
         compared = gr.Image(label="The image compared", interactive=False, format="png", height=240, scale=1, elem_id="compare-image")
-        compare_table = gr.Dataframe(
-            headers=["model", "training budget", "answer", "confidence", "test non-relational", "test relational", "test overall"],
-            interactive=False, wrap=True, elem_id="compare-table", scale=3,  # long budgets wrap: no sideways scroll at 1,280 px
-        )
-    compare_gallery = gr.Gallery(label="Hop 1 at the colour word, each model", columns=5, height="auto", format="png",
+        compare_note = gr.Markdown(NO_SCENE_TO_COMPARE, elem_id="compare-summary")
+    compare_table = gr.Dataframe(
+        headers=["model", "training", "answer", "true answer", "right?", "confidence", "non-relational (test)", "relational (test)",
+                 "overall (test)"],
+        interactive=False, wrap=True, max_height=2000, elem_id="compare-table",  # every row shown, no scroll box
+    )
+    compare_gallery = gr.Gallery(label="Where hop 1 looked at the colour word, each model", columns=4, height="auto", format="png",
                                  object_fit="contain", elem_id="compare-gallery")
-    gr.Markdown("Reference results on the original Sort-of-CLEVR (binary-coded questions):\n\n" + paper_table())
-    compare_btn.click(handlers.compare, [ask["image"], ask["question"]], [compared, compare_table, compare_gallery], api_name="compare")
+    gr.Markdown("Published results on the original Sort-of-CLEVR (questions as codes, not sentences), for scale:\n\n" + paper_table(),
+                elem_id="paper-table")
+    compare_btn.click(handlers.compare, [ask["image"], ask["question"], ask["scene"]], [compared, compare_table, compare_gallery, compare_note],
+                      api_name="compare")
 
 
 def build_model_card_tab() -> None:
-    gr.Markdown(MODEL_CARD)
-    gr.Markdown("### Benchmark (test split, from each checkpoint's metrics.json)\n" + results_table())
+    gr.Markdown(MODEL_CARD, elem_id="model-card-text")
+    gr.Markdown("### Benchmark (test split, from each checkpoint's metrics.json)\n" + results_table(), elem_id="model-card")
 
 
 def build_demo(predictor: Predictor | None = None, registry: Registry | None = None, example_dir: Path | None = None, warm: bool = False) -> gr.Blocks:

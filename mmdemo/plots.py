@@ -12,10 +12,11 @@ import html
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 # Transparent-to-magenta: stands out against the spec's six object colours and white.
-_OVERLAY_RGB = np.array([214, 0, 170], dtype=np.float32)
+LOOKED = 0.5  # overlay: a region weighted at least this share of the strongest counts as looked at (kept, outlined)
+FADE = 0.8  # overlay: how far the least-weighted regions fade towards white
+OUTLINE = (20, 20, 20)  # overlay: the outline of the looked-at area (no scene colour is this dark)
 _MAGENTA_SCALE = [[0.0, "#ececec"], [0.02, "#f3e0ee"], [1.0, "#d600aa"]]  # 0: light gray, so every cell shows
 HOP_NAMES = ("hop 1 (find)", "hop 2 (relate)")
 UNIFORM_TOL = 1e-4  # weights (they sum to 1) this close to each other: no attention at all (sum / concat)
@@ -47,35 +48,48 @@ def is_uniform(weights: np.ndarray) -> bool:
 
 
 def overlay(image: np.ndarray, weights: np.ndarray, grid: tuple[int, int], scale: int | None = None) -> np.ndarray:
-    """The image (nearest-neighbour, upscaled; by default to about 300 px) with one step's region weights as a
-    per-region tint: (H*scale, W*scale, 3) uint8.
+    """The image (nearest-neighbour, upscaled; by default to about 300 px) with one step's region weights shown
+    without changing any colour where the model looks: (H*scale, W*scale, 3) uint8.
 
-    Each region is tinted as a whole (the model weighs regions, not pixels), the strongest fully; uniform
-    weights (no attention) leave the image untinted. Grid lines let a person count regions."""
+    Regions weighted at least LOOKED of the strongest keep their pixels exactly and get a dark outline; the others
+    fade towards white (the weaker, the paler), so the looked-at objects keep their true colours. Uniform weights
+    (no attention, or waiting evenly) leave the image as it is. Grid lines let a person count regions."""
     img = np.asarray(image, dtype=np.uint8)
     h, w = grid
     H, W = img.shape[:2]
     scale = scale or max(1, round(300 / W))
     out = img
+    looked = np.ones((h, w), dtype=bool)
     if not is_uniform(weights):
         heat = np.asarray(weights, dtype=np.float32).reshape(h, w)
         heat = heat / max(float(heat.max()), 1e-8)
-        alpha = 0.6 * heat[np.minimum(np.arange(H) * h // H, h - 1)][:, np.minimum(np.arange(W) * w // W, w - 1)][..., None]  # (H, W, 1)
-        out = np.clip(img * (1 - alpha) + _OVERLAY_RGB * alpha + 0.5, 0, 255).astype(np.uint8)
+        looked = heat >= LOOKED
+        fade = FADE * np.clip(1.0 - heat / LOOKED, 0.0, 1.0)  # 0 where it looks, up to FADE where it does not
+        alpha = fade[np.minimum(np.arange(H) * h // H, h - 1)][:, np.minimum(np.arange(W) * w // W, w - 1)][..., None]  # (H, W, 1)
+        out = np.clip(img * (1 - alpha) + 255.0 * alpha + 0.5, 0, 255).astype(np.uint8)
     big = out.repeat(scale, axis=0).repeat(scale, axis=1)  # nearest neighbour: the pixels stay sharp
-    for i in range(1, h):
-        big[round(i * H / h) * scale, :, :] = 170
-    for j in range(1, w):
-        big[:, round(j * W / w) * scale, :] = 170
+    rows = [round(i * H / h) * scale for i in range(h + 1)]
+    cols = [round(j * W / w) * scale for j in range(w + 1)]
+    for r in rows[1:-1]:
+        big[r, :, :] = 170
+    for c in cols[1:-1]:
+        big[:, c, :] = 170
+    if not looked.all():  # outline the looked-at area: every edge between a looked-at region and anything else
+        t = max(2, (3 * scale) // 4)
+        for i in range(h):
+            for j in range(w):
+                if not looked[i, j]:
+                    continue
+                y0, y1, x0, x1 = rows[i], rows[i + 1], cols[j], cols[j + 1]
+                if i == 0 or not looked[i - 1, j]:
+                    big[y0 : y0 + t, x0:x1] = OUTLINE
+                if i == h - 1 or not looked[i + 1, j]:
+                    big[y1 - t : y1, x0:x1] = OUTLINE
+                if j == 0 or not looked[i, j - 1]:
+                    big[y0:y1, x0 : x0 + t] = OUTLINE
+                if j == w - 1 or not looked[i, j + 1]:
+                    big[y0:y1, x1 - t : x1] = OUTLINE
     return big
-
-
-def with_note(image: np.ndarray, note: str, height: int = 28) -> np.ndarray:
-    """The image with a line of text in a white band below it (the picture itself stays uncovered)."""
-    img = np.asarray(image, dtype=np.uint8)
-    band = Image.new("RGB", (img.shape[1], height), (255, 255, 255))
-    ImageDraw.Draw(band).text((8, height // 2), note, fill=(40, 40, 40), anchor="lm", font=ImageFont.load_default(size=max(10, height // 2)))
-    return np.concatenate([img, np.asarray(band)], axis=0)
 
 
 def hop_maps(hops: np.ndarray, tokens: list[str], grid: tuple[int, int], colour_step: int = -1, title: str = "") -> dict:
@@ -112,7 +126,7 @@ def hop_maps(hops: np.ndarray, tokens: list[str], grid: tuple[int, int], colour_
     return {
         "data": [heat],
         "layout": {
-            "title": {"text": html.escape(title), "font": {"size": 14}},
+            "title": {"text": html.escape(title), "font": {"size": 14}, "x": 0.01, "xanchor": "left"},  # left: seen first when it scrolls
             "height": int((84 if title else 54) + 80 + cell * (rows + 1)),
             "margin": {"l": 110, "r": 10, "t": 84 if title else 54, "b": 80},
             "xaxis": {"tickvals": col_centres, "ticktext": labels, "tickangle": -45, "showgrid": False, "zeroline": False, "constrain": "domain"},
@@ -138,8 +152,8 @@ def object_trace(
     dashed); a dotted line marks the colour word, a solid one the step shown (the playback marker)."""
     m = np.asarray(mass, dtype=np.float64)
     t_steps, k_hops, n_lines = m.shape
-    gap = 0.08
-    width = (1 - gap * (k_hops - 1)) / k_hops
+    gap = 0.16  # panels are stacked (hop 1 above hop 2): readable at a phone's width too
+    height = (1 - gap * (k_hops - 1)) / k_hops
     steps = list(range(t_steps))
     every = math.ceil(t_steps / MAX_TICKS)  # many steps (a spoken question): label every n-th and the colour word's
     ticks = steps[::every]
@@ -158,12 +172,12 @@ def object_trace(
                 "marker": {"size": 7 if role else 4, "color": colours[o]},
                 "hovertemplate": f"{html.escape(names[o])}<br>step %{{x}}: %{{y:.2f}}<extra>{hop_name(k)}</extra>",
             })
-        x0 = k * (width + gap)
-        layout[f"xaxis{ax}"] = {"domain": [x0, x0 + width], "tickvals": ticks, "ticktext": [html.escape(tokens[t]) for t in ticks], "tickangle": -45,
-                                "range": [-0.5, t_steps - 0.5], "anchor": f"y{ax}"}
-        annotations.append({"text": f"<b>{hop_name(k)}</b>", "x": x0 + width / 2, "y": 1.02, "xref": "paper", "yref": "paper",
-                            "showarrow": False, "yanchor": "bottom"})
-        layout[f"yaxis{ax}"] = {"range": [0, 1.05], "anchor": f"x{ax}", "title": {"text": "attention mass" if k == 0 else ""}}
+        y1 = 1 - k * (height + gap)
+        layout[f"xaxis{ax}"] = {"tickvals": ticks, "ticktext": [html.escape(tokens[t]) for t in ticks], "tickangle": -45,
+                                "range": [-0.5, t_steps - 0.5], "anchor": f"y{ax}", "automargin": True}
+        annotations.append({"text": f"<b>{hop_name(k)}</b>", "x": 0, "y": y1, "xref": "paper", "yref": "paper",
+                            "showarrow": False, "xanchor": "left", "yanchor": "bottom"})
+        layout[f"yaxis{ax}"] = {"domain": [y1 - height, y1], "range": [0, 1.05], "anchor": f"x{ax}", "title": {"text": "mass"}}
     shapes = []
     for k in range(k_hops):
         ax = "" if k == 0 else str(k + 1)
@@ -174,10 +188,10 @@ def object_trace(
             shapes.append({"type": "line", "xref": f"x{ax}", "yref": f"y{ax}", "x0": step, "x1": step, "y0": 0, "y1": 1.05,
                            "line": {"color": "#d600aa", "width": 3}, "name": "step"})
     layout.update({
-        "title": {"text": html.escape(title), "font": {"size": 14}},
-        "height": 360,
-        "margin": {"l": 50, "r": 10, "t": 70 if title else 40, "b": 20},
-        "legend": {"orientation": "h", "y": -0.32, "x": 0, "yanchor": "top"},
+        "title": {"text": html.escape(title), "font": {"size": 13}, "x": 0.01, "xanchor": "left"},
+        "height": 260 * k_hops + 90,
+        "margin": {"l": 50, "r": 10, "t": 60 if title else 30, "b": 20},
+        "legend": {"orientation": "h", "y": -0.12, "x": 0, "yanchor": "top"},
         "shapes": shapes,
         "annotations": annotations,
         "plot_bgcolor": "#ffffff",

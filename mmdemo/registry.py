@@ -56,7 +56,7 @@ class Registry:
         """'sort-of-clevr/default: 98.5% overall': the measured accuracy beside each name, and "reads ahead"
         for models whose steps see the whole sentence (their per-step attention does not show reading)."""
         m = read_metrics(folder)
-        name = self.name(folder) + (" (reads ahead)" if self.reads_ahead(folder) else "")
+        name = self.name(folder) + (" (reads the whole question first)" if self.reads_ahead(folder) else "")
         if m and m.get("overall") is not None:
             return f"{name}: {100 * m['overall']:.1f}% overall"
         if m and m.get("accuracy") is not None:

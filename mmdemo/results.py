@@ -17,8 +17,8 @@ FULL_SEEDS = (0, 1)
 PAPER = [  # (model, non-relational, relational, closest/furthest), from the spec's reference table
     ("CNN+MLP (paper)", "~94%", "63%", "52.3%"),
     ("CNN+RN (paper)", ">94%", ">94%", "-"),
-    ("CNN+MLP (kimhc6028, 100 epochs)", "66%", "66%", "-"),
-    ("CNN+RN (kimhc6028, 20 epochs)", "99%", "89%", "-"),
+    ("CNN+MLP (a public reimplementation, 100 epochs)", "66%", "66%", "-"),
+    ("CNN+RN (a public reimplementation, 20 epochs)", "99%", "89%", "-"),
 ]
 
 

@@ -219,15 +219,31 @@ def test_playback_walks_every_step_then_stops(handlers) -> None:
 
 
 def test_compare_runs_the_default_first_and_says_uniform(handlers) -> None:
-    """Defect 7: the default is in the table (first), numbers are percentages, uniform maps are labelled."""
-    image, _, _ = handlers.random_scene(5)
-    pixels, rows, gallery = handlers.compare(image, "Is the green object on the left?")
+    """Defect 7: the default is in the table (first), numbers are percentages, uniform maps are labelled. Issue 29:
+    each row has the true answer and a right/wrong mark, a sentence says which fusion wins and why, and with no
+    scene yet the tab says what to do instead of raising."""
+    image, state, _ = handlers.random_scene(5)
+    question = "Is the green object on the left?"
+    pixels, rows, gallery, summary = handlers.compare(image, question, state)
+    truth = soc.true_answer(soc.scene_from_dicts(state["objects"]), question)
     assert [r[0] for r in rows] == ["default", "sum-rnn", "attention-gru"] and pixels.shape == (75, 75, 3)
     assert [r[1] for r in rows] == [FULL_BUDGET, GRID_BUDGET, GRID_BUDGET]  # each row says its training budget
-    assert all(str(v).endswith("%") or v == "n/a" for r in rows for v in r[3:])
+    assert all(r[3] == truth and r[4] == ("✓ right" if r[2] == truth else "✗ wrong") for r in rows)
+    assert all(str(v).endswith("%") or v == "n/a" for r in rows for v in r[5:])
     big = np.kron(pixels, np.ones((4, 4, 1), dtype=np.uint8))
-    sum_image = gallery[1][0]
-    assert sum_image.shape[0] > 300 and np.array_equal(sum_image[:58, :58], big[:58, :58])  # untinted, with a note below
+    sum_image, sum_caption = gallery[1]
+    assert np.array_equal(sum_image[:58, :58], big[:58, :58]) and "no attention" in sum_caption  # unchanged, and said in words
+    assert f"true answer: {truth}" in summary and "attention right in" in summary and "**Why:**" in summary
+    other = soc.render(app_module().example_scene(77))  # a scene the app did not make: answers, no truth
+    rows = handlers.compare(other, question, state)[1]
+    assert all(r[3] == "unknown" and r[4] == "" for r in rows)
+    assert handlers.compare(None, question, None) == (None, [], [], app_module().NO_SCENE_TO_COMPARE)
+
+
+def app_module():
+    import app
+
+    return app
 
 
 def test_registry_offers_each_tab_its_own_checkpoints(handlers) -> None:

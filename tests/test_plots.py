@@ -4,28 +4,36 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmdemo.plots import figure, hop_maps, is_uniform, object_trace, overlay, token_strip, with_note
+from mmdemo.plots import FADE, LOOKED, OUTLINE, figure, hop_maps, is_uniform, object_trace, overlay, token_strip
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.reading import colour_token_step, object_mass, question_roles, top_regions
 
 TOKENS = ["[CLS]", "what", "shape", "is", "the", "object", "closest", "to", "the", "red", "object", "?", "[SEP]"]
 
 
-def test_overlay_tints_whole_regions_and_leaves_uniform_weights_untinted() -> None:
+def test_overlay_keeps_looked_at_colours_fades_the_rest_and_outlines() -> None:
+    """Issue 29: the looked-at region keeps its pixels exactly (a colour task must not see colours change), the
+    others fade towards white, the looked-at area is outlined, and uniform weights change nothing."""
     image = soc.render(soc.random_scene(soc.scene_rng("val", 1, 0)))
     weights = np.zeros(25)
     weights[7] = 1.0  # region (1, 2)
     out = overlay(image, weights, (5, 5))
     assert out.shape == (300, 300, 3) and out.dtype == np.uint8
-    cell = out[60:120, 120:180].reshape(-1, 3)  # region (1, 2) at 4x
-    big = np.kron(image, np.ones((4, 4, 1), dtype=np.uint8))
-    assert (np.abs(cell.astype(int) - big[60:120, 120:180].reshape(-1, 3)).sum(1) > 0).mean() > 0.9  # tinted
-    assert np.array_equal(out[:58, :58], big[:58, :58])  # region (0, 0) untouched (grid lines aside)
+    big = np.kron(image, np.ones((4, 4, 1), dtype=np.uint8)).astype(int)
+    t = 3  # outline width at 4x
+    assert np.array_equal(out[60 + t : 120 - t, 120 + t : 180 - t], big[60 + t : 120 - t, 120 + t : 180 - t])  # kept exactly
+    assert (out[60:60 + t, 121:179] == OUTLINE).all() and (out[61:119, 120:120 + t] == OUTLINE).all()  # outlined
+    far = out[1:59, 1:59].astype(int)  # region (0, 0): weight 0, faded towards white by FADE
+    assert np.abs(far - (big[1:59, 1:59] * (1 - FADE) + 255 * FADE)).max() <= 1
+    ink = (big[1:59, 1:59] < 250).any(-1)
+    if ink.any():  # an object there is paler, never darker or another hue
+        assert (far[ink] >= big[1:59, 1:59][ink]).all()
     plain = overlay(image, np.full(25, 1 / 25), (5, 5))
     assert is_uniform(np.full(25, 1 / 25)) and not is_uniform(weights)
     assert np.array_equal(plain[:58, :58], big[:58, :58]) and np.array_equal(plain[62:118, 62:118], big[62:118, 62:118])
-    noted = with_note(plain, "no attention: uniform")
-    assert noted.shape[0] > plain.shape[0] and np.array_equal(noted[:300], plain)
+    half = weights.copy()
+    half[8] = LOOKED  # as strong as LOOKED of the strongest: looked at, kept
+    assert np.array_equal(overlay(image, half, (5, 5))[60 + t : 120 - t, 180 + t : 240 - t], big[60 + t : 120 - t, 180 + t : 240 - t])
 
 
 def test_hop_maps_show_every_step_and_hop_as_a_grid() -> None:

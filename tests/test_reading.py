@@ -63,7 +63,7 @@ def test_shipped_checkpoints_are_causal_or_say_they_read_ahead(folder) -> None:
     elif model.cfg.modality != "image":  # labelled "reads ahead" in the app: and it does, so the label is true
         assert (states[1, :shared] - states[0, :shared]).abs().max() > 1e-3, folder
     # (the image-only baseline blanks the words: it reads nothing, ahead or not)
-    assert ("(reads ahead)" in Registry().label(folder)) is (not model.cfg.causal)
+    assert ("(reads the whole question first)" in Registry().label(folder)) is (not model.cfg.causal)
 
 
 @pytest.mark.parametrize("text_encoder", ["minilm", "minilm_static", "learned"])

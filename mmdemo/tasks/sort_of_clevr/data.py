@@ -22,6 +22,7 @@ HALF_SIDE = 5  # squares are 10 x 10 px
 RADIUS = 5  # circles have radius 5 px
 MIN_GAP = 12.0  # minimum distance between two centres
 TIE_GAP = 0.5  # closest/furthest must win by at least this much
+ANSWER_KINDS = (("shape", SHAPES), ("yes / no", ("yes", "no")), ("count", ("1", "2", "3", "4", "5", "6")))  # the ten answers by kind
 NONREL = ("shape", "left", "top")
 REL = ("closest", "furthest", "count")
 SPLIT_IDS = {"train": 0, "test": 1, "val": 2}
