@@ -75,6 +75,7 @@ CSS = """
 # On a phone the results column sits below the inputs: after an answer, bring it (and the overlay) into view.
 SHOW_ANSWER_JS = """() => { const a = document.getElementById('answer');
   if (a && window.innerWidth < 700) window.scrollTo({top: a.getBoundingClientRect().top + window.scrollY - 8}); }"""
+SHOW_PHOTO_ANSWER_JS = SHOW_ANSWER_JS.replace("'answer'", "'photo-answer'")
 
 
 class SafeImage(gr.Image):
@@ -746,7 +747,7 @@ it was also told where the named and the answer object are. When it answers it g
 looks at the right object is measured on scenes it never saw (**grounding**, in the table below).
 
 The **Photos** tab uses another model, which says whether a sentence describes a photo. Its answer is a
-probability calibrated on real photos (right 84% of the time on photos held out from every choice); it also
+probability calibrated on real photos (right {photo_accuracy} of the time on photos held out from every choice); it also
 shows where each word of the sentence looked.
 
 ### Limits
@@ -875,27 +876,33 @@ def build_photos_tab(handlers: Handlers, photo_choices: list, photo_default: str
     )
     with gr.Row():
         with gr.Column(scale=1):
-            photo = SafeImage(type="filepath", image_mode=None, label="Photo", height=300, elem_id="photo")
-            sentence = gr.Textbox(label="Sentence", value="a cat", max_length=10_000, elem_id="sentence")
-            photo_checkpoint = gr.Dropdown(choices=photo_choices, value=photo_default, label="Matching checkpoint", elem_id="photo-checkpoint")
+            photo = SafeImage(type="filepath", image_mode=None, label="Photo", height=300, elem_id="photo", render=False)
+            sentence = gr.Textbox(label="Sentence", value="a cat", max_length=10_000, elem_id="sentence", render=False)
+            examples, labels = _photo_examples(example_dir)
+            photo_examples = gr.Examples(examples, inputs=[photo, sentence], example_labels=labels, elem_id="photo-examples",
+                                         label="Example photos: click one to see the answer (the last pairs a photo with a sentence that does not describe it)")
+            photo.render()
+            sentence.render()
+            photo_checkpoint = gr.Dropdown(choices=photo_choices, value=photo_default, label="Model", elem_id="photo-checkpoint")
             match_btn = gr.Button("Match", variant="primary", elem_id="match")
         with gr.Column(scale=1):
-            photo_answer = gr.Markdown(elem_id="photo-answer")
+            photo_answer = gr.Markdown("**Start here:** click an example photo on the left, or upload a photo and write a sentence, "
+                                       "then **Match**.", elem_id="photo-answer")
             photo_reference = gr.Markdown(elem_id="photo-reference")
             photo_overlay = gr.Image(show_label=False, interactive=False, format="png", height=300, elem_id="photo-overlay", buttons=["download"])
             photo_tokens = gr.HTML(elem_id="photo-tokens")
             photo_step = gr.Slider(0, 1, value=0, step=1, label="RNN step (word)", elem_id="photo-step")
             photo_probs = gr.Label(num_top_classes=2, label="Probabilities", elem_id="photo-probs")
-    photo_heatmap = SpecPlot(label="Per-word attention over the 7 x 7 grid", elem_id="photo-heatmap")
-    examples, labels = _photo_examples(example_dir)
-    gr.Examples(examples, inputs=[photo, sentence], example_labels=labels,
-                label="Example photos (scikit-image); the last pairs a photo with a sentence that does not describe it")
+    photo_heatmap = SpecPlot(label="Where each word looked (scrolls sideways on a phone)", elem_id="photo-heatmap")
     with gr.Accordion("Search by sentence: rank the example photos", open=True):
         query = gr.Textbox(label="Sentence", value="a cup of coffee", max_length=10_000, elem_id="query")
         search_btn = gr.Button("Search", elem_id="search")
         ranked = gr.Gallery(label="Example photos, best match first", columns=4, height="auto", elem_id="ranked")
     photo_outputs = [photo_answer, photo_probs, photo_heatmap, photo_overlay, photo_step, photo_tokens, photo_reference, view]
-    match_btn.click(handlers.photo_match, [photo, sentence, photo_checkpoint], photo_outputs, api_name="photo_match")
+    match_btn.click(handlers.photo_match, [photo, sentence, photo_checkpoint], photo_outputs, api_name="photo_match").success(
+        None, js=SHOW_PHOTO_ANSWER_JS)
+    photo_examples.load_input_event.then(handlers.photo_match, [photo, sentence, photo_checkpoint], photo_outputs, api_name=False).success(
+        None, js=SHOW_PHOTO_ANSWER_JS)  # an example answers
     sentence.submit(handlers.photo_match, [photo, sentence, photo_checkpoint], photo_outputs, api_name=False)
     photo_step.change(lambda v, s: handlers.show_step(v, s, 0)[:2], [view, photo_step], [photo_overlay, photo_tokens],
                       api_name=False, show_progress="hidden")
@@ -908,10 +915,11 @@ def build_compare_tab(handlers: Handlers, ask: dict) -> None:
                 "the same way, and smaller models trained briefly (each row says how it was trained). Ask on the Ask tab first.")
     compare_btn = gr.Button("Compare all models", variant="primary", elem_id="compare")
     with gr.Row():
-        compared = gr.Image(label="The image compared", interactive=False, format="png", height=240, scale=1, elem_id="compare-image")
-        compare_note = gr.Markdown(NO_SCENE_TO_COMPARE, elem_id="compare-summary")
+        compared = gr.Image(label="The image compared", interactive=False, format="png", height=240, scale=1, min_width=240, elem_id="compare-image")
+        with gr.Column(scale=3, min_width=320):  # a phone: below the image, not squeezed beside it
+            compare_note = gr.Markdown(NO_SCENE_TO_COMPARE, elem_id="compare-summary")
     compare_table = gr.Dataframe(
-        headers=["model", "training", "answer", "true answer", "right?", "confidence", "non-relational (test)", "relational (test)",
+        headers=["model", "training", "answer", "true answer", "right?", "confidence", "non\u2011relational (test)", "relational (test)",
                  "overall (test)"],
         interactive=False, wrap=True, max_height=2000, elem_id="compare-table",  # every row shown, no scroll box
     )
@@ -924,7 +932,10 @@ def build_compare_tab(handlers: Handlers, ask: dict) -> None:
 
 
 def build_model_card_tab() -> None:
-    gr.Markdown(MODEL_CARD, elem_id="model-card-text")
+    from mmdemo.tasks.matching.calibrate import CALIBRATION
+
+    accuracy = pct(json.loads(CALIBRATION.read_text())["test"]["accuracy"]) if CALIBRATION.is_file() else "n/a"
+    gr.Markdown(MODEL_CARD.format(photo_accuracy=accuracy), elem_id="model-card-text")
     gr.Markdown("### Benchmark (test split, from each checkpoint's metrics.json)\n" + results_table(), elem_id="model-card")
 
 

@@ -24,7 +24,7 @@ PAPER = [  # (model, non-relational, relational, closest/furthest), from the spe
 
 def paper_table() -> str:
     """Markdown: the reference results on the original (binary-question) Sort-of-CLEVR."""
-    rows = ["| model | non-relational | relational | closest/furthest |", "|---|---|---|---|"]
+    rows = ["| model | non\u2011relational | relational | closest / furthest |", "|---|---|---|---|"]
     return "\n".join(rows + [f"| {m} | {a} | {b} | {c} |" for m, a, b, c in PAPER])
 
 
@@ -62,7 +62,7 @@ def pct(v: float | None) -> str:
 
 def results_table() -> str:
     """Markdown: the grid and the full-budget fusion models (each row says its budget) beside the paper's numbers."""
-    rows = ["| model | budget | non-relational | relational | closest/furthest | count | overall | grounding | causal | train time |",
+    rows = ["| model | budget | non\u2011relational | relational | closest / furthest | count | overall | grounding | causal | train time |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     folders = [*trained_models(), ("hop2-unheld (previous default)", "full, hop 2 at the colour word only", GRID_ROOT / "hop2-unheld"),
                ("reads-ahead", "full, reads ahead", GRID_ROOT / "reads-ahead")]

@@ -137,7 +137,10 @@ def test_ask_returns_answer_maps_overlay_trace_and_truth(handlers) -> None:
     assert "True answer" in truth and ("right" in truth or "wrong" in truth) and "At the colour word" in truth
     assert all(isinstance(v, type(gr.skip())) for v in handlers.show_step(view, slider["value"], 0))  # on screen already
     first, last = handlers.show_step(view, 0, 0), handlers.show_step(view, len(tokens) - 1, 1)
-    assert first[0].shape == last[0].shape and not np.array_equal(first[0], last[0])
+    from mmdemo.plots import overlay
+
+    for shown, (t, k) in ((first, (0, 0)), (last, (len(tokens) - 1, 1))):  # each view shows its own step and hop
+        assert np.array_equal(shown[0], overlay(view["pixels"], view["hops"][t, k], view["grid"]))
     assert 'data-step="0"' in first[1] and [s["x0"] for s in last[2]["layout"]["shapes"] if s.get("name") == "step"] == [len(tokens) - 1] * 2
 
 
@@ -465,8 +468,9 @@ def test_scene_truth_and_domain_through_client(server: str, tmp_path: Path) -> N
     photo = _save(tmp_path, "cat.png", Image.fromarray(gallery()[0].pixels))
     out = client.predict(handle_file(photo), question, "sort-of-clevr/default", api_name="/predict")
     assert "Out of domain" in out[0] and "only for generated scenes" in out[7]
-    compared, table, _ = client.predict(handle_file(photo), question, api_name="/compare")
-    assert Path(compared["path"]).suffix == ".png" and table["data"][0][0] == "default" and table["data"][0][3].endswith("%")
+    compared, table, _, summary = client.predict(handle_file(photo), question, api_name="/compare")
+    assert Path(compared["path"]).suffix == ".png" and table["data"][0][0] == "default" and table["data"][0][5].endswith("%")
+    assert table["data"][0][3] == "unknown" and "Why:" in summary  # a photo: no truth, the answers all the same
 
 
 def test_editor_through_client(server: str) -> None:

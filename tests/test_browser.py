@@ -342,3 +342,131 @@ def test_ask_by_voice_upload_and_speak(url: str, browser, shots: Path, tmp_path:
     page.locator("#ask").click()
     expect(page.locator("#spoken-plot")).to_be_hidden(timeout=SLOW)
     page.close()
+
+
+# ------------------------------------------------------------------------------ issue 29: the one-minute app
+
+WORD_SPLIT_JS = """sel => { const bad = [];
+  for (const cell of document.querySelectorAll(sel)) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT); let node;
+    while ((node = walker.nextNode())) { const re = /\\S+/g; let m;
+      while ((m = re.exec(node.textContent))) { const r = document.createRange(); r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+        const tops = new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.top)));
+        if (tops.size > 1) bad.push(m[0]); } } }
+  return bad; }"""
+
+
+def centre_colour(picture_rgb: np.ndarray, obj, scale: int = 4) -> np.ndarray:
+    """The overlay's pixel at an object's centre (the overlay is the 75 px scene at `scale`)."""
+    return picture_rgb[int(obj.y) * scale + scale // 2, int(obj.x) * scale + scale // 2]
+
+
+def test_overlay_keeps_every_colour_true(url: str, browser, shots: Path) -> None:
+    """The named object keeps its colour at the colour word, on every colour, and before the colour word nothing
+    changes colour at all (an example scene, so its objects are known)."""
+    import app
+    from playwright.sync_api import expect
+
+    from mmdemo.tasks.sort_of_clevr import data as soc
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    expect(page.locator("#answer")).to_contain_text("Start here")  # the empty state says what to do first
+    page.locator("#ask-examples tbody tr").first.click()  # an example answers at once, no Ask needed
+    expect(page.locator("#answer h2")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#answer")).to_contain_text("By kind of answer: shape")
+    scene = app.example_scene(app.EXAMPLE_SEEDS[0])
+    for colour in soc.COLOURS:
+        before = page.locator("#tokens").inner_html()
+        page.locator("#question textarea").fill(f"What shape is the {colour} object?")
+        page.locator("#ask").click()
+        page.wait_for_function("b => document.querySelector('#tokens').innerHTML !== b", arg=before, timeout=SLOW)
+        named = next(o for o in scene.objects if o.colour == colour)
+        at_colour = picture(page, state(page)["overlay"])  # the view opens at the colour word
+        assert np.abs(centre_colour(at_colour, named) - np.array(soc.COLOURS[colour])).max() <= 12, colour
+        early = picture(page, scrub(page, 1)["overlay"])  # 'what': every hop still spreads evenly
+        for o in scene.objects:
+            assert np.abs(centre_colour(early, o) - np.array(soc.COLOURS[o.colour])).max() <= 12, (colour, o.colour)
+    page.close()
+
+
+def test_photo_example_answers_when_clicked(url: str, browser, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    for width in (1280, 390):
+        page = browser.new_page(viewport={"width": width, "height": 900 if width > 500 else 844})
+        page.goto(url)
+        page.get_by_role("tab", name="Photos").click()
+        expect(page.locator("#photo-answer")).to_contain_text("Start here")
+        page.get_by_text("Chelsea the cat + 'a cat'").click()  # an example: no Match press
+        expect(page.locator("#photo-answer h2")).to_have_text("match", timeout=SLOW)
+        expect(page.locator("#photo-answer")).to_contain_text("calibrated on real photos")
+        time.sleep(1.0)
+        answer = page.locator("#photo-answer").bounding_box()
+        assert answer["y"] >= -1 and answer["y"] + answer["height"] <= page.viewport_size["height"]  # in view, on a phone too
+        page.screenshot(path=str(shots / f"photos-{width}.png"))
+        page.close()
+
+
+def test_compare_says_the_truth_which_fusion_wins_and_breaks_no_word(url: str, browser, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare").click()  # before any scene: a plain message, no error
+    expect(page.locator("#compare-summary")).to_contain_text("No scene yet", timeout=SLOW)
+    time.sleep(1.0)
+    assert page.locator(".toast-body").count() == 0
+    page.get_by_role("tab", name="Ask").click()
+    new_scene(page, 42)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare").click()
+    expect(page.locator("#compare-summary")).to_contain_text("Why:", timeout=SLOW)
+    expect(page.locator("#compare-summary")).to_contain_text("Over the 4,000 test questions")
+    headers = page.locator("#compare-table th").all_inner_texts()
+    assert any("true answer" in h for h in headers) and any("right?" in h for h in headers), headers
+    rows = page.locator("#compare-table [role=row].virtual-row")  # gradio 6 draws body rows as divs
+    assert rows.count() >= 15
+    for i in range(rows.count()):
+        text = rows.nth(i).inner_text()
+        assert "✓ right" in text or "✗ wrong" in text, text
+    table = page.locator("#compare-table").bounding_box()
+    last = rows.nth(rows.count() - 1).bounding_box()
+    assert last["y"] + last["height"] <= table["y"] + table["height"] + 1  # every row shown, no scroll box
+    assert page.evaluate(WORD_SPLIT_JS, "#compare-table th, #paper-table th") == []
+    page.screenshot(path=str(shots / "compare-1280.png"), full_page=True)
+    page.get_by_role("tab", name="Model card").click()
+    expect(page.locator("#model-card-text")).to_contain_text("Words used here")
+    assert page.evaluate(WORD_SPLIT_JS, "#model-card th") == []
+    page.screenshot(path=str(shots / "model-card-1280.png"))
+    page.close()
+
+
+def test_phone_plots_fit_their_titles(url: str, browser, shots: Path) -> None:
+    """At 390 px every plot's title fits the width it is seen in, the two hops do not run together, and the step
+    maps keep readable cells (they scroll sideways)."""
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(url)
+    new_scene(page, 42)
+    time.sleep(1.0)
+    for plot in ("#trace", "#heatmap"):
+        box = page.locator(plot).bounding_box()
+        title = page.locator(f"{plot} .gtitle").bounding_box()
+        assert title is not None and box["x"] <= title["x"] and title["x"] + title["width"] <= box["x"] + box["width"], (plot, title, box)
+    hops = [b for b in (page.locator("#trace .annotation").nth(i).bounding_box() for i in range(2)) if b]
+    assert len(hops) == 2 and (hops[0]["y"] + hops[0]["height"] <= hops[1]["y"] or hops[1]["y"] + hops[1]["height"] <= hops[0]["y"])  # stacked
+    cells = page.evaluate("() => document.querySelector('#heatmap .js-plotly-plot').getBoundingClientRect().width")
+    assert cells >= 700  # wider than the phone: it scrolls, cells stay readable
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "ask-390.png"))
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare").click()
+    page.locator("#compare-summary").get_by_text("Why:").wait_for(timeout=SLOW)
+    time.sleep(1.5)
+    image, summary = page.locator("#compare-image").bounding_box(), page.locator("#compare-summary").bounding_box()
+    assert summary["y"] >= image["y"] + image["height"] - 1  # stacked on a phone
+    page.screenshot(path=str(shots / "compare-390.png"))
+    page.get_by_role("tab", name="Model card").click()
+    page.screenshot(path=str(shots / "model-card-390.png"))
+    page.close()

@@ -90,7 +90,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path: Path) -> None:
             make_client(url).submit(handle_file(str(scene)), question, "sort-of-clevr/default", api_name="/answer").result(timeout=60)
         results = [j.result(timeout=120) for j in jobs]
         assert proc.wait(timeout=120) == 0
-    _compared, rows, gallery = results[0]  # (the image compared, the table, the gallery)
+    _compared, rows, gallery, _summary = results[0]  # (the image compared, the table, the gallery, what it says)
     assert len(gallery) == len(rows["data"]) >= 9 and all(r["answer"] for r in results[1:])  # every accepted request got its answer
     lines = [line for line in log.read_text().splitlines() if line.startswith("mmdemo: SIGTERM")]
     assert len(lines) == 1, log.read_text()[-2000:]
