@@ -149,10 +149,24 @@ def _finite(value: Any) -> Any:
 
 
 def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> Path:
-    """Write metrics.json as strict JSON (an undefined metric is null, never NaN); returns its path."""
+    """Write metrics.json as strict JSON (an undefined metric is null, never NaN); returns its path. The measures other
+    commands recorded there (KEPT_MEASURES) are kept unless metrics brings its own."""
     path = Path(folder) / METRICS
+    old = read_metrics(folder) or {}
+    metrics = {**{k: old[k] for k in KEPT_MEASURES if k in old}, **metrics}
     path.write_text(json.dumps(_finite(metrics), indent=2, allow_nan=False) + "\n")
     return path
+
+
+KEPT_MEASURES = ("heldout_wording", "bench")  # metrics.json keys written by other commands than `evaluate --write`
+
+
+def record_measure(folder: str | Path, key: str, value: Any) -> Path:
+    """Set one measure (KEPT_MEASURES) in metrics.json, keeping everything else there: how `evaluate --wording
+    heldout --write` and `bench --write` put their figures beside the test-split ones, for the app and the docs."""
+    if key not in KEPT_MEASURES:
+        raise ValueError(f"{key!r} is not a recorded measure ({', '.join(KEPT_MEASURES)})")
+    return write_metrics(folder, {**(read_metrics(Path(folder)) or {}), key: value})
 
 
 def find_checkpoints(root: str | Path = ROOT) -> list[Path]:
