@@ -57,6 +57,13 @@ class Registry:
         for models whose steps see the whole sentence (their per-step attention does not show reading)."""
         m = read_metrics(folder)
         name = self.name(folder) + (" (reads the whole question first)" if self.reads_ahead(folder) else "")
+        if self.task(folder) == "match":  # photo matchers: what is measured on photos, or that it is not
+            from mmdemo.tasks.matching.calibrate import CALIBRATION, calibration_for
+
+            params = calibration_for(folder) if CALIBRATION.is_file() else None
+            if params is not None:
+                return f"{name}: calibrated, {100 * params['test']['accuracy']:.1f}% right on held-out photos"
+            return name + (f": uncalibrated, {100 * m['accuracy']:.1f}% right on held-out clip art" if m and m.get("accuracy") is not None else "")
         if m and m.get("overall") is not None:
             return f"{name}: {100 * m['overall']:.1f}% overall"
         if m and m.get("accuracy") is not None:
