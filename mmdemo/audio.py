@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from mmdemo.errors import InputError
+from mmdemo.limits import MAX_AUDIO_SECONDS
 
 SAMPLE_RATE = 16000  # what the model hears
-MAX_AUDIO_SECONDS = 15.0  # default cap; a model's config may set its own (ModelConfig.max_audio_seconds)
 MIN_AUDIO_SECONDS = 0.1  # shorter is refused: less than a syllable
 MIN_SAMPLE_RATE = 4000  # telephone audio is 8 kHz; below 4 kHz speech is unintelligible
 MAX_SAMPLE_RATE = 384000
@@ -242,11 +242,6 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
 @lru_cache(maxsize=4)
 def _window(length: int) -> torch.Tensor:
     return torch.hann_window(length)
-
-
-def num_frames(num_samples: int, sample_rate: int = SAMPLE_RATE, hop_ms: int = 10) -> int:
-    """Frames log_mel gives for num_samples: one per complete hop."""
-    return num_samples // (sample_rate * hop_ms // 1000)
 
 
 def log_mel(samples: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE, n_mels: int = 40, hop_ms: int = 10, window_ms: int = 25) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The shipped example image: `python -m mmdemo.examples` writes examples/scene.png.
 
 examples/scene.png is the generated Sort-of-CLEVR-NL scene the app shows after "New random scene" with seed 42
-(app.py's example_scene: the validation stream, image 0), the scene of README's screenshot. README's commands and
+(mmdemo.demo.scenes.example_scene: the validation stream, image 0), the scene of README's screenshot. README's commands and
 snippets use it, so they run as copied from the repository root; tests/test_readme.py checks that the shipped
 file has exactly the pixels this module makes.
 """
@@ -22,7 +22,7 @@ SCENE_FILE = "scene.png"
 
 
 def example_scene(seed: int = SCENE_SEED) -> soc.Scene:
-    """The app's generated scene for a seed (same stream as app.py's example_scene)."""
+    """The app's generated scene for a seed (same stream as mmdemo.demo.scenes.example_scene)."""
     return soc.random_scene(soc.scene_rng("val", seed, 0))
 
 

@@ -1,5 +1,6 @@
 """glibc malloc settings for this process: no-ops off Linux, without glibc's mallopt, or where the matching
-MALLOC_* environment variable is set (yours wins)."""
+MALLOC_* environment variable is set (yours wins). Only entry points call them (python -m mmdemo, app.py),
+never an import; APPLIED records what was set."""
 
 from __future__ import annotations
 
@@ -14,13 +15,19 @@ KEEP_BYTES = 16 * 1024**3  # heap top kept before trimming: effectively never tr
 TOP_PAD_BYTES = 256 * 1024**2  # extra heap asked for at each growth
 
 
+APPLIED: dict[int, int] = {}  # every mallopt this process made through here (param -> value): empty until an entry point asks
+
+
 def _mallopt(param: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(param, value))
+        done = bool(ctypes.CDLL("libc.so.6").mallopt(param, value))
     except (OSError, AttributeError):
         return False
+    if done:
+        APPLIED[param] = value
+    return done
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:

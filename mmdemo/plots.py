@@ -36,11 +36,6 @@ def hop_name(k: int) -> str:
     return HOP_NAMES[k] if k < len(HOP_NAMES) else f"hop {k + 1}"
 
 
-def token_labels(tokens: list[str]) -> list[str]:
-    """Unique, HTML-escaped labels for a heatmap axis (plotly renders some HTML in labels)."""
-    return [f"{t}: {html.escape(tok)}" for t, tok in enumerate(tokens)]
-
-
 def is_uniform(weights: np.ndarray) -> bool:
     """True when region weights are (almost) the same everywhere: the model did not look anywhere."""
     w = np.asarray(weights, dtype=np.float64)

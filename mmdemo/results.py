@@ -1,6 +1,7 @@
 """The Sort-of-CLEVR results tables (the grid, the full-budget fusions, the paper) from the checkpoints' metrics.json.
 
-Read by the app's Results tab and printed by the grid runner (mmdemo.experiments.grid).
+Read by the app's Compare and Model card tabs, printed by the grid runner (mmdemo.experiments.grid), and README's results
+block (`python -m mmdemo.results readme`).
 """
 
 from __future__ import annotations
@@ -127,30 +128,30 @@ def readme_results(root: Path = ROOT) -> str:
     rows = [
         "| model | measured on | result |",
         "|---|---|---|",
-        f"| `sort-of-clevr/default` (GRU + attention, reads word by word, 16 epochs) | test split | non-relational {share(d['nonrelational'])}, "
-        f"relational {share(d['relational'])}; {reading(d)}; grounding {share(d['grounding'])}; trained in {d.get('train_seconds', 0) / 60:.1f} min |",
-        f"| `sort-of-clevr/reads-ahead` (the same kind of model, but reads the whole question first; for comparison) | test split | "
-        f"non-relational {share(ra['nonrelational'])}, relational {share(ra['relational'])}, grounding {share(ra['grounding'])}; {reading(ra)} |",
-        "| `full/` sum, concat, attention, seeds 0 and 1 (the default's recipe and budget); the grid (2 epochs) | test split | "
-        f"seed 0: sum {pair(full[('sum', 0)])}, concat {pair(full[('concat', 0)])}; seed 1: sum {pair(full[('sum', 1)])}, concat "
-        f"{pair(full[('concat', 1)])}, attention {pair(s1)}; grid: attention-rnn {pair(att_grid)}, sum and concat at most "
-        f"{share(best_grid[0])} relational ({best_grid[1]}) |",
-        f"| `photos/match` (attention + pooled image + label bridge) | Open Clip Art held-out, {photo['match'].get('val_pairs', 'n/a'):,} pairs | "
-        f"accuracy {share(photo['match'].get('accuracy'))}, AUC {photo['match'].get('roc_auc', 0):.3f} (concat {share(photo['concat'].get('accuracy'))} / "
-        f"{photo['concat'].get('roc_auc', 0):.3f}, sum {share(photo['sum'].get('accuracy'))} / {photo['sum'].get('roc_auc', 0):.3f}) |",
-        f"| `photos/match` + calibrated matcher (`checkpoints/photos/calibration.json`) | GCompris photos, test half, {t['pairs']} pairs | "
-        f"AUC {t['roc_auc']:.3f}, ECE {t['ece']:.3f}, accuracy {share(t['accuracy'])} (the clip-art model alone: {base['roc_auc']:.3f} / "
-        f"{base['ece']:.3f} / {share(base['accuracy'])}) |",
-        f"| `sort-of-clevr/question-scope` (is a question one of the six kinds?) | held-out rewordings; out-of-scope test questions | "
-        f"{share(scope['test']['in_scope_flagged_all'])} of {scope['test']['in_scope_n']} flagged; {share(scope['test']['out_of_scope_flagged_all'])} "
-        f"of {scope['test']['out_of_scope_n']} flagged |",
-        f"| `sort-of-clevr/spoken` (hears the question in 40 ms steps) | test split in held-out eSpeak NG voices | non-relational "
-        f"{share(sp['nonrelational'])}, relational {share(sp['relational'])}, grounding {share(sp['grounding'])}; spread {num(sp.get('spread'), '.3f')}; "
-        f"predict {bench.get('predict_ms_p50', 'n/a')} ms for 3 s; trained in {sp.get('train_seconds', 0) / 60:.1f} min ([docs/SPOKEN.md](docs/SPOKEN.md)) |",
+        (f"| `sort-of-clevr/default` (GRU + attention, reads word by word, 16 epochs) | test split | non-relational {share(d['nonrelational'])}, "
+            f"relational {share(d['relational'])}; {reading(d)}; grounding {share(d['grounding'])}; trained in {d.get('train_seconds', 0) / 60:.1f} min |"),
+        (f"| `sort-of-clevr/reads-ahead` (the same kind of model, but reads the whole question first; for comparison) | test split | "
+            f"non-relational {share(ra['nonrelational'])}, relational {share(ra['relational'])}, grounding {share(ra['grounding'])}; {reading(ra)} |"),
+        ("| `full/` sum, concat, attention, seeds 0 and 1 (the default's recipe and budget); the grid (2 epochs) | test split | "
+            f"seed 0: sum {pair(full[('sum', 0)])}, concat {pair(full[('concat', 0)])}; seed 1: sum {pair(full[('sum', 1)])}, concat "
+            f"{pair(full[('concat', 1)])}, attention {pair(s1)}; grid: attention-rnn {pair(att_grid)}, sum and concat at most "
+            f"{share(best_grid[0])} relational ({best_grid[1]}) |"),
+        (f"| `photos/match` (attention + pooled image + label bridge) | Open Clip Art held-out, {photo['match'].get('val_pairs', 'n/a'):,} pairs | "
+            f"accuracy {share(photo['match'].get('accuracy'))}, AUC {photo['match'].get('roc_auc', 0):.3f} (concat {share(photo['concat'].get('accuracy'))} / "
+            f"{photo['concat'].get('roc_auc', 0):.3f}, sum {share(photo['sum'].get('accuracy'))} / {photo['sum'].get('roc_auc', 0):.3f}) |"),
+        (f"| `photos/match` + calibrated matcher (`checkpoints/photos/calibration.json`) | GCompris photos, test half, {t['pairs']} pairs | "
+            f"AUC {t['roc_auc']:.3f}, ECE {t['ece']:.3f}, accuracy {share(t['accuracy'])} (the clip-art model alone: {base['roc_auc']:.3f} / "
+            f"{base['ece']:.3f} / {share(base['accuracy'])}) |"),
+        (f"| `sort-of-clevr/question-scope` (is a question one of the six kinds?) | held-out rewordings; out-of-scope test questions | "
+            f"{share(scope['test']['in_scope_flagged_all'])} of {scope['test']['in_scope_n']} flagged; {share(scope['test']['out_of_scope_flagged_all'])} "
+            f"of {scope['test']['out_of_scope_n']} flagged |"),
+        (f"| `sort-of-clevr/spoken` (hears the question in 40 ms steps) | test split in held-out eSpeak NG voices | non-relational "
+            f"{share(sp['nonrelational'])}, relational {share(sp['relational'])}, grounding {share(sp['grounding'])}; spread {num(sp.get('spread'), '.3f')}; "
+            f"predict {bench.get('predict_ms_p50', 'n/a')} ms for 3 s; trained in {sp.get('train_seconds', 0) / 60:.1f} min ([docs/SPOKEN.md](docs/SPOKEN.md)) |"),
     ]
     leads = [d["relational"] - full[(f, 0)]["relational"] for f in ("sum", "concat")] + [s1["relational"] - full[(f, 1)]["relational"] for f in ("sum", "concat")]
-    bullets = [f"- **Attention is what works**: at the default's full recipe it leads sum and concat by {100 * min(leads):.2f}-{100 * max(leads):.2f} "
-               "points on relational questions, both seeds; with one summary of the whole image, the colour word finds no object."]
+    bullets = [(f"- **Attention is what works**: at the default's full recipe it leads sum and concat by {100 * min(leads):.2f}-{100 * max(leads):.2f} "
+                "points on relational questions, both seeds; with one summary of the whole image, the colour word finds no object.")]
     for name, m in (("default", d), ("seed 1 of the same recipe", s1)):
         h = m.get("heldout_wording")
         if h:

@@ -149,3 +149,9 @@ def serve_until_stopped(drain: Drain, pending: Callable[[], int], close: Callabl
     sys.stderr.write(f"mmdemo: SIGTERM: stopped taking requests; {in_flight} in flight, drained in {took:.1f} s{cut}; exit 0\n")
     sys.stderr.flush()
     return 0
+
+
+def pending_events(blocks: Any) -> int:
+    """Events a gradio Blocks has accepted and not yet delivered (queued, running or being sent back)."""
+    pending = getattr(getattr(blocks, "_queue", None), "pending_event_ids_session", {})
+    return sum(len(ids) for ids in list(pending.values()))

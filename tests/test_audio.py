@@ -320,5 +320,5 @@ def test_the_heard_head_is_training_only_and_reads_the_right_steps() -> None:
     moved[0, 5], moved[0, 4] = right[0, 4], right[0, 5]  # the colour one step late
     side = right.clone()
     side[0, 14, HEARD.index("right")], side[0, 14, HEARD.index("left")] = -20.0, 20.0  # the wrong side heard
-    assert float(good) < 1e-6 < 0.5 < float(heard_loss(heard._replace(heard=moved), batch))
+    assert float(good) < 1e-6 and float(heard_loss(heard._replace(heard=moved), batch)) > 0.5
     assert float(heard_loss(heard._replace(heard=side), batch)) > 0.5

@@ -146,7 +146,7 @@ def test_new_scene_truth_photo_and_editor(url: str, browser, tmp_path: Path) -> 
     from PIL import Image
     from playwright.sync_api import expect
 
-    import app
+    from mmdemo.demo.scenes import EXAMPLE_QUESTIONS, EXAMPLE_SEEDS, example_scene
     from mmdemo.photos import gallery
     from mmdemo.tasks.sort_of_clevr import data as soc
 
@@ -160,17 +160,17 @@ def test_new_scene_truth_photo_and_editor(url: str, browser, tmp_path: Path) -> 
         assert page.locator("#seed input").input_value() == "-1"
     assert captions[0] != captions[1] and all("seed" in c for c in captions)
     # 1: an example made by the generator carries its own truth, not the previous scene's
-    seed, question = app.EXAMPLE_SEEDS[0], app.EXAMPLE_QUESTIONS[0]
+    seed, question = EXAMPLE_SEEDS[0], EXAMPLE_QUESTIONS[0]
     page.get_by_role("row", name=question).click()
     expect(page.locator("#scene-info")).to_contain_text(f"seed {seed}", timeout=SLOW)
     page.locator("#ask").click()
-    truth = soc.true_answer(app.example_scene(seed), question)
+    truth = soc.true_answer(example_scene(seed), question)
     expect(page.locator("#truth")).to_contain_text(f"True answer: {truth}", timeout=SLOW)
     answer = page.locator("#answer h2").inner_text().strip()
     assert ("right" if answer == truth else "wrong") in page.locator("#truth").inner_text()
     # 4: a move onto another object keeps the minimum gap and says so
     page.get_by_text("Change the scene (counterfactuals)").click()
-    gray = app.example_scene(seed).find("gray")
+    gray = example_scene(seed).find("gray")
     expect(page.locator("#edit-y input[type=range]")).to_be_visible(timeout=SLOW)  # the accordion has opened
     page.wait_for_timeout(500)  # let the opened accordion settle: in CI a value set right away was sometimes lost
     for name, value in (("edit-x", gray.x), ("edit-y", gray.y)):
@@ -295,8 +295,8 @@ def test_ask_by_voice_upload_and_speak(url: str, browser, shots: Path, tmp_path:
     import soundfile as sf
     from playwright.sync_api import expect
 
-    from mmdemo.tasks.sort_of_clevr import speech
     from mmdemo.registry import Registry
+    from mmdemo.tasks.sort_of_clevr import speech
 
     if not Registry().choices("sort-of-clevr", question_input="audio"):
         pytest.fail("no spoken checkpoint under checkpoints/ (checkpoints/sort-of-clevr/spoken ships with the repo)")
@@ -364,9 +364,9 @@ def centre_colour(picture_rgb: np.ndarray, obj, scale: int = 4) -> np.ndarray:
 def test_overlay_keeps_every_colour_true(url: str, browser, shots: Path) -> None:
     """The named object keeps its colour at the colour word, on every colour, and before the colour word nothing
     changes colour at all (an example scene, so its objects are known)."""
-    import app
     from playwright.sync_api import expect
 
+    from mmdemo.demo.scenes import EXAMPLE_SEEDS, example_scene
     from mmdemo.tasks.sort_of_clevr import data as soc
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -375,7 +375,7 @@ def test_overlay_keeps_every_colour_true(url: str, browser, shots: Path) -> None
     page.locator("#ask-examples tbody tr").first.click()  # an example answers at once, no Ask needed
     expect(page.locator("#answer h2")).to_be_visible(timeout=SLOW)
     expect(page.locator("#answer")).to_contain_text("By kind of answer: shape")
-    scene = app.example_scene(app.EXAMPLE_SEEDS[0])
+    scene = example_scene(EXAMPLE_SEEDS[0])
     for colour in soc.COLOURS:
         before = page.locator("#tokens").inner_html()
         page.locator("#question textarea").fill(f"What shape is the {colour} object?")

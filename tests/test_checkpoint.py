@@ -146,3 +146,22 @@ def test_metrics_json_is_strict_json_when_a_metric_is_undefined(tmp_path: Path, 
 
     metrics = json.loads((tmp_path / "ck" / "metrics.json").read_text(), parse_constant=refuse)
     assert metrics["overall"] is None and metrics["per"] == [None, 0.5]
+
+
+def test_every_shipped_checkpoint_loads_strictly_with_its_retired_fields(tmp_path: Path) -> None:
+    """config.json of the shipped checkpoints still names tokenizer and question_context (retired: one value each);
+    they load, and a re-saved checkpoint has the same weight keys and no retired field."""
+    from mmdemo.checkpoint import find_checkpoints, read_config, weight_shapes
+    from mmdemo.config import PRUNED, ModelConfig
+
+    folders = find_checkpoints()
+    assert folders and any("tokenizer" in read_config(f)["model"] for f in folders)
+    for folder in folders:
+        model, config = load_checkpoint(folder)
+        now = model.cfg.to_dict()  # older configs lack newer fields: those take their defaults
+        assert all(now[k] == v for k, v in config["model"].items() if k not in PRUNED), folder
+        saved = save_checkpoint(model, tmp_path / folder.name)
+        assert weight_shapes(saved / "model.safetensors") == weight_shapes(folder / "model.safetensors")
+        assert not set(read_config(saved)["model"]) & set(PRUNED)
+    with pytest.raises(ValueError, match="question_context other than True was pruned"):
+        ModelConfig.from_dict({"question_context": False})

@@ -159,8 +159,8 @@ def _hostile_cli_inputs(tmp: Path, png: Path) -> dict[str, tuple[list[str], str]
         "config nested 100,000 deep": ([*predict, "--checkpoint", str(tmp / "nested")], "nested too deeply"),
         "bench --runs 0": (["bench", "--runs", "0"], "--runs must be >= 1"),
         "train --threads -1": (["train", *tiny, "--threads", "-1"], "--threads must be >= 0"),
-        "train --hidden-dim -5": (["train", *tiny, "--hidden-dim", "-5"], "hidden_dim must be from 1"),
-        "train --hidden-dim 0": (["train", *tiny, "--hidden-dim", "0"], "hidden_dim must be from 1"),
+        "train --hidden-dim -5": (["train", *tiny, "--hidden-dim", "-5"], "--hidden-dim must be from 1"),
+        "train --hidden-dim 0": (["train", *tiny, "--hidden-dim", "0"], "--hidden-dim must be from 1"),
         "train --epochs nan": (["train", *tiny, "--epochs", "nan"], "--epochs must be a finite number"),
         "train --out names a file": (["train", *tiny[:-1], str(tmp / "a-file")], "is a file"),
         "train --init-image missing": (["train", *tiny, "--init-image", str(tmp / "nope")], "checkpoint folder not found"),
@@ -184,8 +184,8 @@ def _train_configs(argv: list[str]) -> tuple:
     """The (ModelConfig, TrainConfig) `train` would run with, without training."""
     from dataclasses import fields
 
-    from mmdemo.__main__ import build_parser, derived_defaults, flagged
-    from mmdemo.config import ModelConfig, TrainConfig
+    from mmdemo.__main__ import build_parser, derived_defaults
+    from mmdemo.config import ModelConfig, TrainConfig, flagged
 
     args = build_parser().parse_args(["train", *argv])
     derived_defaults(args)
@@ -196,8 +196,9 @@ def _train_configs(argv: list[str]) -> tuple:
 
 
 def test_flags_come_from_the_config_dataclasses_and_keep_their_defaults() -> None:
-    from mmdemo.config import SPOKEN_DEFAULTS, ModelConfig, TrainConfig
+    from mmdemo.config import ModelConfig, TrainConfig, spoken_defaults
 
+    SPOKEN_DEFAULTS = spoken_defaults()
     assert _train_configs([]) == (ModelConfig(), TrainConfig())
     model, train = _train_configs(["--question-input", "audio"])
     assert (model.attn_dim, train.epochs, train.questions_per_image) == (SPOKEN_DEFAULTS["attn_dim"], SPOKEN_DEFAULTS["epochs"], SPOKEN_DEFAULTS["questions_per_image"])
@@ -225,3 +226,55 @@ def test_presets_are_what_they_say() -> None:
         recorded = shipped["model"].get(key, shipped["train"].get(key))
         assert recorded is None or recorded == value, key  # frames, attn_hold, attn_hold_answer and attn_wait are newer than the grid's runs
         assert getattr(model, key, getattr(train, key, None)) == value
+
+
+def test_gpu_check_without_cuda_is_one_line_exit_2() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: tests/test_gpu.py runs the comparisons")
+    r = subprocess.run([sys.executable, "-m", "mmdemo.experiments.gpu_check"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no CUDA GPU" in r.stderr and not r.stdout
+
+
+def test_train_config_checks_itself_for_python_callers() -> None:
+    """One place for each range: TrainConfig refuses what the CLI refuses (the CLI names the flag)."""
+    from mmdemo.__main__ import as_flag_message
+    from mmdemo.config import TrainConfig
+
+    bad = {"epochs": 0, "lr": float("nan"), "threads": -1, "seed": 2**32, "frames": 1.5, "word_drop": -0.1, "questions_per_image": 21,
+           "eval_images": 0, "log_every": 0, "save_every": -1, "attn_supervision": -0.3, "amp": "fp16", "train_images": 12.5}
+    for name, value in bad.items():
+        with pytest.raises(ValueError, match=f"^{name} ") as e:
+            TrainConfig(**{name: value})
+        assert as_flag_message(str(e.value)).startswith("--" + name.replace("_", "-") + " ")
+    assert TrainConfig(epochs=1).epochs == 1  # a whole number is a number of epochs
+
+
+def test_help_is_short_and_derived_defaults_come_from_the_fields() -> None:
+    from dataclasses import fields
+
+    from mmdemo.__main__ import build_parser
+    from mmdemo.config import ModelConfig, TrainConfig
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    actions = {a.dest: a for a in train._actions}
+    for cls in (ModelConfig, TrainConfig):
+        for f in fields(cls):
+            if "help" not in f.metadata:
+                continue
+            action = actions[f.name]
+            assert len(f.metadata["help"]) <= 110, f.name
+            assert (action.default is None) == bool(f.metadata["derived"]), f.name
+            assert "(default " in action.help and "default %(default)s)" not in f.metadata["help"], f.name
+
+
+def test_evaluate_prints_the_per_type_table_for_every_fusion() -> None:
+    from mmdemo.__main__ import format_metrics
+
+    metrics = {"nonrelational": 0.5, "relational": 0.6, "closest_furthest": 0.4, "count": 0.3, "overall": 0.55, "grounding": None,
+               "grounding_read": None, "causal": None, "no_peek": None, "spread": None, "onset": None, "relate": None,
+               "per_subtype": {"shape": 0.5, "count": 0.3}, "num_questions": 40, "num_images": 2, "wording": "canonical"}
+    lines = format_metrics(metrics).splitlines()  # a sum model: no reading figures, the table all the same
+    assert any(line.split()[:2] == ["type", "accuracy"] for line in lines)
+    assert [line.split()[:2] for line in lines if line.split()[0] in ("shape", "count")] == [["shape", "50.0%"], ["count", "30.0%"]]

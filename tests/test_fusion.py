@@ -64,3 +64,14 @@ def test_pruned_options_load_only_with_the_value_every_checkpoint_has() -> None:
     for key, value in (("attention", "dot"), ("region_features", "semantic")):
         with pytest.raises(ValueError, match=f"{key} other than .* was pruned"):
             ModelConfig.from_dict({**base, key: value})
+
+
+def test_the_fusion_knows_whether_it_weighs_regions() -> None:
+    """ModelConfig.has_region_attention: the one question training, evaluation and the app ask of a fusion."""
+    from conftest import tiny_config
+
+    from mmdemo.config import FUSIONS
+    from mmdemo.model.fusion import AttentionFusion, make_fusion
+
+    assert [tiny_config(fusion=f).has_region_attention for f in FUSIONS] == [isinstance(make_fusion(tiny_config(fusion=f)), AttentionFusion) for f in FUSIONS]
+    assert [f for f in FUSIONS if tiny_config(fusion=f).has_region_attention] == ["attention"]

@@ -1,5 +1,6 @@
-"""The GPU path: a few training steps (fp32 and --amp bf16), predict and bench on CUDA. Skipped without a GPU;
-run `python -m pytest -q tests/test_gpu.py` on a GPU machine (docs/SCALING.md records the figures)."""
+"""The GPU path: training on the GPU follows the CPU weight for weight past the warm-up (fp32), 2 GPU processes
+follow 1, bf16 trains, predict matches the CPU, bench runs, and the shared MiniLM runs on the GPU. Skipped without
+a GPU; `python -m mmdemo.experiments.gpu_check` prints the same comparisons as docs/SCALING.md's GPU table."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from test_cli import run_cli
 
 from mmdemo.checkpoint import DEFAULT
+from mmdemo.experiments.gpu_check import BAR, STEPS, train, weight_gap
 from mmdemo.inference import Predictor
 from mmdemo.tasks.sort_of_clevr import data as soc
 
@@ -19,6 +21,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.cuda.is_available()
 
 TINY = ["train", "--train-images", "16", "--batch-images", "8", "--max-steps", "3", "--hidden-dim", "16", "--text-dim", "16",
         "--image-channels", "8", "--attn-dim", "8", "--quiet", "--log-every", "1", "--device", "cuda"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same seeded tiny run after 1 step on the CPU, and after STEPS (past the warm-up) on the CPU and the GPU."""
+    tmp = tmp_path_factory.mktemp("runs")
+    return {"start": train(tmp / "start", "cpu", 1), "cpu": train(tmp / "cpu", "cpu", STEPS), "gpu": train(tmp / "gpu", "cuda", STEPS)}
 
 
 @pytest.mark.parametrize("amp", ["off", "bf16"])
@@ -32,22 +41,32 @@ def test_train_a_few_steps_on_the_gpu(tmp_path: Path, amp: str) -> None:
     assert abs(sum(pred.probs.values()) - 1) < 1e-4
 
 
-def test_fp32_on_the_gpu_follows_the_cpu(tmp_path: Path) -> None:
-    """Same seed, same 3 steps: the GPU's fp32 training stays close to the CPU's (kernels differ, so not bit for bit)."""
-    runs = {}
-    for device in ("cpu", "cuda"):
-        r = run_cli(*TINY[:-1], device, "--no-evaluate", "--out", str(tmp_path / device))
-        assert r.returncode == 0, r.stderr
-        runs[device] = json.loads((tmp_path / device / "config.json").read_text())["train"]["loss_log"]
-    assert all(abs(a - b) < 1e-3 for (_, a), (_, b) in zip(runs["cpu"], runs["cuda"])), runs
+def test_fp32_on_the_gpu_follows_the_cpu(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Kernels differ, so not bit for bit: every weight within BAR of how far training moved it, after STEPS steps at
+    the real learning rate. The bar can fail: another seed's run is far over it."""
+    gaps = weight_gap(runs["gpu"], runs["cpu"], runs["start"])
+    assert max(gaps.values()) <= BAR, sorted(gaps.items(), key=lambda kv: -kv[1])[:5]
+    other = train(tmp_path / "seed1", "cuda", STEPS, extra=["--seed", "1"])
+    assert max(weight_gap(other, runs["cpu"], runs["start"]).values()) > 10 * BAR
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="nccl: one GPU per process")
+def test_two_gpu_processes_follow_one(runs: dict[str, Path], tmp_path: Path) -> None:
+    two = train(tmp_path / "two", "cuda", STEPS, nproc=2)
+    assert json.loads((two / "config.json").read_text())["train"]["world_size"] == 2
+    gaps = weight_gap(two, runs["gpu"], runs["start"])
+    assert max(gaps.values()) <= BAR, sorted(gaps.items(), key=lambda kv: -kv[1])[:5]
 
 
 def test_predict_on_the_gpu_matches_the_cpu() -> None:
     image = soc.generate("test", 1)[0].image
-    cpu = Predictor.load(DEFAULT, device="cpu").predict(image, "Is the red object on the left?")
-    gpu = Predictor.load(DEFAULT, device="cuda").predict(image, "Is the red object on the left?")
-    assert gpu.answer == cpu.answer
-    assert max(abs(gpu.probs[k] - cpu.probs[k]) for k in cpu.probs) < 1e-3
+    cpu = Predictor.load(DEFAULT, device="cpu")
+    gpu = Predictor.load(DEFAULT, device="cuda")
+    a, b = cpu.predict(image, "Is the red object on the left?"), gpu.predict(image, "Is the red object on the left?")
+    assert b.answer == a.answer
+    assert max(abs(b.probs[k] - a.probs[k]) for k in a.probs) < 1e-3
+    assert {p.device.type for p in gpu.model.text.minilm.parameters()} == {"cuda"}  # the frozen encoder moved too
+    assert {p.device.type for p in cpu.model.text.minilm.parameters()} == {"cpu"}  # ... without taking the CPU model's
 
 
 def test_bench_on_the_gpu() -> None:
@@ -55,14 +74,3 @@ def test_bench_on_the_gpu() -> None:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["device"] == torch.cuda.get_device_name(0) and out["train_pairs_per_s"] > 0 and out["predict_ms_p50"] > 0
-
-
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="nccl: one GPU per process")
-def test_two_gpu_processes_follow_one(tmp_path: Path) -> None:
-    from test_distributed import torchrun
-
-    assert run_cli(*TINY, "--no-evaluate", "--out", str(tmp_path / "one")).returncode == 0
-    r = torchrun(*TINY, "--no-evaluate", "--out", str(tmp_path / "two"))
-    assert r.returncode == 0, r.stderr[-3000:]
-    one, two = (json.loads((tmp_path / d / "config.json").read_text())["train"] for d in ("one", "two"))
-    assert two["world_size"] == 2 and all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(one["loss_log"], two["loss_log"]))

@@ -29,7 +29,7 @@ def test_output_shapes_and_attention_rows_sum_to_one(batch: QuestionBatch, cell:
     cfg = tiny_config(cell=cell, fusion=fusion)
     out = FusionRNN(cfg).eval()(batch.images, batch.token_ids, batch.token_mask, batch.image_index, batch.targets)
     b, t = batch.token_ids.shape
-    hops = cfg.num_hops if fusion == "attention" else 1
+    hops = cfg.num_hops if cfg.has_region_attention else 1
     assert out.logits.shape == (b, len(cfg.labels))
     assert out.region_attention.shape == (b, t, cfg.num_regions)
     assert out.hop_attention.shape == (b, t, hops, cfg.num_regions)
@@ -38,7 +38,7 @@ def test_output_shapes_and_attention_rows_sum_to_one(batch: QuestionBatch, cell:
     torch.testing.assert_close(out.step_attention.sum(-1), torch.ones(b))
     assert (out.step_attention[~batch.token_mask] == 0).all()
     assert out.loss is not None and torch.isfinite(out.loss)
-    if fusion == "attention":  # real attention is not uniform
+    if cfg.has_region_attention:  # real attention is not uniform
         assert out.region_attention.std(-1).mean() > 0
 
 
@@ -140,3 +140,30 @@ def test_overfits_one_batch(batch: QuestionBatch, fusion: str) -> None:
     out = model(batch.images, batch.token_ids, batch.token_mask, batch.image_index, batch.targets)
     assert out.loss.item() < 0.1 * first
     assert (out.logits.argmax(-1) == batch.targets).float().mean() > 0.95
+
+
+def _where(module: torch.nn.Module) -> set[tuple[str, torch.dtype]]:
+    """(device type, dtype) of every floating parameter and buffer."""
+    return {(t.device.type, t.dtype) for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()}
+
+
+@pytest.mark.parametrize("text_encoder", ["minilm", "minilm_static"])
+def test_every_encoder_moves_with_the_model_and_minilm_stays_shared_per_device(batch: QuestionBatch, text_encoder: str) -> None:
+    """The frozen MiniLM follows model.to(...) (one shared copy per device and dtype, never in the state dict), its
+    states cache too; a model left behind keeps the CPU copy and its answers."""
+    cfg = tiny_config(text_encoder=text_encoder)
+    kept, moved = FusionRNN(cfg).eval(), FusionRNN(cfg).eval()
+    moved.load_state_dict(kept.state_dict())
+    args = (batch.images, batch.token_ids, batch.token_mask, batch.image_index)
+    with torch.no_grad():
+        before = kept(*args).logits
+        moved(*args)  # fills the states cache on the CPU
+        moved.to(torch.float64)
+        assert _where(moved) == _where(moved.text.minilm) == {("cpu", torch.float64)}
+        assert all(s.dtype == torch.float64 for s in moved.text._cache.values())
+        torch.testing.assert_close(moved(batch.images.double(), *args[1:]).logits.float(), before, atol=1e-4, rtol=1e-4)
+        assert _where(kept.text.minilm) == {("cpu", torch.float32)} and load_minilm(cfg.causal and text_encoder == "minilm") is kept.text.minilm
+        torch.testing.assert_close(kept(*args).logits, before, atol=0, rtol=0)
+    assert not any("minilm" in k for k in moved.state_dict())  # checkpoints keep their keys: MiniLM is never stored
+    meta = FusionRNN(cfg).to("meta")
+    assert _where(meta) | _where(meta.text.minilm) == {("meta", torch.float32)}

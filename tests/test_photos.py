@@ -80,15 +80,15 @@ def test_shipped_calibration_meets_its_bars_and_its_examples_are_current(matcher
 def test_the_app_says_when_the_clip_art_model_and_the_zero_shot_reference_disagree():
     """rocket + 'a rocket': the clip-art model alone says mismatch (ImageNet sees a drilling platform), the zero-shot
     reference leans to match; the app says so in words, under the calibrated answer."""
-    import app
+    from mmdemo.demo.photos import Photos
     from mmdemo.registry import Registry
 
-    handlers = app.Handlers(Registry())
-    rocket = next(p for p in gallery() if p.name == "rocket").pixels
-    head, probs, *_, reference, _ = handlers.photo_match(rocket, "a rocket", None)
+    photos = Photos(Registry())
+    answer = photos.match(next(p for p in gallery() if p.name == "rocket").pixels, "a rocket", None)
+    head, probs, reference = answer.headline, answer.probs, answer.reference
     assert "## match" in head and "calibrated on real photos" in head and probs["match"] > 0.5
     assert "clip-art model alone says **mismatch**" in reference and "leans to **match**" in reference
     assert "**They disagree**" in reference
     cat = next(p for p in gallery() if p.name == "chelsea").pixels
-    reference = handlers.photo_match(cat, "a cat", None)[6]
+    reference = photos.match(cat, "a cat", None).reference
     assert "**They disagree**" not in reference

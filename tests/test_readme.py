@@ -106,7 +106,6 @@ def test_every_file_the_docs_code_uses_is_shipped() -> None:
 
 def test_example_scene_is_what_the_command_makes(tmp_path: Path) -> None:
     from mmdemo import examples
-    from mmdemo.tasks.sort_of_clevr import data as soc
 
     assert examples.main(["--out", str(tmp_path)]) == 0
     made = Image.open(tmp_path / "scene.png")
@@ -114,9 +113,9 @@ def test_example_scene_is_what_the_command_makes(tmp_path: Path) -> None:
     assert shipped.mode == made.mode == "RGB" and shipped.size == made.size == (75, 75)
     assert np.array_equal(np.asarray(shipped), np.asarray(made))
     assert np.array_equal(np.asarray(made), examples.scene_pixels())
-    import app  # README: the app's "New random scene" with seed 42 shows this scene
+    from mmdemo.demo.scenes import Scenes  # README: the app's "New random scene" with seed 42 shows this scene
 
-    assert np.array_equal(soc.render(app.example_scene(examples.SCENE_SEED)), examples.scene_pixels())
+    assert np.array_equal(Scenes.random(examples.SCENE_SEED).image, examples.scene_pixels())
 
 
 # ------------------------------------------------------------------------------------------------ README, run

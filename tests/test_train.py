@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import tiny_config
 
 from mmdemo.checkpoint import ROOT, CheckpointError, find_checkpoints, load_checkpoint, save_checkpoint

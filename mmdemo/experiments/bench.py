@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from mmdemo.checkpoint import DEFAULT, read_config
-from mmdemo.config import SPOKEN_DEFAULTS, ModelConfig
+from mmdemo.config import ModelConfig, spoken_defaults
 from mmdemo.inference import Predictor
 from mmdemo.model import FusionRNN, pick_device
 from mmdemo.tasks.sort_of_clevr import data as soc
@@ -63,7 +63,7 @@ def spoken_train_batch(cfg: ModelConfig, images: int, spoken_data: str | Path) -
 
     pool = spoken.load_pool(spoken.plan_train(2 * spoken.SHARD), spoken_data, "train", spoken.feature_settings(cfg), progress=False)
     samples = soc.generate("train", images, seed=123)
-    source = SpokenQuestions(pool, cfg, SPOKEN_DEFAULTS["questions_per_image"])
+    source = SpokenQuestions(pool, cfg, spoken_defaults()["questions_per_image"])
     return source.batch(np.stack([s.image for s in samples]), [s.scene for s in samples], np.random.default_rng(0))
 
 

@@ -58,8 +58,9 @@ def train_all(
     for name, (fusion, modality, changes) in MODELS.items():
         if only and name not in only:
             continue
-        options = {**ATTENTION_OPTIONS, **changes} if fusion == "attention" else {}
-        cfg = replace(BASE, fusion=fusion, modality=modality, **options)
+        cfg = replace(BASE, fusion=fusion, modality=modality)
+        if cfg.has_region_attention:
+            cfg = replace(cfg, **{**ATTENTION_OPTIONS, **changes})
         train_cfg = TrainConfig(out=str(root / name), epochs=epochs, lr=2e-3, batch_images=32, seed=seed, threads=1)
         _, metrics = train_manifest(manifest, "match", cfg, train_cfg, cache_dir=cache_dir)
         print(name, json.dumps(metrics), flush=True)
@@ -115,9 +116,8 @@ def evaluate_all(manifest: str, cache_dir: str | None, root: Path = PHOTO_ROOT, 
 
 def fusion_label(model: dict) -> str:
     """How a photo model fuses, from its config.json: "attention + pooled image + bridge prior"."""
-    parts = [model["fusion"]]
-    if model["fusion"] == "attention":
-        parts += ["pooled image"] * bool(model.get("attention_global")) + ["bridge prior"] * bool(model.get("bridge_attention"))
+    parts = [model["fusion"]]  # a config with either option has region attention (ModelConfig checks it)
+    parts += ["pooled image"] * bool(model.get("attention_global")) + ["bridge prior"] * bool(model.get("bridge_attention"))
     return " + ".join(parts)
 
 

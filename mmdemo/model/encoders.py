@@ -99,7 +99,8 @@ class TextEncoder(nn.Module):
         cfg.causal MiniLM runs under a causal mask, so token t's state knows tokens 1..t only.
     minilm_static: frozen MiniLM input embeddings -> trained projection.
     learned: a trained embedding table over the tokenizer vocabulary.
-    The frozen MiniLM is shared across models and never saved in a checkpoint.
+    The frozen MiniLM is never saved in a checkpoint (nor in the state dict): it is `self.minilm`, the copy shared by
+    every model on this encoder's device and dtype, so it follows `model.to(...)`; so does the states cache.
     """
 
     def __init__(self, cfg: ModelConfig, cache_size: int = 8192) -> None:
@@ -118,11 +119,27 @@ class TextEncoder(nn.Module):
         self._cache: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()  # the app shares one model between request threads
 
+    @property
+    def minilm(self) -> nn.Module | None:
+        """The frozen MiniLM this encoder reads, on its own parameters' device and dtype (None for `learned`)."""
+        if self.kind == "learned":
+            return None
+        weight = self.proj[0].weight
+        return load_minilm(causal=self.causal and self.kind == "minilm", device=weight.device, dtype=weight.dtype)
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .double() ...: the cached states move along
+        super()._apply(fn, *args, **kwargs)
+        with self._lock:
+            for key, states in self._cache.items():
+                self._cache[key] = fn(states)
+        return self
+
     def frozen_features(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, 384) frozen MiniLM features; contextual ones come from an LRU cache keyed by ids."""
-        minilm = load_minilm(causal=self.causal and self.kind == "minilm")
+        minilm = self.minilm
         if self.kind == "minilm_static":
-            return minilm.embeddings.word_embeddings.weight.to(token_ids.device)[token_ids]
+            weight = minilm.embeddings.word_embeddings.weight
+            return weight[token_ids.to(weight.device)].to(token_ids.device)
         with self._lock:
             return self._contextual(token_ids, mask, minilm)
 
@@ -133,6 +150,7 @@ class TextEncoder(nn.Module):
         groups: dict[int, list[tuple[int, ...]]] = {}
         for k in missing:
             groups.setdefault(len(k) if self.length_buckets else 0, []).append(k)
+        weight = self.proj[0].weight  # MiniLM and the cache live on its device, in its dtype
         for group in groups.values():
             longest = max(len(k) for k in group)
             ids = torch.zeros(len(group), longest, dtype=torch.long)
@@ -141,10 +159,10 @@ class TextEncoder(nn.Module):
                 ids[i, : len(k)] = torch.tensor(k)
                 att[i, : len(k)] = 1
             with torch.no_grad():
-                states = minilm(input_ids=ids, attention_mask=att).last_hidden_state  # (M, T, 384)
+                states = minilm(input_ids=ids.to(weight.device), attention_mask=att.to(weight.device)).last_hidden_state  # (M, T, 384)
             for i, k in enumerate(group):
                 self._cache[k] = states[i, : len(k)].clone()
-        out = token_ids.new_zeros(token_ids.shape + (MINILM_DIM,), dtype=torch.float32)  # (B, T, 384)
+        out = token_ids.new_zeros(token_ids.shape + (MINILM_DIM,), dtype=weight.dtype)  # (B, T, 384)
         for i, k in enumerate(keys):
             self._cache.move_to_end(k)
             out[i, : len(k)] = self._cache[k].to(out.device)
@@ -154,9 +172,10 @@ class TextEncoder(nn.Module):
 
     def remember(self, token_ids: torch.Tensor, mask: torch.Tensor, states: torch.Tensor) -> None:
         """Cache contextual states computed elsewhere (another rank under torchrun): states (B, T', 384), T' >= T."""
+        weight = self.proj[0].weight
         with self._lock:
             for row, n, state in zip(token_ids.tolist(), mask.sum(1).tolist(), states):
-                self._cache[tuple(row[:n])] = state[:n].clone()
+                self._cache[tuple(row[:n])] = state[:n].to(device=weight.device, dtype=weight.dtype, copy=True)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
 

@@ -121,6 +121,6 @@ class AttentionFusion(nn.Module):
 
 
 def make_fusion(cfg: ModelConfig) -> nn.Module:
-    if cfg.fusion == "attention":
+    if cfg.has_region_attention:
         return AttentionFusion(cfg)
     return {"sum": SumFusion, "concat": ConcatFusion}[cfg.fusion](cfg)

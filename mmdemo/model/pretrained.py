@@ -37,10 +37,23 @@ def encoder_id() -> str:
     return f"efficientnet-lite0-{digest}"
 
 
-def load_efficientnet() -> nn.Module:
-    """The frozen network (eval mode, CPU), loaded once per process and shared by every model."""
+def load_efficientnet(device: torch.device | str = "cpu") -> nn.Module:
+    """The frozen network (eval mode), loaded once per process and shared by every model on the same device:
+    one copy per device, never moved (a model on a GPU must not take the CPU models' copy away)."""
+    device = torch.device(device)
     with _lock:  # concurrent first requests: one load, not one each
-        return _load_efficientnet()
+        net = _load_efficientnet()
+        if device == torch.device("cpu"):
+            return net
+        if device not in _copies:
+            import copy
+
+            with torch.inference_mode(False):  # a copy made while answering must also serve training
+                _copies[device] = copy.deepcopy(net).to(device)
+        return _copies[device]
+
+
+_copies: dict[torch.device, nn.Module] = {}  # device -> a copy of the network; the CPU one is _load_efficientnet's
 
 
 @lru_cache(maxsize=1)
@@ -61,11 +74,7 @@ def _load_efficientnet() -> nn.Module:
 @torch.inference_mode()
 def extract(pixels: torch.Tensor) -> torch.Tensor:
     """(N, 3, 224, 224) floats in [0, 1] -> (N, 1280, 7, 7) frozen features (float32, same device)."""
-    net = load_efficientnet()
-    device = pixels.device
-    if next(net.parameters()).device != device:
-        net = net.to(device)
-    return net.extract_features(pixels * 2.0 - 1.0).float()
+    return load_efficientnet(pixels.device).extract_features(pixels * 2.0 - 1.0).float()
 
 
 @lru_cache(maxsize=1)

@@ -16,7 +16,7 @@ from mmdemo.config import ModelConfig
 from mmdemo.model.encoders import AudioEncoder, TextEncoder, make_image_encoder
 from mmdemo.model.fusion import ImageMemory, make_fusion
 
-CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
+CELL_MODULES = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}  # config.CELLS, built
 PACK_ROWS = 32  # spoken batches shrink in steps of this many questions as the shorter ones end
 
 
@@ -52,14 +52,16 @@ class FusionRNN(nn.Module):
         audio = cfg.question_input == "audio"
         self.text = None if audio else TextEncoder(cfg)  # (B, T) token ids -> (B, T, E)
         self.audio = AudioEncoder(cfg) if audio else None  # (B, L, M) log-mel frames -> (B, T, E)
-        self.question_proj = nn.Linear(cfg.text_dim, cfg.text_dim) if cfg.question_context else None
+        # The question so far (causal: running mean of tokens 1..t; reads ahead: the whole question's mean), projected
+        # and added to every step's token.
+        self.question_proj = nn.Linear(cfg.text_dim, cfg.text_dim)
         self.image = make_image_encoder(cfg)
         self.fusion = make_fusion(cfg)
         self.bridge_dim = 2 if cfg.label_bridge else 0  # [attended similarity, best similarity] per step
         # How strongly a word's similarity to a region's class names steers attention to it (bridge_attention).
         self.bridge_scale = nn.Parameter(torch.tensor(5.0)) if cfg.bridge_attention else None
         in_dim = self.fusion.out_dim + self.bridge_dim
-        self.cell = CELLS[cfg.cell](in_dim, h)
+        self.cell = CELL_MODULES[cfg.cell](in_dim, h)
         # The initial state sees the whole image (Show-Attend-Tell's init_h): every fusion gets it.
         self.init_state = nn.Linear(cfg.image_channels, 2 * h if cfg.cell == "lstm" else h)
         self.step_score = nn.Linear(h, 1)
@@ -196,8 +198,7 @@ class FusionRNN(nn.Module):
         tokens, mask, frozen = self.encode_question(question, question_mask)  # (B, T, E), (B, T)
         if self.cfg.modality == "image":
             tokens = torch.zeros_like(tokens)  # the image-only baseline: the words carry nothing
-        if self.question_proj is not None:
-            tokens = tokens + self.question_proj(question_context(tokens, mask, self.cfg.causal))  # (B, T, E)
+        tokens = tokens + self.question_proj(question_context(tokens, mask, self.cfg.causal))  # (B, T, E)
         state = torch.tanh(self.init_state(memory.summary))  # (B, H) or (B, 2H)
         h, c = state.chunk(2, dim=-1) if self.cfg.cell == "lstm" else (state, None)
         sims = self.bridge_similarity(frozen, memory) if frozen is not None else None  # (B, T, R)

@@ -110,7 +110,7 @@ def evaluate_model(
             named, s = a.scene.find(q.colour), a.colour_step  # spoken: the first step that has heard the colour word
             grounded.append(holds(int(a.hops[s, 0].argmax()), model.cfg.grid, named))
             grounded_read.append(holds(most_attended_region(a.hops[s:, 0], len(a.hops) - s), model.cfg.grid, named))
-    attention = model.cfg.fusion == "attention"
+    attention = model.cfg.has_region_attention
     metrics: dict = {}
     for group, subtypes in GROUPS.items():
         hits = [h for s in subtypes for h in right[s]]

@@ -46,7 +46,7 @@ class SceneTask:
         self.images = np.stack([s.image for s in samples])  # (N, 75, 75, 3)
         self.label = f"{model_cfg.fusion}-{model_cfg.cell}"
         self.epoch_items, self.per_step = cfg.train_images, cfg.batch_images
-        self.supervise = model_cfg.fusion == "attention" and cfg.attn_supervision > 0
+        self.supervise = model_cfg.has_region_attention and cfg.attn_supervision > 0
 
     def module(self, model: FusionRNN) -> nn.Module:
         return model
