@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from mmdemo.checkpoint import DEFAULT, METRICS, ROOT
-from mmdemo.config import CELLS, FUSIONS
+from mmdemo.config import CELLS, FUSIONS, ModelConfig
 
 GRID_ROOT = ROOT / "sort-of-clevr"
 FULL_ROOT = GRID_ROOT / "full"  # sum / concat / attention at the default's full budget
@@ -121,7 +121,7 @@ def readme_results(root: Path = ROOT) -> str:
         return (f"causal {share(m.get('causal'))}, no_peek {num(m.get('no_peek'), '+.4f')}, spread {num(m.get('spread'), '.3f')}, "
                 f"onset {share(m.get('onset'))}, relate {share(m.get('relate'))}")
 
-    best_grid = max((m.get("relational", 0), f"{f}-{c}") for (f, c), m in grid.items() if f != "attention")
+    best_grid = max((m.get("relational", 0), f"{f}-{c}") for (f, c), m in grid.items() if not ModelConfig(fusion=f).has_region_attention)
     att_grid = grid[("attention", "rnn")]
     t, base = cal["test"], cal["test_baselines"]["photos/match"]
     bench = sp.get("bench", {})

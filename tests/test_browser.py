@@ -267,12 +267,18 @@ def test_questions_outside_the_six_kinds_show_the_notice_first(url: str, browser
     page.close()
 
 
-def test_phone_width_shows_answer_and_overlay_first(url: str, browser, shots: Path) -> None:
-    """At 390 px the answer and the overlay are on the first screen after Ask."""
+def phone_scene(browser, url: str):
+    """A page at a phone's width (390 px) after New random scene with seed 42, settled."""
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.goto(url)
     new_scene(page, 42)
     time.sleep(1.0)
+    return page
+
+
+def test_phone_width_shows_answer_and_overlay_first(url: str, browser, shots: Path) -> None:
+    """At 390 px the answer and the overlay are on the first screen after Ask."""
+    page = phone_scene(browser, url)
     for element in ("#answer h2", "#overlay img"):
         box = page.locator(element).bounding_box()
         assert box is not None and box["y"] >= -1 and box["y"] + box["height"] <= 845, (element, box)
@@ -446,10 +452,7 @@ def test_compare_says_the_truth_which_fusion_wins_and_breaks_no_word(url: str, b
 def test_phone_plots_fit_their_titles(url: str, browser, shots: Path) -> None:
     """At 390 px every plot's title fits the width it is seen in, the two hops do not run together, and the step
     maps keep readable cells (they scroll sideways)."""
-    page = browser.new_page(viewport={"width": 390, "height": 844})
-    page.goto(url)
-    new_scene(page, 42)
-    time.sleep(1.0)
+    page = phone_scene(browser, url)
     for plot in ("#trace", "#heatmap"):
         box = page.locator(plot).bounding_box()
         title = page.locator(f"{plot} .gtitle").bounding_box()
@@ -469,4 +472,9 @@ def test_phone_plots_fit_their_titles(url: str, browser, shots: Path) -> None:
     page.screenshot(path=str(shots / "compare-390.png"))
     page.get_by_role("tab", name="Model card").click()
     page.screenshot(path=str(shots / "model-card-390.png"))
+    page.get_by_role("tab", name="Photos").click()
+    page.get_by_text("Chelsea the cat + 'a cat'").click()
+    page.locator("#photo-heatmap .gtitle").wait_for(timeout=SLOW)
+    box, title = page.locator("#photo-heatmap").bounding_box(), page.locator("#photo-heatmap .gtitle").bounding_box()
+    assert box["x"] <= title["x"] and title["x"] + title["width"] <= box["x"] + box["width"], (title, box)
     page.close()
