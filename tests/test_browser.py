@@ -97,6 +97,16 @@ def scrub(page, step: int) -> dict:
     return state(page)
 
 
+def settle(page) -> None:
+    """Wait until the slider, the token strip and the trace marker show one step (no step event in flight)."""
+    page.wait_for_function(
+        "() => { const v = Number(document.querySelector('#step input[type=number]').value);"
+        " const e = document.querySelector('#tokens .token-strip'); const gd = document.querySelector('#trace .js-plotly-plot');"
+        " const m = gd && gd.layout && (gd.layout.shapes || []).find(x => x.name === 'step');"
+        " return e && Number(e.dataset.step) === v && m && m.x0 === v; }", timeout=SLOW)
+    time.sleep(0.5)
+
+
 def picture(page, src: str) -> np.ndarray:
     from PIL import Image
 
@@ -383,10 +393,13 @@ def test_overlay_keeps_every_colour_true(url: str, browser, shots: Path) -> None
     expect(page.locator("#answer")).to_contain_text("By kind of answer: shape")
     scene = example_scene(EXAMPLE_SEEDS[0])
     for colour in soc.COLOURS:
+        settle(page)
+        scrub(page, 1)  # away from the colour word: the next answer (which opens at it) is then a visible change
         before = page.locator("#tokens").inner_html()
         page.locator("#question textarea").fill(f"What shape is the {colour} object?")
         page.locator("#ask").click()
         page.wait_for_function("b => document.querySelector('#tokens').innerHTML !== b", arg=before, timeout=SLOW)
+        settle(page)  # the answer moved the slider: its own step event must land before we scrub
         named = next(o for o in scene.objects if o.colour == colour)
         at_colour = picture(page, state(page)["overlay"])  # the view opens at the colour word
         assert np.abs(centre_colour(at_colour, named) - np.array(soc.COLOURS[colour])).max() <= 12, colour

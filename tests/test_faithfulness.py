@@ -1,0 +1,135 @@
+"""Faithfulness (issue 31): edits whose new truth comes from the generator, region blanking, the metrics, the command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from mmdemo.checkpoint import DEFAULT, read_config
+from mmdemo.config import ModelConfig
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr import faithfulness as ff
+from mmdemo.tasks.sort_of_clevr.supervision import hop2_objects
+from mmdemo.text import tokenize
+
+GRID = 5
+
+
+def _scene() -> soc.Scene:
+    return soc.generate("test", 1)[0].scene
+
+
+def _question(scene: soc.Scene, subtype: str, colour: str) -> soc.Question:
+    return soc.make_question(scene, subtype, colour, np.random.default_rng(0))
+
+
+def _weights_on(scene: soc.Scene, colour: str) -> np.ndarray:
+    """A look with all its mass on the regions of the object of `colour`."""
+    mask = soc.region_masks([scene.find(colour)], GRID).astype(np.float64)
+    return mask / mask.sum()
+
+
+def test_new_truth_is_recomputed_by_the_generator() -> None:
+    """Removing the closest object makes the next closest one's shape the truth."""
+    scene = _scene()
+    named = scene.objects[0]
+    q = _question(scene, "closest", named.colour)
+    closest = hop2_objects(scene, q)[0]
+    edited, removed = ff.looked_edit(scene, q, closest)
+    assert removed and closest not in edited.objects and len(edited.objects) == len(scene.objects) - 1
+    others = sorted((o for o in edited.objects if o is not named), key=lambda o: (o.x - named.x) ** 2 + (o.y - named.y) ** 2)
+    assert ff.truth(edited, q, negate=False) == others[0].shape
+
+
+def test_measure_scores_against_the_generator_not_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stub model that always gives each question's original answer, whatever the image: it follows no edit
+    that changes the truth (it would score 100% if the new truth were taken from the model) and ignores every ignored edit."""
+    cfg = ModelConfig.from_dict(read_config(DEFAULT)["model"])
+
+    def stub(model, images, questions, index, device):  # run_pairs' signature
+        ids, _ = tokenize([q.text for q in questions], cfg.max_tokens)
+        probs = np.eye(len(cfg.labels))[[cfg.labels.index(q.answer) for q in questions]]
+        hops = [np.full((len(t), cfg.num_hops, GRID * GRID), 1.0 / GRID**2) for t in ids]
+        return probs, hops, ids
+
+    monkeypatch.setattr(ff, "run_pairs", stub)
+    fig = ff.measure(SimpleNamespace(cfg=cfg), soc.generate("test", 2), torch.device("cpu"))["overall"]
+    assert fig["follows_n"] > 5 and fig["follows"] == 0.0
+    assert fig["ignores_n"] > 5 and fig["ignores"] == 1.0
+    assert fig["comprehensiveness@1"] == 0.0 and fig["sufficiency@3"] == 0.0
+
+
+def test_named_object_is_changed_not_removed() -> None:
+    scene = _scene()
+    named = scene.objects[2]
+    q = _question(scene, "shape", named.colour)
+    edited, removed = ff.looked_edit(scene, q, named)
+    assert not removed and ff.truth(edited, q, negate=False) != q.answer  # reshaped: the shape flipped
+    q = _question(scene, "left", named.colour)
+    edited, removed = ff.looked_edit(scene, q, named)
+    assert not removed and edited.find(named.colour).y == named.y and edited.find(named.colour).x != named.x
+
+
+def test_ignored_object_keeps_the_truth() -> None:
+    found = 0
+    for sample in soc.generate("test", 5):
+        scene = sample.scene
+        for q in sample.questions:
+            neg = ff.negated(scene, q)
+            w = _weights_on(scene, q.colour)
+            ignored = ff.ignored_object(scene, q, w, GRID, neg)
+            if ignored is None:
+                continue
+            found += 1
+            assert ignored.colour != q.colour
+            assert ff.truth(soc.edit_scene(scene, ignored.colour, "remove"), q, neg) == q.answer
+    assert found > 50
+
+
+def test_ignored_object_is_the_least_looked_at() -> None:
+    scene = _scene()
+    named, a, b = scene.objects[0], scene.objects[1], scene.objects[2]
+    q = _question(scene, "shape", named.colour)  # any removal but the named one keeps a shape answer
+    w = np.full(GRID * GRID, 1.0)
+    for o, weight in ((named, 50.0), (a, 20.0)):
+        w[soc.region_masks([o], GRID)] += weight
+    w[soc.region_masks([b], GRID)] = 0.0  # b: nothing on any of its regions
+    w /= w.sum()
+    assert ff.ignored_object(scene, q, w, GRID) == b
+
+
+def test_blanking_whitens_exactly_those_regions() -> None:
+    image = np.zeros((soc.SIZE, soc.SIZE, 3), dtype=np.uint8)
+    out = ff.blank_regions(image, [0, 12], GRID)
+    assert (out[:15, :15] == 255).all() and (out[30:45, 30:45] == 255).all()
+    assert (out == 255).all(-1).sum() == 2 * 15 * 15 and image.max() == 0  # nothing else; the input is untouched
+    kept = ff.blank_regions(image, [0, 12], GRID, keep=True)
+    assert (kept[:15, :15] == 0).all() and (kept[30:45, 30:45] == 0).all()
+    assert (kept == 255).all(-1).sum() == 23 * 15 * 15
+    assert ff.top_regions(np.array([0.1, 0.5, 0.1, 0.3]), 2) == [1, 3]
+
+
+def test_metrics_on_a_hand_made_case() -> None:
+    share, n = ff.follows_rate(["yes", "yes", "no", "square"], ["no", "yes", "yes", "circle"], ["no", "no", "no", "circle"])
+    assert (share, n) == (2 / 3, 3)  # the unchanged truth (2nd) does not count
+    assert ff.follows_rate(["a"], ["a"], ["b"]) == (None, 0)
+    assert ff.ignores_rate(["yes", "no", "3", "3"], ["yes", "yes", "3", "2"]) == (0.5, 4)
+    assert ff.comprehensiveness([0.9, 0.8], [0.1, 0.8]) == pytest.approx(0.4)
+    assert ff.sufficiency([0.9, 0.8], [0.9, 0.6]) == pytest.approx(0.1)
+    cases = [ff.Case("count", True, True, True, True, {1: 0.5, 3: 0.7}, {1: 0.1, 3: 0.0}),
+             ff.Case("count", False, None, True, False, {1: 0.1, 3: 0.1}, {1: 0.3, 3: 0.2})]
+    fig = ff.summarize(cases, has_attention=True, num_images=1)["overall"]
+    assert (fig["follows"], fig["follows_n"], fig["ignores"], fig["ignores_n"]) == (1.0, 1, 0.5, 2)
+    assert fig["comprehensiveness@1"] == 0.3 and fig["sufficiency@3"] == 0.1
+
+
+@pytest.mark.parametrize("args", [["--images", "0"], ["--images", "201"], ["--checkpoint", "/nonexistent"], ["--bogus"]])
+def test_command_bad_input_exits_2(args: list[str]) -> None:
+    r = subprocess.run([sys.executable, "-m", "mmdemo.tasks.sort_of_clevr.faithfulness", *args], check=False, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1
