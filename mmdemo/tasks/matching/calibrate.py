@@ -139,14 +139,16 @@ def match_logits(model: torch.nn.Module, features: torch.Tensor, texts: Sequence
     from mmdemo.text import tokenize
 
     ids, _ = tokenize(list(texts), model.cfg.max_tokens)
+    device = next(model.parameters()).device  # the model may sit on a GPU; the scores come back on the CPU
     out = []
     for start in range(0, len(pairs), batch):
         chunk = pairs[start : start + batch]
         used = sorted({p.image for p in chunk})
         where = {img: k for k, img in enumerate(used)}
-        memory = model.encode_features(features[used].float())
+        memory = model.encode_features(features[used].float().to(device))
         tokens, mask = pad_token_ids([ids[p.text] for p in chunk])
-        logits = model.answer(memory, tokens, mask, torch.tensor([where[p.image] for p in chunk])).logits.float()
+        index = torch.tensor([where[p.image] for p in chunk], device=device)
+        logits = model.answer(memory, tokens.to(device), mask.to(device), index).logits.float().cpu()
         out.append(logits[:, 0] - logits[:, 1])
     return torch.cat(out) if out else torch.zeros(0)
 
