@@ -50,24 +50,10 @@ def load_minilm(causal: bool = False, device: Any = None, dtype: Any = None):  #
     device, dtype (default: CPU, float32): one copy per device and dtype, made on first use and never moved,
     so a model moved to a GPU gets its own copy there and one left on the CPU keeps reading the CPU copy.
     """
-    import torch
+    from mmdemo.frozen import on_device
 
-    device = torch.device("cpu") if device is None else torch.device(device)
-    dtype = torch.float32 if dtype is None else dtype
     with _lock:
-        model = _load_minilm(causal)
-        if (device, dtype) == (torch.device("cpu"), torch.float32):
-            return model
-        key = (causal, device, dtype)
-        if key not in _copies:
-            import copy
-
-            with torch.inference_mode(False):  # a copy made while answering must also serve training
-                _copies[key] = copy.deepcopy(model).to(device=device, dtype=dtype)
-        return _copies[key]
-
-
-_copies: dict[tuple, Any] = {}  # (causal, device, dtype) -> a MiniLM copy; the CPU float32 one is _load_minilm's
+        return on_device(f"minilm-causal={causal}", _load_minilm(causal), device, dtype)
 
 
 @lru_cache(maxsize=2)

@@ -40,20 +40,10 @@ def encoder_id() -> str:
 def load_efficientnet(device: torch.device | str = "cpu") -> nn.Module:
     """The frozen network (eval mode), loaded once per process and shared by every model on the same device:
     one copy per device, never moved (a model on a GPU must not take the CPU models' copy away)."""
-    device = torch.device(device)
+    from mmdemo.frozen import on_device
+
     with _lock:  # concurrent first requests: one load, not one each
-        net = _load_efficientnet()
-        if device == torch.device("cpu"):
-            return net
-        if device not in _copies:
-            import copy
-
-            with torch.inference_mode(False):  # a copy made while answering must also serve training
-                _copies[device] = copy.deepcopy(net).to(device)
-        return _copies[device]
-
-
-_copies: dict[torch.device, nn.Module] = {}  # device -> a copy of the network; the CPU one is _load_efficientnet's
+        return on_device("efficientnet-lite0", _load_efficientnet(), device)
 
 
 @lru_cache(maxsize=1)
