@@ -17,7 +17,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from mmdemo.config import ModelConfig, TrainConfig, flag_name, flagged, spoken_defaults
+from mmdemo.config import CONDITIONS, ModelConfig, TrainConfig, flag_name, flagged, spoken_defaults
 
 # OpenMP threads wait briefly, then sleep. The RNN's many small operations per step each wake the other thread:
 # sleeping at once (OMP_WAIT_POLICY=PASSIVE) made a 2-thread training step 1.8x slower, and libgomp's long default
@@ -83,6 +83,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--write", action="store_true", help="also write the figures into the checkpoint's metrics.json (canonical: all; heldout: the heldout_wording entry)")
     p.add_argument("--spoken-data", default=TrainConfig.spoken_data, help="spoken checkpoints: where the held-out-voice questions are cached (made on first use; default %(default)s)")
     p.add_argument("--synth-workers", type=int, default=0, help="spoken checkpoints: synthesis processes, 0 = one per CPU")
+    p.add_argument("--condition", choices=CONDITIONS, default="mixed", help="spoken checkpoints: how the questions are rendered: every effect drawn as in training (mixed), none (clean), or one alone: babble at 10 dB SNR, a reverberant room, a telephone band (default %(default)s); with --write, other than mixed is recorded under conditions")
+    p.add_argument("--images", type=int, default=200, help="evaluate the first N of the 200 test images (default %(default)s)")
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
@@ -229,10 +231,11 @@ def check_out(out: Path) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from mmdemo.checkpoint import DEFAULT, load_checkpoint, record_measure, write_metrics
+    from mmdemo.checkpoint import DEFAULT, load_checkpoint, read_metrics, record_measure, write_metrics
     from mmdemo.model import pick_device
     from mmdemo.tasks.sort_of_clevr.data import test_split
     from mmdemo.tasks.sort_of_clevr.evaluate import evaluate_model
+    from mmdemo.tasks.sort_of_clevr.hearing import colour_threshold
 
     if args.synth_workers < 0:
         raise CliError("--synth-workers must be >= 0")
@@ -247,21 +250,33 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         ok, why = available()
         if not ok:
             raise CliError(f"evaluating a spoken model synthesizes its test questions: {why}")
+    if not 1 <= args.images <= 200:
+        raise CliError("--images must be from 1 to 200")
+    audio = model.cfg.question_input == "audio"
+    if args.condition != "mixed" and not audio:
+        raise CliError("--condition is for spoken checkpoints")
     metrics = evaluate_model(
-        model, device, test_split(args.wording), per_wording=args.wording != "canonical",
+        model, device, test_split(args.wording)[: args.images], per_wording=args.wording != "canonical",
         spoken_data=args.spoken_data, synth_workers=args.synth_workers, progress=sys.stderr.isatty(),
+        condition=args.condition, colour_threshold=colour_threshold(folder) if audio else None,
     )
     metrics["wording"] = args.wording
     metrics["device"] = str(device)
     if "train" in config:
         metrics["train_seconds"] = config["train"].get("seconds")
-    if args.write and args.wording == "canonical":
+    if args.write and audio and args.condition != "mixed":  # beside the test-split figures, one entry per condition
+        conditions = (read_metrics(folder) or {}).get("conditions", {})
+        conditions[args.condition] = {k: metrics.get(k) for k in ("nonrelational", "relational", "grounding", "num_questions", "per_synth", "heard")}
+        record_measure(folder, "conditions", conditions)
+    elif args.write and args.images != 200:
+        raise CliError("--write records the whole test split: leave --images out")
+    elif args.write and args.wording == "canonical":
         write_metrics(folder, metrics)
     elif args.write and args.wording == "heldout":  # beside the test-split figures: the app and README read them there
         record_measure(folder, "heldout_wording", {k: metrics.get(k) for k in ("nonrelational", "relational", "overall", "per_wording")})
     print(format_metrics(metrics))
     if args.json:
-        print(json.dumps({k: metrics[k] for k in SUMMARY_KEYS}))
+        print(json.dumps({k: metrics[k] for k in (*SUMMARY_KEYS, *SPOKEN_KEYS) if k in metrics}))
 
 
 def format_metrics(metrics: dict) -> str:
@@ -292,6 +307,7 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+SPOKEN_KEYS = ("condition", "per_synth", "per_voice", "heard")  # spoken checkpoints' extra --json keys
 SUMMARY_KEYS = ("nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "grounding_read", "causal", "no_peek",
                 "spread", "onset", "relate")
 
@@ -309,13 +325,22 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(pred.to_dict()))
         return
+    if not pred.answered:
+        print(f"no question heard: {pred.notice}")
+        return
     if not pred.in_domain:
         print(f"out of domain: {pred.notice}")
+        print(f"what it would say anyway: {pred.answer}")
+    elif pred.hearing and not pred.hearing.sure:
+        print(f"please repeat: {pred.notice}")
         print(f"what it would say anyway: {pred.answer}")
     else:
         print(f"answer: {pred.answer}")
         if pred.notice:
             print(f"note: {pred.notice}")
+    if pred.hearing and pred.hearing.colour:
+        h = pred.hearing
+        print(f"heard: colour {h.colour} ({h.colour_prob:.3f}), kind {h.kind} ({h.kind_prob:.3f}), {h.speech_seconds:.2f} s of speech")
     top = sorted(pred.probs.items(), key=lambda kv: -kv[1])[:4]
     print("probs:  " + ", ".join(f"{k} {v:.3f}" for k, v in top))
     w = pred.grid[1]

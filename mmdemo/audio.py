@@ -48,7 +48,7 @@ class Audio(NamedTuple):
     cut: bool  # the recording was longer than max_seconds and only its start was read
 
 
-def _to_float(samples: np.ndarray) -> np.ndarray:
+def to_float(samples: np.ndarray) -> np.ndarray:
     """Integer PCM -> float32 in [-1, 1]; floats pass (NaN/inf become 0)."""
     kind = samples.dtype.kind
     if kind == "i":
@@ -80,7 +80,7 @@ def _from_array(sample_rate: Any, samples: Any, max_seconds: float) -> tuple[np.
     if arr.shape[0] > keep:
         notice = _cut_notice(arr.shape[0] / rate, max_seconds)
         arr = arr[:keep]  # a view: the rest is never converted
-    mono = _to_float(arr) if arr.ndim == 1 else _to_float(arr).mean(axis=1)
+    mono = to_float(arr) if arr.ndim == 1 else to_float(arr).mean(axis=1)
     return mono.astype(np.float32, copy=False), rate, notice, bool(notice)
 
 

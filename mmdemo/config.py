@@ -20,6 +20,8 @@ QUESTION_INPUTS = ("text", "audio")
 AUDIO_STRIDES = (1, 2, 4, 8)  # frames per RNN step: one stride-2 causal convolution per factor of 2
 AMP_MODES = ("off", "bf16")
 PRESETS = Path(__file__).resolve().parent / "configs"  # presets as files: what `train` starts from in a setting
+# How spoken evaluation renders its questions (evaluate --condition; tasks/sort_of_clevr/spoken.py draws them).
+CONDITIONS = ("mixed", "clean", "babble10", "room", "phone")
 SPOKEN = "with --question-input audio: configs/spoken.json"  # the rule of the fields whose default the spoken preset changes
 
 
@@ -214,7 +216,8 @@ class TrainConfig:
     threads: int = flag(0, "CPU threads (0 = torch's default)")
     questions_per_image: int = flag(20, "questions per image per step (at most 20)", SPOKEN)
     spoken_data: str = flag("data/spoken", "audio: synthesized-utterance cache, made on first use")
-    spoken_utterances: int = flag(16000, "audio: training utterances in the pool")
+    spoken_utterances: int = flag(16000, "audio: training utterances in the pool", SPOKEN)
+    spec_augment: float = flag(0.0, "audio: share of training utterances given SpecAugment time and frequency masks", SPOKEN)
     synth_workers: int = flag(0, "audio: processes that synthesize missing utterances (0 = one per CPU)")
     max_steps: int = flag(0, "stop after this many steps (0 = no cap)")
     eval_images: int = flag(200, "test-split images evaluated after training (1 to 200)")
@@ -227,7 +230,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("epochs", "lr", "frames", "word_drop", "heard_supervision", "attn_supervision", "weight_decay"):
+        for name in ("epochs", "lr", "frames", "word_drop", "heard_supervision", "attn_supervision", "weight_decay", "spec_augment"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         for name in ("epochs", "train_images", "batch_images", "lr", "questions_per_image", "spoken_utterances", "log_every"):
@@ -236,7 +239,7 @@ class TrainConfig:
         for name in ("threads", "max_steps", "synth_workers", "save_every", "attn_supervision", "heard_supervision", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name, (low, high) in {"seed": (0, 2**32 - 1), "frames": (0, 1), "word_drop": (0, 1), "questions_per_image": (1, 20),
+        for name, (low, high) in {"seed": (0, 2**32 - 1), "frames": (0, 1), "word_drop": (0, 1), "spec_augment": (0, 1), "questions_per_image": (1, 20),
                                   "eval_images": (1, 200)}.items():
             if not low <= getattr(self, name) <= high:
                 raise ValueError(f"{name} must be from {low} to {high}, got {getattr(self, name)}")

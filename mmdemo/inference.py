@@ -14,10 +14,12 @@ import torch
 from mmdemo.audio import Audio, decode, log_mel, step_times
 from mmdemo.checkpoint import DEFAULT, load_checkpoint
 from mmdemo.errors import InputError
+from mmdemo.gate import GATE_FILE, GateConfig, listen
 from mmdemo.limits import MAX_TEXT_CHARS
 from mmdemo.model import FusionRNN, ModelOutput, pick_device
 from mmdemo.processing import MAX_PIXELS, ImageInput, images_to_tensor, load_image, pad_token_ids, prepare_image
 from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.hearing import UNSURE, Hearing, colour_threshold, hearing
 from mmdemo.tasks.sort_of_clevr.scope import Scope, detector
 from mmdemo.text import clean_text, id_to_token, tokenize
 
@@ -41,12 +43,16 @@ class Prediction:
     in_domain: bool = True  # False: the image or the question is outside what the model was trained on (notice says which)
     question_scope: float | None = None  # typed Sort-of-CLEVR questions: the scope detector's P(in scope); 0 if unreadable
     calibrated: bool = False  # probs are the calibrated photo matcher's (mmdemo.tasks.matching.calibrate), not the model's own
-    model_probs: dict[str, float] | None = None  # calibrated: the trained model's own probabilities
+    model_probs: dict[str, float] | None = None  # calibrated, or no question heard: the trained model's own probabilities
+    hearing: Hearing | None = None  # spoken: what was heard (the gate's verdict, the heard head's colour and kind)
+    answered: bool = True  # False: no question was heard (spoken): answer "" and probs {} (the model's own in model_probs)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+NOT_HEARD_NOTICE = ("I didn't hear a question: no answer. The recording holds too little speech (tones, music, hum, "
+                    "noise or silence get this too). Ask one of the six kinds of question, out loud.")
 IMAGE_NOTICE = ("This image does not look like a generated scene (a white canvas with up to six objects in six colours), "
                 "the only images this model was trained on, so its answer means nothing here.")
 TEXT_CACHE_ITEMS = 512  # contextual MiniLM states kept per served model (~25 KB each: a few MB at most)
@@ -75,6 +81,9 @@ class Predictor:
         self.model, self.config, self.device, self.folder = model, config, device, folder
         self.cfg = model.cfg
         self.matcher = calibrated_matcher(model, folder)  # the shipped photo matcher calibrates its answers
+        # Spoken: the voice-activity gate's settings and the unsure-colour threshold, both chosen on validation sounds.
+        self.gate = GateConfig.from_json(folder / GATE_FILE) if (folder / GATE_FILE).is_file() else GateConfig()
+        self.colour_threshold = colour_threshold(folder)
         # Training keeps every distinct question's states; a server sees endless new ones, so bound them.
         if model.text is not None:
             model.text.cache_size = min(model.text.cache_size, TEXT_CACHE_ITEMS)
@@ -134,10 +143,21 @@ class Predictor:
         frames = log_mel(sound.samples, cfg.sample_rate, cfg.n_mels, cfg.hop_ms)  # (L, M)
         mask = torch.ones(1, len(frames), dtype=torch.bool)
         out = self.model(images_to_tensor(pixels[None]).to(self.device), frames[None].to(self.device), mask.to(self.device))
-        times = step_times(int(out.step_mask[0].sum()), cfg.step_seconds)
+        steps = int(out.step_mask[0].sum())
+        times = step_times(steps, cfg.step_seconds)
         pred = self._prediction(out, [f"{t:.2f}s" for t in times], sound.cut)
         pred.step_times, pred.audio_seconds, pred.notice = times, round(len(sound.samples) / sound.sample_rate, 3), sound.notice
-        return self._check_domain(pred, pixels, None)
+        gate = listen(sound.samples, self.gate)
+        last = out.heard[0, steps - 1].float().cpu().numpy() if out.heard is not None else None
+        pred.hearing = hearing(gate.question, gate.speech_s, last, self.colour_threshold)
+        pred = self._check_domain(pred, pixels, None)
+        if not gate.question:  # no answer without a question
+            pred.answered, pred.answer, pred.in_domain = False, "", False
+            pred.model_probs, pred.probs = pred.probs, {}
+            pred.notice = f"{NOT_HEARD_NOTICE} {pred.notice}".strip()
+        elif not pred.hearing.sure:
+            pred.notice = " ".join([UNSURE.format(guess=pred.hearing.colour, p=100 * pred.hearing.colour_prob), pred.notice]).strip()
+        return pred
 
     def _check_domain(self, pred: Prediction, pixels: np.ndarray, question: str | None) -> Prediction:
         """Sets in_domain and adds the notices: a scene model given an image unlike a generated scene, and a typed

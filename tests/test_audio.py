@@ -290,12 +290,13 @@ def test_bytes_io_is_refused_cleanly(predictor: Predictor, scene: np.ndarray) ->
 
 
 def test_the_heard_head_is_training_only_and_reads_the_right_steps() -> None:
-    """heard_classes adds an auxiliary head (colour at the colour word's step, question kind at the last step):
+    """heard_classes adds an auxiliary head (colour from the colour word's step on, question kind at the last step):
     the answer and the attention are the same with or without it; its loss looks at exactly those steps."""
     from types import SimpleNamespace
 
     from mmdemo.tasks.sort_of_clevr import data as soc
-    from mmdemo.tasks.sort_of_clevr.train import HEARD, heard_loss
+    from mmdemo.tasks.sort_of_clevr.hearing import HEARD
+    from mmdemo.tasks.sort_of_clevr.train import heard_loss
 
     images, frames = torch.rand(1, 3, 75, 75), torch.randn(2, 60, 40) * 3 - 7
     mask = torch.arange(60)[None] < torch.tensor([60, 40])[:, None]
@@ -313,12 +314,19 @@ def test_the_heard_head_is_training_only_and_reads_the_right_steps() -> None:
     questions = [soc.Question("", "", "nonrelational", "left", "blue"), soc.Question("", "", "relational", "count", "gray")]
     batch = SimpleNamespace(questions=questions, negates=[True, False], colour_steps=lambda: [4, 7])  # "... on the right?"
     right = torch.full((2, 15, len(HEARD)), -20.0)
-    right[0, 4, HEARD.index("blue")] = right[1, 7, HEARD.index("gray")] = 20.0  # the colour, where it was heard
+    right[0, 4:, HEARD.index("blue")] = right[1, 7:10, HEARD.index("gray")] = 20.0  # the colour, from where it was heard on
     right[0, 14, HEARD.index("right")] = right[1, 9, HEARD.index("count")] = 20.0  # the kind and side, at each one's last step
     good = heard_loss(heard._replace(heard=right), batch)
     moved = right.clone()
-    moved[0, 5], moved[0, 4] = right[0, 4], right[0, 5]  # the colour one step late
+    moved[0, 4] = right[0, 3]  # the colour one step late
     side = right.clone()
     side[0, 14, HEARD.index("right")], side[0, 14, HEARD.index("left")] = -20.0, 20.0  # the wrong side heard
-    assert float(good) < 1e-6 and float(heard_loss(heard._replace(heard=moved), batch)) > 0.5
+    # one of the 14 held colour steps unsure (uniform over six colours): log(6) / 14 = 0.128
+    assert float(good) < 1e-6 and float(heard_loss(heard._replace(heard=moved), batch)) > 0.12
     assert float(heard_loss(heard._replace(heard=side), batch)) > 0.5
+    forgotten = right.clone()
+    forgotten[1, 9, HEARD.index("gray")] = -20.0  # the colour no longer named at the last step
+    assert float(heard_loss(heard._replace(heard=forgotten), batch)) > 0.12
+    padded = right.clone()
+    padded[1, 12, HEARD.index("red")] = 20.0  # steps after the end of a question do not count
+    assert float(heard_loss(heard._replace(heard=padded), batch)) < 1e-6

@@ -353,7 +353,20 @@ def test_ask_by_voice_upload_and_speak(url: str, browser, shots: Path, tmp_path:
     assert seen["words"][:3] == ["What", "shape", "is"] and "red" in seen["words"]
     colour = int(page.locator("#tokens span.colour").get_attribute("data-t"))
     assert 0 < colour < page.locator("#tokens span.tok").count() - 1 and page.locator("#tokens span.colour").inner_text() == "red"
+    # what the model heard, beside the answer: the colour and the kind of question, as said
+    expect(page.locator("#answer")).to_contain_text("What I heard: the red object", timeout=SLOW)
+    expect(page.locator("#answer")).to_contain_text("asking the shape of the object closest to it")
     page.screenshot(path=str(shots / "app-spoken.png"), full_page=True)
+    # a hum is not a question: no answer, no confidence, and the truth says why
+    t = np.arange(48000) / 16000
+    sf.write(tmp_path / "hum.wav", (0.2 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
+    page.locator("#audio").get_by_label("Clear").first.click()
+    page.locator("#audio input[type=file]").set_input_files(str(tmp_path / "hum.wav"))
+    expect(page.locator("#recording-info")).to_contain_text("not known", timeout=SLOW)
+    page.locator("#ask-audio").click()
+    expect(page.locator("#answer")).to_contain_text("No question heard", timeout=SLOW)
+    assert "confidence" not in page.locator("#answer").inner_text() and "What I heard" not in page.locator("#answer").inner_text()
+    expect(page.locator("#truth")).to_contain_text("no question was heard")
     # a typed question afterwards hides the time plot: nothing from the recording stays on screen
     page.locator("#ask").click()
     expect(page.locator("#spoken-plot")).to_be_hidden(timeout=SLOW)

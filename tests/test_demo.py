@@ -301,10 +301,12 @@ def test_a_shipped_spoken_example_carries_its_words(rooms: Rooms) -> None:
 def test_the_voice_panel_says_how_sure_to_be(rooms: Rooms) -> None:
     assert "No measured figures" in rooms.voice.measured("sort-of-clevr/spoken")
     folder = rooms.registry.root / "sort-of-clevr" / "spoken"
-    (folder / "metrics.json").write_text(json.dumps({"nonrelational": 0.9512, "relational": 0.8, "grounding": 0.9}))
+    per_synth = {"espeak": {"nonrelational": 0.97, "relational": 0.9}, "festival": {"nonrelational": 0.93, "relational": 0.85}}
+    (folder / "metrics.json").write_text(json.dumps({"nonrelational": 0.9512, "relational": 0.8, "grounding": 0.9, "per_synth": per_synth}))
     try:
         said = rooms.voice.measured("sort-of-clevr/spoken")
         assert "**95.1%** of non-relational" in said and "**80.0%** of relational" in said and "90.0%" in said
+        assert "eSpeak NG (304 held-out voices" in said and "97.0% / 90.0%" in said and "Festival (its ked voice" in said and "93.0% / 85.0%" in said
     finally:
         (folder / "metrics.json").unlink()
 

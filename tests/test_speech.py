@@ -63,29 +63,84 @@ def test_training_and_test_voices_are_disjoint() -> None:
     for voice in train:
         dialect, _, variant = voice.partition("+")
         assert dialect not in spoken.HELDOUT_DIALECTS and variant not in spoken.HELDOUT_VARIANTS
+    # Festival: a whole voice held out; Piper: one speaker, its test voices warped outside the training range
+    assert spoken.voices("test", "festival") == ["ked_diphone"] and "ked_diphone" not in spoken.voices("train", "festival")
+    assert len(spoken.voices("train", "festival")) == 2 and spoken.voices("train", "piper") == ["joe"]
+    assert all(not spoken.TRAIN_WARP[0] <= w <= spoken.TRAIN_WARP[1] for w in spoken.PIPER_TEST_WARPS.values())
+    assert spoken.voices("val", "espeak") == spoken.voices("train", "espeak")  # thresholds: training voices, fresh questions
 
 
 def test_training_plan_is_balanced_deterministic_and_capped() -> None:
     plan = spoken.plan_train(60, seed=3)
     assert plan == spoken.plan_train(60, seed=3) and plan[:30] == spoken.plan_train(30, seed=3)
     assert [u.family for u in plan[:4]] == ["nonrelational", "relational"] * 2
-    assert all(u.voice in spoken.voices("train") and u.max_speech_s == spoken.MAX_TRAIN_SPEECH_S for u in plan)
+    assert all(u.voice in spoken.voices("train", u.synth) and u.max_speech_s == spoken.MAX_TRAIN_SPEECH_S for u in plan)
+    assert {u.synth for u in plan} == set(spoken.SYNTHS)
+    assert all(spoken.TRAIN_WARP[0] <= u.warp <= spoken.TRAIN_WARP[1] for u in plan)
     samples = soc.generate("test", 2, wording="heldout")
     test_plan = spoken.plan_questions(samples)
     assert [u.text for u in test_plan] == [q.text for s in samples for q in s.questions]
+    assert [u.synth for u in test_plan[:6]] == list(spoken.SYNTHS) * 2 and all(u.voice in spoken.voices("test", u.synth) for u in test_plan)
     pairs = [(sample, q) for sample in samples for q in sample.questions]
     for (sample, q), u in zip(pairs, test_plan):  # negate recovers every answer
         assert soc.answer(sample.scene, u.subtype, u.colour, u.negate) == q.answer
 
 
-def test_render_repeats_and_finds_the_colour_word() -> None:
-    """eSpeak keeps its pitch-flutter phase between calls, so a second rendering differs in tiny jitter only."""
-    u = spoken.plan_train(3, seed=1)[2]
-    x1, words1 = spoken.render(u)
-    x2, words2 = spoken.render(u)
-    assert abs(len(x1) - len(x2)) < 0.01 * len(x1) and np.abs(x1).max() <= 1.0
+def test_conditions_fix_one_effect_each() -> None:
+    samples = soc.generate("test", 1)
+    plans = {c: spoken.plan_questions(samples, condition=c) for c in ("mixed", "clean", "babble10", "room", "phone")}
+    assert [u.voice for u in plans["clean"]] == [u.voice for u in plans["mixed"]]  # the same voices, other renderings
+    for c, plan in plans.items():
+        effects = [(u.babble_talkers, u.room_rt60 > 0, u.band, u.noise) for u in plan]
+        if c == "clean":
+            assert set(effects) == {(0, False, "", "")}
+        elif c == "babble10":
+            assert set(effects) == {(4, False, "", "")} and {u.babble_snr_db for u in plan} == {10.0}
+        elif c == "room":
+            assert all(b == 0 and r and not band and not n for b, r, band, n in effects) and min(u.room_rt60 for u in plan) >= 0.6
+        elif c == "phone":
+            assert set(effects) == {(0, False, "phone", "")}
+    with pytest.raises(ValueError, match="condition"):
+        spoken.plan_questions(samples, condition="underwater")
+
+
+@pytest.mark.parametrize("synth", spoken.SYNTHS)
+def test_every_synthesizer_renders_and_finds_the_colour_word(synth: str) -> None:
+    """Each synthesizer voices the question; the colour word is sounding where its word times say. eSpeak keeps
+    its pitch-flutter phase between calls and Piper samples its delivery, so a second rendering may differ a little."""
+    u = next(u for u in spoken.plan_train(40, seed=1) if u.synth == synth)
+    clean = spoken.Utterance(**{**u.__dict__, "room_rt60": 0.0, "band": "", "noise": "", "babble_talkers": 0, "semitones": 0.0, "gain_db": 0.0})
+    x1, words1 = spoken.render(clean)
+    x2, words2 = spoken.render(clean)
+    assert abs(len(x1) - len(x2)) < 0.1 * len(x1) and np.abs(x1).max() <= 1.0
     end = spoken.colour_end(words1, u.colour)
-    assert u.lead < end < len(x1) / 16000 and abs(end - spoken.colour_end(words2, u.colour)) < 0.02
+    assert u.lead < end < len(x1) / 16000 and abs(end - spoken.colour_end(words2, u.colour)) < 0.25
+    word = next(w for w in words1 if spoken.colour_end([w], u.colour) > 0)
+    inside = x1[int(word.start * 16000) : int(word.end * 16000)]
+    lead_in = x1[: int(u.lead * 16000) - 10]
+    assert np.sqrt(np.mean(inside**2)) > 10 * max(np.sqrt(np.mean(lead_in**2)), 1e-4)
+
+
+def test_rooms_bands_and_babble_do_what_they_say() -> None:
+    from scipy.signal import welch
+
+    from mmdemo.tasks.sort_of_clevr import augment
+
+    x = speech.synthesize("What shape is the object furthest from the blue object?", "en-us").samples
+    f, dry = welch(x, 16000, nperseg=1024)
+    _, phone = welch(augment.band_limit(x, "phone"), 16000, nperseg=1024)
+    band = (f > 500) & (f < 3000)
+    assert phone[f > 4200].sum() < 1e-3 * dry[f > 4200].sum() and phone[band].sum() > 0.3 * dry[band].sum()
+
+    def tail(ir: np.ndarray) -> float:  # the share of a room's energy arriving after 100 ms
+        return float(np.sum(ir[1600:] ** 2) / np.sum(ir**2))
+
+    assert tail(augment.room_response(0.8, np.random.default_rng(1))) > 2 * tail(augment.room_response(0.2, np.random.default_rng(1)))
+    talk = augment.babble(len(x), 4, spoken.voices("train")[:20], np.random.default_rng(0))
+    mixed = augment.at_snr(augment.rms(x), talk, 10.0)
+    assert 20 * np.log10(augment.rms(x) / augment.rms(mixed)) == pytest.approx(10.0, abs=0.01)
+    words = " ".join(augment.BABBLE_SENTENCES).lower().replace(".", " ").replace("?", " ").split()
+    assert not set(words) & {*soc.COLOURS, "grey", "left", "right", "top", "bottom", "shape", "object", "closest", "furthest"}
 
 
 def test_cache_is_content_keyed_and_reused(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from mmdemo.plots import HOP_NAMES, hop_maps
 from mmdemo.registry import Registry
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr import scope
+from mmdemo.tasks.sort_of_clevr.hearing import Hearing
 from mmdemo.tasks.sort_of_clevr.reading import question_roles
 
 EMPTY_ANSWER = ("**Start here:** click an example on the left (or **New random scene**). The answer appears here, with the "
@@ -50,9 +51,27 @@ class EditAnswer:
     answer: Answer | None
 
 
+KIND_WORDS = {"shape": "what shape is it", "left": "is it on the left", "right": "is it on the right", "top": "is it in the top half",
+              "bottom": "is it in the bottom half", "closest": "the shape of the object closest to it",
+              "furthest": "the shape of the object furthest from it", "count": "how many objects share its shape"}
+
+
+def heard_markdown(h: Hearing) -> str:
+    """What a spoken model heard, in words, with the heard head's probabilities (a mishearing shows as one)."""
+    return (f"**What I heard:** the **{h.colour}** object ({100 * h.colour_prob:.0f}%), asking **{KIND_WORDS[h.kind]}** "
+            f"({100 * h.kind_prob:.0f}%); {h.speech_seconds:.2f} s of speech.")
+
+
 def answer_markdown(pred: Prediction, cfg: ModelConfig) -> str:
-    """The answer headline; out of domain (Prediction.in_domain false): the notice first and the answer greyed."""
+    """The answer headline; out of domain (Prediction.in_domain false): the notice first and the answer greyed.
+    Spoken: no question heard gives the notice and no answer; an unsure colour asks to repeat, the answer greyed."""
+    if not pred.answered:
+        return f"<div class='out-of-domain' id='not-heard'><strong>No question heard.</strong> {html.escape(pred.notice)}</div>"
     conf = f"{100 * pred.probs[pred.answer]:.1f}%"
+    heard = f"\n\n{heard_markdown(pred.hearing)}" if pred.hearing and pred.hearing.colour else ""
+    if pred.hearing and pred.hearing.colour and not pred.hearing.sure and pred.in_domain:
+        return (f"<div class='out-of-domain' id='unsure'><strong>Please repeat:</strong> {html.escape(pred.notice)}</div>{heard}\n\n"
+                f"<span class='anyway'>What it would say anyway: {html.escape(pred.answer)} ({conf}), not to be trusted.</span>")
     if not pred.in_domain:
         photos = " For photos use the <strong>Photos</strong> tab." if IMAGE_NOTICE in pred.notice else ""
         return (f"<div class='out-of-domain' id='out-of-domain'><strong>Out of domain:</strong> {html.escape(pred.notice)}{photos}</div>\n\n"
@@ -66,7 +85,7 @@ def answer_markdown(pred: Prediction, cfg: ModelConfig) -> str:
     if cfg.task == "sort-of-clevr":
         kinds = "\n\nBy kind of answer: " + " · ".join(
             f"{kind} {100 * sum(pred.probs.get(a, 0.0) for a in answers):.1f}%" for kind, answers in soc.ANSWER_KINDS)
-    return f"## {html.escape(pred.answer)}\nconfidence {conf}{cut}.{note}{kinds}"
+    return f"## {html.escape(pred.answer)}\nconfidence {conf}{cut}.{note}{kinds}{heard}"
 
 
 def truth_markdown(scene: soc.Scene | None, question: str, pred: Prediction, cfg: ModelConfig, view: View, said: dict | None = None) -> str:
@@ -74,6 +93,8 @@ def truth_markdown(scene: soc.Scene | None, question: str, pred: Prediction, cfg
     spoken = cfg.question_input == "audio"
     if scene is None:
         return "Ground truth is known only for generated scenes (**New random scene**, the examples, the scene editor)."
+    if not pred.answered:
+        return "No answer, so no verdict: no question was heard."
     if spoken and said is None:
         return "The words of this recording are not known here, so neither is the true answer: use **Speak this question** or a spoken example."
     if pred.question_scope is not None and not pred.in_domain:

@@ -28,6 +28,11 @@ from mmdemo.tasks.sort_of_clevr.spoken import colour_end
 
 SPOKEN_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "spoken"  # six questions in held-out voices (+ examples.json)
 RECORD = "Record, upload, or click **Speak this question**."
+SYNTH_VOICES = {  # what each synthesizer's held-out test voices are (tasks/sort_of_clevr/spoken.py voices("test", ...))
+    "espeak": "eSpeak NG (304 held-out voices: 2 dialects, 16 variants)",
+    "festival": "Festival (its ked voice, never trained on)",
+    "piper": "Piper (its one speaker, joe, with the voice scaled outside training)",
+}
 
 
 def file_key(path: str | Path) -> str:
@@ -128,12 +133,20 @@ class Voice:
         return "A recording whose words are not known here: the model answers it; the truth and the word marks need the question's text."
 
     def measured(self, checkpoint: str | None) -> str:
-        """How sure to be of a spoken answer: the checkpoint's measured accuracy on voices it never heard."""
+        """How sure to be of a spoken answer: the checkpoint's measured accuracy, saying exactly on which voices."""
         m = read_metrics(self.registry.root / checkpoint) if checkpoint else None
         if not m or m.get("nonrelational") is None:
             return "No measured figures for this checkpoint (`python -m mmdemo evaluate --checkpoint DIR --write`)."
-        return (f"Measured on the test split in voices it never heard: **{pct(m['nonrelational'])}** of non-relational and "
-                f"**{pct(m['relational'])}** of relational questions right; hop 1 on the named object {pct(m.get('grounding'))} of the time.")
+        said = (f"Measured on the test split ({m.get('num_questions', 4000):,} questions) in voices it never trained on: **{pct(m['nonrelational'])}** "
+                f"of non-relational and **{pct(m['relational'])}** of relational questions right; hop 1 on the named object "
+                f"{pct(m.get('grounding'))} of the time (when the colour word has been heard).")
+        per = m.get("per_synth") or {}
+        if per:
+            said += " By synthesizer (non-relational / relational): " + "; ".join(
+                f"{SYNTH_VOICES.get(name, name)} {pct(r['nonrelational'])} / {pct(r['relational'])}" for name, r in per.items()) + "."
+        else:
+            said += " Every test voice was an eSpeak NG voice."
+        return said + " Synthetic voices only: a human voice may do worse."
 
     def ask(self, image: Any, recording: str | None, checkpoint: str | None, state: dict | None, said: dict | None) -> Answer:
         """A spoken question (a sound file's path): the answer with steps in time, and the time plot."""

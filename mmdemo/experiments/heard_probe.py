@@ -24,7 +24,8 @@ from mmdemo.config import TrainConfig
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.batches import SpokenBatch
 from mmdemo.tasks.sort_of_clevr.evaluate import spoken_test_pool
-from mmdemo.tasks.sort_of_clevr.train import HEARD, heard
+from mmdemo.tasks.sort_of_clevr.hearing import HEARD
+from mmdemo.tasks.sort_of_clevr.train import heard
 
 SPOKEN = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "sort-of-clevr" / "spoken"
 

@@ -62,15 +62,51 @@ class QuestionBatch(SceneBatch):
         return [colour_step(row) for row in self.token_ids.tolist()]
 
 
+# SpecAugment (Park et al. 2019), sized for 40 mel bands and 10 ms frames: two time masks of up to 80 ms and
+# two frequency masks of up to 6 bands, filled with the utterance's mean.
+TIME_MASKS, MAX_TIME_MASK, FREQ_MASKS, MAX_FREQ_MASK = 2, 8, 2, 6
+
+
+class Masks(NamedTuple):
+    """SpecAugment masks for one utterance: (start, width) in frames and in mel bands."""
+
+    time: list[tuple[int, int]]
+    freq: list[tuple[int, int]]
+
+
+def draw_masks(frames: int, bands: int, rng: np.random.Generator) -> Masks:
+    def spans(count: int, widest: int, size: int) -> list[tuple[int, int]]:
+        widths = rng.integers(0, widest + 1, count)
+        return [(int(rng.integers(0, max(1, size - w))), int(w)) for w in widths]
+
+    return Masks(spans(TIME_MASKS, MAX_TIME_MASK, frames), spans(FREQ_MASKS, MAX_FREQ_MASK, bands))
+
+
+def masked(frames: np.ndarray, masks: Masks | None) -> np.ndarray:
+    """frames (L, M) with the masks filled by their mean (a copy; the pool is never written)."""
+    if masks is None:
+        return frames
+    out = frames.astype(np.float32)
+    fill = float(out.mean()) if out.size else 0.0
+    for start, width in masks.time:
+        out[start : start + width] = fill
+    for start, width in masks.freq:
+        out[:, start : start + width] = fill
+    return out
+
+
 class SpokenBatch(SceneBatch):
-    """N images and their spoken questions: log-mel frames from a SpokenPool (utterances[i] voices questions[i])."""
+    """N images and their spoken questions: log-mel frames from a SpokenPool (utterances[i] voices questions[i]),
+    masked where SpecAugment drew masks."""
 
     QUESTION_FIELDS = ("frames", "frame_mask")
 
-    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], utterances: list[list[int]], pool: SpokenPool, cfg: ModelConfig) -> None:
+    def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], utterances: list[list[int]], pool: SpokenPool, cfg: ModelConfig,
+                 masks: list[list[Masks | None]] | None = None) -> None:
         super().__init__(images, questions, cfg)
         ids = [u for us in utterances for u in us]
-        self.frames, self.frame_mask = pad_frames([pool.frames(u) for u in ids])  # (B, L, M), (B, L)
+        flat_masks = [m for ms in masks for m in ms] if masks else [None] * len(ids)
+        self.frames, self.frame_mask = pad_frames([masked(pool.frames(u), m) for u, m in zip(ids, flat_masks)])  # (B, L, M), (B, L)
         self.colour_ends = [float(pool.colour_ends[u]) for u in ids]  # seconds; -1 = not found
         self.negates = [pool.utterances[u].negate for u in ids]  # a "right" / "bottom" wording (the heard head's side)
         self.num_steps = [math.ceil((pool.offsets[u + 1] - pool.offsets[u]) / cfg.audio_stride) for u in ids]
@@ -86,6 +122,7 @@ class Drawn(NamedTuple):
 
     questions: list[soc.Question]
     utterances: list[int] | None = None
+    masks: list[Masks | None] | None = None  # spoken: SpecAugment per utterance (None: unmasked)
 
 
 def balanced(questions: list[soc.Question], count: int) -> list[soc.Question]:
@@ -116,8 +153,8 @@ class SpokenQuestions:
     """Utterances drawn from the synthesized pool: the audio depends only on the question, so any utterance
     fits any scene, and its answer is worked out for the scene at hand."""
 
-    def __init__(self, pool: SpokenPool, model_cfg: ModelConfig, count: int) -> None:
-        self.pool, self.model_cfg, self.count = pool, model_cfg, count
+    def __init__(self, pool: SpokenPool, model_cfg: ModelConfig, count: int, spec_augment: float = 0.0) -> None:
+        self.pool, self.model_cfg, self.count, self.spec_augment = pool, model_cfg, count, spec_augment
         families = [u.family for u in pool.utterances]
         self.by_family = {f: np.array([i for i, x in enumerate(families) if x == f]) for f in ("nonrelational", "relational")}
 
@@ -128,7 +165,7 @@ class SpokenQuestions:
 
         plan = spoken.plan_train(cfg.spoken_utterances, cfg.seed, cfg.frames)
         pool = spoken.load_pool(plan, cfg.spoken_data, "train", spoken.feature_settings(model_cfg), cfg.synth_workers, progress)
-        return cls(pool, model_cfg, cfg.questions_per_image)
+        return cls(pool, model_cfg, cfg.questions_per_image, cfg.spec_augment)
 
     def draw(self, scenes: list[soc.Scene], rng: np.random.Generator) -> list[Drawn]:
         """Each scene's utterances and their questions (drawn for the whole global batch, like TypedQuestions)."""
@@ -137,11 +174,14 @@ class SpokenQuestions:
             ids = [*rng.choice(self.by_family["nonrelational"], self.count // 2), *rng.choice(self.by_family["relational"], self.count - self.count // 2)]
             us = [self.pool.utterances[i] for i in ids]
             questions = [soc.Question(u.text, soc.answer(scene, u.subtype, u.colour, u.negate), u.family, u.subtype, u.colour, u.template) for u in us]
-            drawn.append(Drawn(questions, [int(i) for i in ids]))
+            masks = None
+            if self.spec_augment > 0:  # drawn from the shared stream only when on: unmasked runs draw as before
+                masks = [draw_masks(len(self.pool.frames(i)), self.model_cfg.n_mels, rng) if rng.random() < self.spec_augment else None for i in ids]
+            drawn.append(Drawn(questions, [int(i) for i in ids], masks))
         return drawn
 
     def make(self, images: np.ndarray, drawn: list[Drawn]) -> SpokenBatch:
-        return SpokenBatch(images, [d.questions for d in drawn], [d.utterances for d in drawn], self.pool, self.model_cfg)
+        return SpokenBatch(images, [d.questions for d in drawn], [d.utterances for d in drawn], self.pool, self.model_cfg, [d.masks or [] for d in drawn] if self.spec_augment > 0 else None)
 
     def batch(self, images: np.ndarray, scenes: list[soc.Scene], rng: np.random.Generator) -> SpokenBatch:
         return self.make(images, self.draw(scenes, rng))

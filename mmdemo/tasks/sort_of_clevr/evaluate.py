@@ -38,11 +38,14 @@ def most_attended_region(region_attention: np.ndarray, num_tokens: int) -> int:
     return int(np.unravel_index(np.argmax(att), att.shape)[1])
 
 
-def spoken_test_pool(samples: list[soc.Sample], model: FusionRNN, folder: str | Path, workers: int = 0, progress: bool = False) -> SpokenPool:
-    """The samples' questions in held-out voices (one utterance each, in order), from the cache in `folder`."""
+def spoken_test_pool(samples: list[soc.Sample], model: FusionRNN, folder: str | Path, workers: int = 0, progress: bool = False,
+                     condition: str = "mixed", split: str = "test") -> SpokenPool:
+    """The samples' questions in the split's voices (test: held out), rendered under `condition` (one
+    utterance each, in order), from the cache in `folder`."""
     from mmdemo.tasks.sort_of_clevr import spoken
 
-    return spoken.load_pool(spoken.plan_questions(samples, "test"), folder, "test", spoken.feature_settings(model.cfg), workers, progress)
+    plan = spoken.plan_questions(samples, split, condition=condition)
+    return spoken.load_pool(plan, folder, split, spoken.feature_settings(model.cfg), workers, progress)
 
 
 @torch.inference_mode()
@@ -74,24 +77,58 @@ def predict_samples(
         lengths = out.step_mask.sum(1).cpu().tolist()
         tokens = [[] for _ in preds] if audio else batch.token_ids.cpu().tolist()
         steps = batch.colour_steps() if audio else [None] * len(preds)
+        heard = out.heard.float().cpu().numpy() if out.heard is not None else None  # (B, T, C)
         for i, q in enumerate(batch.questions):
             k = int(batch.image_index[i])
             n = lengths[i]
-            yield Answered(q, chunk[k].scene, start + k, model.cfg.labels[preds[i]], tokens[i][:n], hops[i, :n], steps[i])
+            yield Answered(q, chunk[k].scene, start + k, model.cfg.labels[preds[i]], tokens[i][:n], hops[i, :n], steps[i],
+                           heard[i, n - 1] if heard is not None else None)
+
+
+def heard_figures(answered: list[Answered], negates: list[bool], threshold: float | None) -> dict:
+    """What the heard head named at the last step against what was said: colour and kind accuracy, and at the
+    checkpoint's unsure-colour threshold how often the app would ask to repeat and how right the rest are."""
+    from mmdemo.tasks.sort_of_clevr.hearing import heard_kind, read_heard
+
+    colour_ok, kind_ok, sure, right_sure = [], [], [], []
+    for a, negate in zip(answered, negates):
+        colours, kinds = read_heard(a.heard)
+        colour = max(colours, key=colours.get)
+        colour_ok.append(colour == a.question.colour)
+        kind_ok.append(max(kinds, key=kinds.get) == heard_kind(a.question.subtype, negate))
+        sure.append(threshold is None or colours[colour] >= threshold)
+        if sure[-1]:
+            right_sure.append(a.prediction == a.question.answer)
+    return {"colour": round(float(np.mean(colour_ok)), 4), "kind": round(float(np.mean(kind_ok)), 4),
+            "unsure": round(1 - float(np.mean(sure)), 4), "threshold": threshold,
+            "accuracy_when_sure": round(float(np.mean(right_sure)), 4) if right_sure else None}
+
+
+def accuracy_by(answered: list[Answered], keys: list[str]) -> dict[str, dict]:
+    """Non-relational and relational accuracy (and counts) per key (a synthesizer, a voice)."""
+    groups: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    for a, key in zip(answered, keys):
+        groups[key][a.question.family].append(a.prediction == a.question.answer)
+    return {key: {"nonrelational": round(float(np.mean(g["nonrelational"])), 4) if g["nonrelational"] else None,
+                  "relational": round(float(np.mean(g["relational"])), 4) if g["relational"] else None,
+                  "questions": len(g["nonrelational"]) + len(g["relational"])} for key, g in sorted(groups.items())}
 
 
 def evaluate_model(
     model: FusionRNN, device: torch.device, samples: list[soc.Sample] | None = None, per_wording: bool = False,
-    spoken_data: str | Path = "data/spoken", synth_workers: int = 0, progress: bool = False,
+    spoken_data: str | Path = "data/spoken", synth_workers: int = 0, progress: bool = False, condition: str = "mixed",
+    colour_threshold: float | None = None,
 ) -> dict:
     """Accuracy per question group, the grounding rate and the reading figures (reading.py; None when the
     fusion has no attention); per_wording adds accuracy per question template ("per_wording": {template: accuracy}).
 
-    Spoken models hear every question in a held-out voice (synthesized into spoken_data when not cached);
-    their grounding is hop 1 at the first step that has heard the whole colour word, on the named object."""
+    Spoken models hear every question in a held-out voice (synthesized into spoken_data when not cached),
+    rendered under `condition` (spoken.CONDITIONS); grounding follows the typed rule (hop 1's largest weight
+    over all steps on the named object; at the colour word itself is `onset`). They also get accuracy per synthesizer and per voice, and what
+    the heard head named (heard_figures, at colour_threshold)."""
     samples = samples if samples is not None else soc.test_split()
     audio = model.cfg.question_input == "audio"
-    pool = spoken_test_pool(samples, model, spoken_data, synth_workers, progress) if audio else None
+    pool = spoken_test_pool(samples, model, spoken_data, synth_workers, progress, condition) if audio else None
     right: dict[str, list[bool]] = defaultdict(list)
     by_template: dict[str, list[bool]] = defaultdict(list)
     grounded: list[bool] = []
@@ -101,15 +138,13 @@ def evaluate_model(
         q = a.question
         right[q.subtype].append(a.prediction == q.answer)
         by_template[f"{q.subtype}: {q.template}"].append(a.prediction == q.answer)
-        if q.family == "nonrelational" and not audio:
-            named = a.scene.find(q.colour)
-            grounded.append(holds(most_attended_region(a.hops[:, 0], len(a.token_ids)), model.cfg.grid, named))
-            s = max(colour_step(a.token_ids), 0)
-            grounded_read.append(holds(most_attended_region(a.hops[s:, 0], len(a.token_ids) - s), model.cfg.grid, named))
-        elif q.family == "nonrelational" and a.colour_step is not None and a.colour_step >= 0:
-            named, s = a.scene.find(q.colour), a.colour_step  # spoken: the first step that has heard the colour word
-            grounded.append(holds(int(a.hops[s, 0].argmax()), model.cfg.grid, named))
-            grounded_read.append(holds(most_attended_region(a.hops[s:, 0], len(a.hops) - s), model.cfg.grid, named))
+        if q.family == "nonrelational":  # typed and spoken alike: hop 1's largest weight over all steps
+            named, steps = a.scene.find(q.colour), len(a.hops)
+            grounded.append(holds(most_attended_region(a.hops[:, 0], steps), model.cfg.grid, named))
+            s = a.colour_step if audio else colour_step(a.token_ids)  # spoken: the first step that has heard the colour word
+            if s is not None and s >= 0 or not audio:
+                s = max(s, 0)
+                grounded_read.append(holds(most_attended_region(a.hops[s:, 0], steps - s), model.cfg.grid, named))
     attention = model.cfg.has_region_attention
     metrics: dict = {}
     for group, subtypes in GROUPS.items():
@@ -123,7 +158,13 @@ def evaluate_model(
     metrics["num_images"] = len(samples)
     if audio:
         metrics["voices"] = "held-out"
+        metrics["condition"] = condition
         metrics["colour_word_found"] = round(float(np.mean([a.colour_step is not None and a.colour_step >= 0 for a in answered])), 4)
+        metrics["per_synth"] = accuracy_by(answered, [u.synth for u in pool.utterances])
+        # eSpeak's 304 held-out voices get ~4 questions each: reported by dialect (its variants pooled)
+        metrics["per_voice"] = accuracy_by(answered, [f"{u.synth}:{u.voice.split('+')[0] if u.synth == 'espeak' else u.voice}" for u in pool.utterances])
+        if answered and answered[0].heard is not None:
+            metrics["heard"] = heard_figures(answered, [u.negate for u in pool.utterances], colour_threshold)
     if attention:
         metrics.update(reading_metrics(answered, model.cfg.grid))
     else:  # sum and concat look everywhere evenly: no reading to check

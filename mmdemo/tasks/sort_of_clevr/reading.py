@@ -47,6 +47,7 @@ class Answered(NamedTuple):
     hops: np.ndarray  # (T, K, R) every hop's region attention at every real step
     colour_step: int | None = None  # spoken questions: the first step that has heard the colour word (-1: none);
     # None: typed, found from token_ids
+    heard: np.ndarray | None = None  # spoken questions with a heard head: its logits at the last step (len(HEARD),)
 
 
 def step_scores(a: Answered, grid: int) -> dict[str, float]:

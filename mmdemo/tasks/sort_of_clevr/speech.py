@@ -29,7 +29,7 @@ _INITIALIZE_DONT_EXIT = 0x8000  # report errors instead of calling exit()
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_END, _EVENT_MSG_TERMINATED = 0, 1, 5, 6
-_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE, _PARAM_WORDGAP = 1, 2, 3, 4, 7
 _BUFFER_MS = 500  # audio per callback (eSpeak's default, 60 ms, means many more Python calls)
 
 
@@ -100,11 +100,11 @@ class _Engine:
             i += 1
         return 0  # 0 = go on
 
-    def speak(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    def speak(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, word_gap: int = 0) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
         with self.lock:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise ValueError(f"unknown voice {voice!r}")
-            for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range), (_PARAM_VOLUME, 100)):
+            for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range), (_PARAM_VOLUME, 100), (_PARAM_WORDGAP, word_gap)):
                 self.lib.espeak_SetParameter(param, int(value), 0)
             self._chunks, self._events = [], []
             data = text.encode("utf-8") + b"\0"
@@ -161,8 +161,9 @@ def word_boundaries(text: str, events: list[tuple[int, int, int, int]], duration
     return words
 
 
-def synthesize(text: str, voice: str = DEFAULT_VOICE, rate: int = DEFAULT_RATE, pitch: int = DEFAULT_PITCH, pitch_range: int = 50) -> Speech:
-    """Speak `text` -> Speech(16000, samples (N,) float32, words). Raises SpeechUnavailable without a
+def synthesize(text: str, voice: str = DEFAULT_VOICE, rate: int = DEFAULT_RATE, pitch: int = DEFAULT_PITCH, pitch_range: int = 50, word_gap: int = 0) -> Speech:
+    """Speak `text` -> Speech(16000, samples (N,) float32, words); word_gap: extra pause between words in
+    units of 10 ms. Raises SpeechUnavailable without a
     synthesizer, ValueError for an unknown voice or nothing to say."""
     import soxr
 
@@ -172,6 +173,6 @@ def synthesize(text: str, voice: str = DEFAULT_VOICE, rate: int = DEFAULT_RATE, 
     text = " ".join(str(text).split())[:MAX_TEXT_CHARS]
     if not text:
         raise ValueError("nothing to say: the text is empty")
-    raw, events = engine.speak(text, voice, int(np.clip(rate, 80, 450)), int(np.clip(pitch, 0, 100)), int(np.clip(pitch_range, 0, 100)))
+    raw, events = engine.speak(text, voice, int(np.clip(rate, 80, 450)), int(np.clip(pitch, 0, 100)), int(np.clip(pitch_range, 0, 100)), int(np.clip(word_gap, 0, 50)))
     samples = soxr.resample(raw.astype(np.float32) / 32768.0, engine.native_rate, SAMPLE_RATE).astype(np.float32)  # (N,)
     return Speech(SAMPLE_RATE, samples, word_boundaries(text, events, len(samples) / SAMPLE_RATE))

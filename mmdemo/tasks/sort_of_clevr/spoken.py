@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -37,19 +36,28 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mmdemo.config import CONDITIONS
+from mmdemo.tasks.sort_of_clevr import augment, speech, synthesizers
 from mmdemo.tasks.sort_of_clevr import data as soc
-from mmdemo.tasks.sort_of_clevr import speech
 
-FEATURE_VERSION = 1  # bump when rendering or features change: every cached shard is then made again
+FEATURE_VERSION = 3  # bump when rendering or features change: every cached shard is then made again
 SHARD = 200  # utterances per cache file
 TRAIN_UTTERANCES = 16000  # the training pool; each is heard with many scenes
 MAX_TRAIN_SPEECH_S = 3.8  # a longer training utterance is spoken again faster (bounds the steps of a batch); the
-# longest test question at the slowest rate (140 words/min) takes ~3.8 s
+# longest test question at the slowest rate takes ~3.8 s
+SYNTHS = ("espeak", "festival", "piper")
+TRAIN_SHARE = (0.45, 0.35, 0.2)  # of the training pool, per synthesizer
 HELDOUT_DIALECTS = ("en-us-nyc", "en-gb-x-gbcwmd")
 HELDOUT_VARIANTS = (
     "Annie", "Jacky", "anikaRobot", "boris", "croak", "edward2", "f3", "grandma",
     "iven3", "klatt4", "m5", "norbert", "quincy", "robosoft5", "steph2", "whisperf",
 )
+HELDOUT_FESTIVAL = ("ked_diphone",)  # a whole Festival voice (of three) never trained on
+# Piper ships one speaker offline (joe). Its training renderings warp the voice by 0.92-1.08 (as every
+# synthesizer's); its test voices are joe with the vocal tract scaled outside that range (a lower and a
+# higher "speaker" made from the same one): held-out renderings of a trained-on speaker, named as such.
+PIPER_TEST_WARPS = {"joe-low": 0.86, "joe-high": 1.14}
+TRAIN_WARP = (0.92, 1.08)
 SPLIT_STREAMS = {"train": 10, "test": 11, "val": 12}  # rng streams apart from the scene generator's
 
 
@@ -62,20 +70,25 @@ class Utterance:
     colour: str
     negate: bool
     template: str
-    voice: str  # eSpeak voice: dialect[+variant]
-    rate: int  # words per minute
-    pitch: int  # 0..100
-    pitch_range: int  # 0..100
+    synth: str  # espeak | festival | piper
+    voice: str  # eSpeak: dialect[+variant]; Festival: its voice name; Piper: joe | joe-low | joe-high
+    tempo: float  # 1 = the synthesizer's own speed; > 1 faster (eSpeak 175 x tempo words/min)
+    pitch: int  # 0..100: eSpeak's pitch; Festival diphone voices aim at 80 + pitch Hz; Piper's noise width
+    pitch_range: int  # 0..100: eSpeak's range; Festival's F0 spread 5 + range / 4 Hz; Piper's noise scale
+    word_gap: int  # eSpeak only: extra pause between words, x 10 ms
+    warp: float  # speed perturbation (pitch and formants move with it); 1 = none
+    semitones: float  # pitch shift (audiomentations); 0 = none
     lead: float  # seconds of silence before the speech
     trail: float  # ... and after it
-    reverb_rt60: float  # 0 = dry
-    reverb_wet: float
-    telephone: bool  # band-limited through 8 kHz
+    room_rt60: float  # 0 = dry; else a simulated shoebox room (pyroomacoustics)
+    band: str  # "" | phone | laptop
     noise: str  # "" | white | pink | brown
     snr_db: float
+    babble_talkers: int  # 0 = none
+    babble_snr_db: float
     gain_db: float  # applied last; a loud gain clips at full scale (clipping is part of the data)
     max_speech_s: float  # 0 = no cap; else a longer rendering is spoken again faster
-    seed: int  # noise and room draws
+    seed: int  # noise, room and babble draws
 
     @property
     def family(self) -> str:
@@ -89,46 +102,73 @@ class Utterance:
 # ------------------------------------------------------------------------------------------- voices
 
 
-def voices(split: str) -> list[str]:
-    """eSpeak voice names for a split: train never shares a (dialect, variant) pair, dialect or variant
-    with the held-out sets; test (and val) is everything else."""
+def voices(split: str, synth: str = "espeak") -> list[str]:
+    """Voice names of one synthesizer for a split. eSpeak: train never shares a (dialect, variant) pair,
+    dialect or variant with the held-out sets; test is everything else. Festival: the held-out voice for
+    test. Piper: joe for train, the warped joes for test. "val" (thresholds) uses the training voices."""
+    held_out = split == "test"
+    if synth == "festival":
+        return [v for v in synthesizers.FESTIVAL_VOICES if (v in HELDOUT_FESTIVAL) == held_out]
+    if synth == "piper":
+        return list(PIPER_TEST_WARPS) if held_out else list(synthesizers.PIPER_VOICES)
+    if synth != "espeak":
+        raise ValueError(f"unknown synthesizer {synth!r}; one of {SYNTHS}")
     variants = ("", *speech.variants())
     missing = sorted(set(HELDOUT_VARIANTS) - set(variants))
     if missing:
         raise RuntimeError(f"espeakng-loader lacks the voice variants {missing}; pin the version in requirements.txt")
     held = [(d in HELDOUT_DIALECTS or v in HELDOUT_VARIANTS) for d in speech.DIALECTS for v in variants]
     pairs = [(d, v) for d in speech.DIALECTS for v in variants]
-    return [speech.voice_name(d, v) for (d, v), h in zip(pairs, held) if h == (split != "train")]
+    return [speech.voice_name(d, v) for (d, v), h in zip(pairs, held) if h == held_out]
 
 
-def draw_utterance(text: str, subtype: str, colour: str, negate: bool, template: str, voice_list: list[str],
-                   rng: np.random.Generator, max_speech_s: float) -> Utterance:
-    """Voice and augmentation for one question."""
-    reverb = rng.random() < 0.4
-    noise = str(rng.choice(["white", "pink", "brown"])) if rng.random() < 0.7 else ""
-    return Utterance(
-        text, subtype, colour, bool(negate), template,
-        voice=voice_list[int(rng.integers(len(voice_list)))],
-        rate=int(rng.integers(140, 241)),
-        pitch=int(rng.integers(20, 81)),
-        pitch_range=int(rng.integers(20, 91)),
-        lead=round(float(rng.uniform(0.02, 0.2)), 3),
-        trail=round(float(rng.uniform(0.05, 0.15)), 3),
-        reverb_rt60=round(float(rng.uniform(0.15, 0.7)), 3) if reverb else 0.0,
-        reverb_wet=round(float(rng.uniform(0.1, 0.5)), 3) if reverb else 0.0,
-        telephone=bool(rng.random() < 0.1),
-        noise=noise,
-        snr_db=round(float(rng.uniform(5.0, 35.0)), 2) if noise else 0.0,
-        gain_db=round(float(rng.uniform(-30.0, 6.0)), 2),
-        max_speech_s=max_speech_s,
-        seed=int(rng.integers(2**31)),
-    )
+def draw_utterance(text: str, subtype: str, colour: str, negate: bool, template: str, synth: str, voice_list: list[str],
+                   rng: np.random.Generator, max_speech_s: float, condition: str = "mixed") -> Utterance:
+    """Voice and augmentation for one question. "mixed" draws every effect (training and the test split
+    alike); the other conditions fix one: "clean" (none), "babble10" (4 talkers at 10 dB SNR), "room" (a
+    reverberant room, RT60 0.6-0.9 s), "phone" (the telephone band)."""
+    if condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}; one of {CONDITIONS}")
+    voice = voice_list[int(rng.integers(len(voice_list)))]
+    tempo = {"espeak": (0.7, 1.7), "festival": (0.75, 1.3), "piper": (0.75, 1.3)}[synth]
+    warp = PIPER_TEST_WARPS.get(voice) or float(rng.uniform(*TRAIN_WARP))
+    reverb, babble_on = rng.random() < 0.4, rng.random() < 0.2
+    noise = str(rng.choice(["white", "pink", "brown"])) if rng.random() < 0.5 else ""
+    band = str(rng.choice(["phone", "laptop"])) if rng.random() < 0.2 else ""
+    semitones = float(rng.uniform(-2.0, 2.0)) if rng.random() < 0.3 else 0.0
+    draws = {
+        "tempo": round(float(rng.uniform(*tempo)), 3),
+        "pitch": int(rng.integers(10, 91)),
+        "pitch_range": int(rng.integers(10, 101)),
+        "word_gap": int(rng.integers(0, 9)) if rng.random() < 0.3 else 0,
+        "warp": round(warp, 3),
+        "semitones": round(semitones, 2),
+        "lead": round(float(rng.uniform(0.02, 0.4)), 3),
+        "trail": round(float(rng.uniform(0.05, 0.3)), 3),
+        "room_rt60": round(float(rng.uniform(0.2, 0.9)), 3) if reverb else 0.0,
+        "band": band,
+        "noise": noise,
+        "snr_db": round(float(rng.uniform(5.0, 35.0)), 2) if noise else 0.0,
+        "babble_talkers": int(rng.integers(2, 7)) if babble_on else 0,
+        "babble_snr_db": round(float(rng.uniform(5.0, 30.0)), 2) if babble_on else 0.0,
+        "gain_db": round(float(rng.uniform(-30.0, 6.0)), 2),
+        "seed": int(rng.integers(2**31)),
+    }
+    if condition != "mixed":  # one effect alone, the voice's own delivery kept
+        draws.update({"semitones": 0.0, "room_rt60": 0.0, "band": "", "noise": "", "snr_db": 0.0, "babble_talkers": 0, "babble_snr_db": 0.0, "gain_db": -6.0})
+        if condition == "babble10":
+            draws.update({"babble_talkers": 4, "babble_snr_db": 10.0})
+        elif condition == "room":
+            draws["room_rt60"] = round(float(rng.uniform(0.6, 0.9)), 3)
+        elif condition == "phone":
+            draws["band"] = "phone"
+    return Utterance(text, subtype, colour, bool(negate), template, synth, voice, max_speech_s=max_speech_s, **draws)
 
 
 def plan_train(count: int, seed: int = 0, frame_prob: float = 0.25) -> list[Utterance]:
-    """The training pool: training wordings (TRAIN_WORDINGS, frames, surface noise), training voices;
-    even indices non-relational, odd relational, subtype and colour uniform."""
-    voice_list = voices("train")
+    """The training pool: training wordings (TRAIN_WORDINGS, frames, surface noise), training voices of
+    every synthesizer (TRAIN_SHARE); even indices non-relational, odd relational, subtype and colour uniform."""
+    voice_lists = {synth: voices("train", synth) for synth in SYNTHS}
     out = []
     for i in range(count):
         rng = np.random.default_rng([SPLIT_STREAMS["train"], seed, i])
@@ -136,66 +176,79 @@ def plan_train(count: int, seed: int = 0, frame_prob: float = 0.25) -> list[Utte
         subtype = family[int(rng.integers(len(family)))]
         colour = list(soc.COLOURS)[int(rng.integers(len(soc.COLOURS)))]
         text, negate, template = soc.question_text(subtype, colour, rng, "train", frame_prob)
-        out.append(draw_utterance(text, subtype, colour, negate, template, voice_list, rng, MAX_TRAIN_SPEECH_S))
+        synth = SYNTHS[int(rng.choice(len(SYNTHS), p=TRAIN_SHARE))]
+        out.append(draw_utterance(text, subtype, colour, negate, template, synth, voice_lists[synth], rng, MAX_TRAIN_SPEECH_S))
     return out
 
 
-def plan_questions(samples: list[soc.Sample], split: str = "test", seed: int = 0) -> list[Utterance]:
-    """One utterance per question of the samples, in order (sample by sample), in held-out voices."""
-    voice_list = voices(split)
+def plan_questions(samples: list[soc.Sample], split: str = "test", seed: int = 0, condition: str = "mixed") -> list[Utterance]:
+    """One utterance per question of the samples, in order (sample by sample): question j in synthesizer
+    SYNTHS[j % 3] (a third each), in the split's voices ("test": held out; "val": training voices)."""
+    voice_lists = {synth: voices(split, synth) for synth in SYNTHS}
     out = []
     for sample in samples:
         for q in sample.questions:
             rng = np.random.default_rng([SPLIT_STREAMS[split], seed, len(out)])
+            synth = SYNTHS[len(out) % len(SYNTHS)]
             negate = soc.answer(sample.scene, q.subtype, q.colour) != q.answer  # a "right"/"bottom" wording
-            out.append(draw_utterance(q.text, q.subtype, q.colour, negate, q.template, voice_list, rng, 0.0))
+            out.append(draw_utterance(q.text, q.subtype, q.colour, negate, q.template, synth, voice_lists[synth], rng, 0.0, condition))
     return out
 
 
 # ---------------------------------------------------------------------------------------- rendering
 
 
-def _noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    from scipy import fft
+def _speak(u: Utterance, tempo: float, festival_cache: dict | None = None) -> speech.Speech:
+    """The dry voice: the utterance's synthesizer at this tempo."""
+    if u.synth == "espeak":
+        sp = speech.synthesize(u.text, u.voice, round(speech.DEFAULT_RATE * tempo), u.pitch, u.pitch_range, u.word_gap)
+    elif u.synth == "festival":
+        line = festival_line(u, tempo)
+        sp = (festival_cache or {}).get(line) or synthesizers.festival([line])[0]
+    elif u.synth == "piper":
+        line = synthesizers.PiperLine("joe", u.text, round(1.0 / tempo, 3), 0.4 + 0.5 * u.pitch_range / 100, 0.5 + 0.6 * u.pitch / 100)
+        sp = synthesizers.piper(line, marker=_colour_word(u.text, u.colour))
+    else:
+        raise ValueError(f"unknown synthesizer {u.synth!r}")
+    return sp
 
-    if kind == "white":
-        return rng.standard_normal(n).astype(np.float32)
-    size = fft.next_fast_len(n, real=True)  # an awkward length would make the FFT many times slower
-    spectrum = fft.rfft(rng.standard_normal(size).astype(np.float32))
-    freqs = np.maximum(fft.rfftfreq(size), 1.0 / size)
-    spectrum /= np.sqrt(freqs) if kind == "pink" else freqs  # 1/f power (pink) or 1/f^2 (brown)
-    return fft.irfft(spectrum, size)[:n].astype(np.float32)
+
+def festival_line(u: Utterance, tempo: float | None = None) -> synthesizers.FestivalLine:
+    """What Festival is asked to say for a Festival utterance (at its own tempo unless told another)."""
+    tempo = u.tempo if tempo is None else tempo
+    return synthesizers.FestivalLine(u.voice, u.text, round(1.0 / tempo, 3), 80.0 + u.pitch, 5.0 + u.pitch_range / 4)
 
 
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+def _colour_word(text: str, colour: str) -> str:
+    """The colour as written in the text ("grey" for gray, say): where Piper's word timing is re-measured."""
+    names = soc.COLOUR_ALIASES.get(colour, (colour,))
+    for word in text.split():
+        if "".join(ch for ch in word.lower() if ch.isalpha()) in names:
+            return "".join(ch for ch in word if ch.isalpha())
+    return ""
 
 
-def render(u: Utterance) -> tuple[np.ndarray, list[speech.Word]]:
-    """The utterance as 16 kHz float32 samples and its word boundaries (shifted by the lead-in)."""
-    import soxr
-    from scipy.signal import fftconvolve
-
-    spoken = speech.synthesize(u.text, u.voice, u.rate, u.pitch, u.pitch_range)
-    seconds = len(spoken.samples) / spoken.sample_rate
+def render(u: Utterance, festival_cache: dict | None = None) -> tuple[np.ndarray, list[speech.Word]]:
+    """The utterance as 16 kHz float32 samples and its word boundaries (after warp and lead-in)."""
+    spoken = _speak(u, u.tempo, festival_cache)
+    seconds = len(spoken.samples) / spoken.sample_rate / u.warp
     if u.max_speech_s and seconds > u.max_speech_s:
-        spoken = speech.synthesize(u.text, u.voice, min(450, math.ceil(u.rate * seconds / u.max_speech_s * 1.05)), u.pitch, u.pitch_range)
+        spoken = _speak(u, min(2.6, u.tempo * seconds / u.max_speech_s * 1.05))
     sr, rng = spoken.sample_rate, np.random.default_rng(u.seed)
-    x = np.concatenate([np.zeros(int(u.lead * sr), np.float32), spoken.samples, np.zeros(int(u.trail * sr), np.float32)])
-    level = _rms(spoken.samples)
-    if u.reverb_rt60 > 0:  # a synthetic room: decaying noise after the direct sound
-        t = np.arange(int(min(u.reverb_rt60, 0.8) * sr)) / sr
-        ir = rng.standard_normal(len(t)).astype(np.float32) * np.exp(-6.9 * t / u.reverb_rt60).astype(np.float32)
-        ir[0] = 0.0
-        wet = fftconvolve(x, ir)[: len(x)].astype(np.float32)
-        x = (1 - u.reverb_wet) * x + u.reverb_wet * wet * (level / max(_rms(wet), 1e-9))
-    if u.telephone:
-        x = soxr.resample(soxr.resample(x, sr, 8000), 8000, sr)[: len(x)]
+    voice = augment.pitch_shift(augment.warp(spoken.samples, u.warp), u.semitones)
+    x = np.concatenate([np.zeros(int(u.lead * sr), np.float32), voice, np.zeros(int(u.trail * sr), np.float32)])
+    level = augment.rms(voice)
+    if u.room_rt60 > 0:
+        x = augment.reverberate(x, u.room_rt60, rng)
+    if u.babble_talkers:
+        talkers = augment.babble(len(x), u.babble_talkers, voices("train"), rng)  # background talk: training eSpeak voices
+        x = x + augment.at_snr(level, talkers, u.babble_snr_db)
+    if u.band:
+        x = augment.band_limit(x, u.band)
     if u.noise:
-        n = _noise(u.noise, len(x), rng)
-        x = x + n * (level / max(_rms(n), 1e-9) * 10 ** (-u.snr_db / 20))
+        x = x + augment.at_snr(level, augment.coloured_noise(u.noise, len(x), rng), u.snr_db)
     x = np.clip(x * 10 ** (u.gain_db / 20), -1.0, 1.0).astype(np.float32)
-    words = [speech.Word(w.text, round(w.start + u.lead, 4), round(w.end + u.lead, 4)) for w in spoken.words]
+    words = [speech.Word(w.text, round(w.start / u.warp + u.lead, 4), round(w.end / u.warp + u.lead, 4)) for w in spoken.words]
     return x, words
 
 
@@ -241,8 +294,10 @@ def _render_shard(utterances: list[Utterance], settings: tuple) -> dict:
     torch.set_num_threads(1)
     sample_rate, n_mels, hop_ms = settings
     feats, ends, words = [], [], []
+    lines = [festival_line(u, u.tempo) for u in utterances if u.synth == "festival"]
+    festival_cache = dict(zip(lines, synthesizers.festival(lines)))  # one Festival process per shard
     for u in utterances:
-        x, w = render(u)
+        x, w = render(u, festival_cache)
         feats.append(log_mel(x, sample_rate, n_mels, hop_ms).numpy().astype(np.float16))
         ends.append(colour_end(w, u.colour))
         words.append([[wd.text, wd.start, wd.end] for wd in w])

@@ -21,6 +21,7 @@ from mmdemo.model import FusionRNN, ModelOutput
 from mmdemo.resume import identity
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch, SpokenBatch, SpokenQuestions, TypedQuestions
+from mmdemo.tasks.sort_of_clevr.hearing import HEARD, KINDS, heard_kind
 from mmdemo.tasks.sort_of_clevr.supervision import attention_loss_terms, attention_targets
 from mmdemo.train import Fit, fit, save_trained, smallest_step, training_device
 
@@ -90,18 +91,6 @@ class SceneTask:
         return out.logits, step.batch.targets
 
 
-# What the heard head names: the colour, then the question kind with its side (a "right" wording asks the
-# opposite of "left": keyword spotting must hear which one was said, or half the side questions are guessed).
-KINDS = ("shape", "left", "right", "top", "bottom", "closest", "furthest", "count")
-HEARD = (*soc.COLOURS, *KINDS)
-OPPOSITE = {"left": "right", "top": "bottom"}
-
-
-def heard_kind(subtype: str, negate: bool) -> str:
-    """The question kind the heard head names: the subtype, or its opposite side for a negated wording."""
-    return OPPOSITE[subtype] if negate and subtype in OPPOSITE else subtype
-
-
 class Heard(NamedTuple):
     """What the heard head says and what it should say: the colour at the step that has heard the colour word
     (questions whose colour word was found), the question kind and side at the last step."""
@@ -126,12 +115,18 @@ def heard(out: ModelOutput, batch: SpokenBatch) -> Heard:
 
 
 def heard_loss(out: ModelOutput, batch: SpokenBatch) -> torch.Tensor:
-    """Cross-entropy of what the state says was heard: the colour at the step that has heard the colour word,
-    the question kind and side at the last step (keyword spotting, to help the front-end find the words that matter)."""
+    """Cross-entropy of what the state says was heard: the colour at every step from the one that has heard the
+    colour word to the end (so the last step still names it: the app's "what I heard"), the question kind and
+    side at the last step (keyword spotting, to help the front-end find the words that matter)."""
     h = heard(out, batch)
     loss = F.cross_entropy(h.kind_logits, h.kind_target)
-    if len(h.colour_target):
-        loss = loss + F.cross_entropy(h.colour_logits, h.colour_target)
+    steps = torch.tensor(batch.colour_steps(), device=out.heard.device)  # (B,) -1 = colour word not found
+    t = torch.arange(out.heard.shape[1], device=out.heard.device)
+    held = (t[None] >= steps[:, None]) & (steps[:, None] >= 0) & out.step_mask  # (B, T)
+    if held.any():
+        colour_target = torch.tensor([HEARD.index(q.colour) for q in batch.questions], device=out.heard.device)
+        logits = out.heard[..., : len(soc.COLOURS)][held]  # (N, colours)
+        loss = loss + F.cross_entropy(logits, colour_target[:, None].expand_as(held)[held])
     return loss
 
 

@@ -1,0 +1,96 @@
+"""What a spoken model heard (mmdemo/tasks/sort_of_clevr/hearing.py) and no answer without a question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmdemo.audio import decode, log_mel
+from mmdemo.demo.ask import answer_markdown
+from mmdemo.inference import NOT_HEARD_NOTICE, Predictor
+from mmdemo.processing import images_to_tensor
+from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.hearing import HEARD, KINDS, hearing, read_heard
+
+ROOT = Path(__file__).resolve().parent.parent
+SPOKEN = ROOT / "checkpoints" / "sort-of-clevr" / "spoken"
+EXAMPLES = ROOT / "examples" / "spoken"
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor.load(SPOKEN, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return soc.generate("test", 1)[0].image
+
+
+def test_the_readout_is_the_heard_heads_last_step(predictor: Predictor, scene: np.ndarray) -> None:
+    """Prediction.hearing equals the softmax of the heard head at the last step, computed here by hand."""
+    path = EXAMPLES / "red-shape.ogg"
+    pred = predictor.predict(scene, str(path))
+    cfg = predictor.cfg
+    sound = decode(str(path), cfg.max_audio_seconds, cfg.sample_rate)
+    frames = log_mel(sound.samples, cfg.sample_rate, cfg.n_mels, cfg.hop_ms)
+    with torch.inference_mode():
+        out = predictor.model(images_to_tensor(predictor.prepare(scene)[None]), frames[None], torch.ones(1, len(frames), dtype=torch.bool))
+    last = out.heard[0, int(out.step_mask[0].sum()) - 1].numpy()
+    colours = torch.softmax(torch.from_numpy(last[: len(soc.COLOURS)]), -1).numpy()
+    kinds = torch.softmax(torch.from_numpy(last[len(soc.COLOURS) :]), -1).numpy()
+    h = pred.hearing
+    assert h.question and h.speech_seconds > 0.5
+    assert list(h.colours) == list(soc.COLOURS) and list(h.kinds) == list(KINDS)
+    np.testing.assert_allclose(list(h.colours.values()), colours, atol=1e-6)
+    np.testing.assert_allclose(list(h.kinds.values()), kinds, atol=1e-6)
+    assert h.colour == list(soc.COLOURS)[int(colours.argmax())] and h.colour_prob == pytest.approx(float(colours.max()))
+    assert h.kind == KINDS[int(kinds.argmax())] and h.kind_prob == pytest.approx(float(kinds.max()))
+    assert h.colour == "red" and h.kind == "shape"  # "What shape is the red object?", heard as said
+    assert pred.to_dict()["hearing"]["colour"] == "red"  # in the JSON contract (predict --json, /answer)
+
+
+def tone(seconds: float, hz: float, level: float = 0.3) -> tuple[int, np.ndarray]:
+    t = np.arange(int(16000 * seconds)) / 16000
+    return 16000, (level * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["tone", "noise", "hum", "dc"])
+def test_no_question_gets_no_answer(predictor: Predictor, scene: np.ndarray, kind: str) -> None:
+    rng = np.random.default_rng(0)
+    sound = {
+        "tone": tone(3.0, 440.0),
+        "noise": (16000, (0.1 * rng.standard_normal(48000)).astype(np.float32)),
+        "hum": (16000, sum(tone(3.0, 50.0 * k, 0.2 / k)[1] for k in (1, 2, 3))),
+        "dc": (16000, np.full(32000, 0.25, np.float32)),
+    }[kind]
+    pred = predictor.predict(scene, sound)
+    assert not pred.answered and pred.answer == "" and pred.probs == {} and not pred.in_domain
+    assert pred.notice.startswith(NOT_HEARD_NOTICE) and not pred.hearing.question and pred.model_probs
+    markdown = answer_markdown(pred, predictor.cfg)
+    assert "No question heard" in markdown and "would say" not in markdown and "%" not in markdown
+
+
+def test_an_unsure_colour_asks_to_repeat(predictor: Predictor, scene: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(EXAMPLES / "blue-left.ogg")
+    sure = predictor.predict(scene, path)
+    assert sure.hearing.sure and "Please say the question again" not in sure.notice
+    monkeypatch.setattr(predictor, "colour_threshold", 1.01)  # nothing is sure enough now
+    unsure = predictor.predict(scene, path)
+    assert unsure.answered and unsure.answer == sure.answer and not unsure.hearing.sure
+    assert "Please say the question again" in unsure.notice and "blue?" in unsure.notice
+    markdown = answer_markdown(unsure, predictor.cfg)
+    assert "Please repeat" in markdown and "not to be trusted" in markdown and "What I heard" in markdown
+
+
+def test_hearing_without_a_heard_head_or_threshold() -> None:
+    assert hearing(True, 1.2, None, 0.9).sure and not hearing(False, 0.1, None, None).sure
+    last = np.zeros(len(HEARD), np.float32)
+    last[list(soc.COLOURS).index("green")] = 5.0
+    last[len(soc.COLOURS) + KINDS.index("count")] = 5.0
+    h = hearing(True, 2.0, last, None)
+    assert h.colour == "green" and h.kind == "count" and h.sure and h.colour_prob == pytest.approx(read_heard(last)[0]["green"])
+    assert not hearing(True, 2.0, last, 0.999).sure and not hearing(False, 2.0, last, None).sure
