@@ -174,11 +174,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     check_out(Path(train_cfg.out))
     pick_device(args.device)  # an unusable --device fails now, not after the data is built
     if spoken:
-        from mmdemo.tasks.sort_of_clevr.speech import available
+        from mmdemo.tasks.sort_of_clevr.synthesizers import available
 
         ok, why = available()
         if not ok:
-            raise CliError(f"spoken questions need a synthesizer: {why}")
+            raise CliError(f"spoken training voices its questions with eSpeak NG, Festival and Piper: {why}")
     from mmdemo.distributed import is_main
     if own_data:
         from mmdemo.tasks.matching.manifest import ManifestError
@@ -245,11 +245,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if model.cfg.task != "sort-of-clevr":
         raise CliError(f"{folder} is a {model.cfg.task!r} checkpoint; evaluate measures Sort-of-CLEVR-NL")
     if model.cfg.question_input == "audio":
-        from mmdemo.tasks.sort_of_clevr.speech import available
+        from mmdemo.tasks.sort_of_clevr.synthesizers import available
 
         ok, why = available()
         if not ok:
-            raise CliError(f"evaluating a spoken model synthesizes its test questions: {why}")
+            raise CliError(f"evaluating a spoken model voices its test questions with eSpeak NG, Festival and Piper: {why}")
     if not 1 <= args.images <= 200:
         raise CliError("--images must be from 1 to 200")
     audio = model.cfg.question_input == "audio"

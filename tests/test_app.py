@@ -97,15 +97,22 @@ def test_spoken_question_through_client(server: str, tmp_path: Path) -> None:
 
     path = tmp_path / "scene.png"
     Image.fromarray(soc.generate("test", 1)[0].image).save(path)
-    t = np.arange(int(1.6 * 16000)) / 16000
+    from mmdemo.tasks.sort_of_clevr.speech import synthesize
+
+    voiced = synthesize("What shape is the red object?", "en-us", rate=220).samples
     wav = tmp_path / "question.wav"
-    sf.write(wav, (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32), 16000)
+    sf.write(wav, np.resize(voiced, int(1.6 * 16000)) if len(voiced) < 1.6 * 16000 else voiced[: int(1.6 * 16000)], 16000)
     client = Client(server, verbose=False, analytics_enabled=False, download_files=False)
     out = client.predict(handle_file(str(path)), handle_file(str(wav)), "sort-of-clevr/spoken", api_name="/predict_audio")
     answer_md, probs, heard = out[0], out[1], out[-1]
     assert probs["label"] in tiny_config().labels and probs["label"] in answer_md and "heard 1.60 s in 40 steps" in answer_md
     assert heard["visible"] is True and json.loads(heard["value"]["plot"])["layout"]["xaxis3"]["title"]["text"] == "time (s)"  # the time plot, shown
     assert out[4]["maximum"] == 39  # the step slider walks 40 steps of 40 ms
+    t = np.arange(int(1.6 * 16000)) / 16000
+    tone = tmp_path / "tone.wav"
+    sf.write(tone, (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32), 16000)
+    out = client.predict(handle_file(str(path)), handle_file(str(tone)), "sort-of-clevr/spoken", api_name="/predict_audio")
+    assert "No question heard" in out[0] and "label" not in (out[1] or {})  # a warbling tone: no answer at all
     with pytest.raises(Exception, match="spoken question first"):
         client.predict(handle_file(str(path)), None, "sort-of-clevr/spoken", api_name="/predict_audio")
 

@@ -248,12 +248,18 @@ def test_padding_and_batching_do_not_change_spoken_answers(cell: str) -> None:
 
 
 def test_predict_answers_odd_but_usable_input(predictor: Predictor, scene: np.ndarray, tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    noise = (16000, (rng.normal(0, 0.1, 32000)).astype(np.float32))
-    for question in (noise, (8000, tone_speech(1.5, 8000)), (192000, tone_speech(1.5, 192000)), (16000, np.stack([tone_speech()] * 2, 1))):
+    import soxr
+
+    from mmdemo.tasks.sort_of_clevr.speech import synthesize
+
+    voiced = synthesize("What shape is the red object?").samples
+    for question in ((8000, soxr.resample(voiced, 16000, 8000)), (192000, soxr.resample(voiced, 16000, 192000)), (16000, np.stack([voiced] * 2, 1))):
         pred = predictor.predict(scene, question)
-        assert pred.answer in predictor.cfg.labels and len(pred.step_times) == len(pred.tokens) == len(pred.region_attention)
+        assert pred.answered and pred.answer in predictor.cfg.labels and len(pred.step_times) == len(pred.tokens) == len(pred.region_attention)
         assert pred.step_times[-1] <= pred.audio_seconds + predictor.cfg.step_seconds
+    noise = (16000, (np.random.default_rng(0).normal(0, 0.1, 32000)).astype(np.float32))
+    pred = predictor.predict(scene, noise)  # heard and looked at, but not a question: no answer
+    assert not pred.answered and pred.answer == "" and len(pred.step_times) == len(pred.tokens) == 50
     long = predictor.predict(scene, (16000, np.tile(tone_speech(), 20)))  # 30 s
     assert long.truncated and "first 15 s" in long.notice and long.audio_seconds == 15.0
     assert len(long.step_times) == 375 and long.step_times[-1] == pytest.approx(15.0)

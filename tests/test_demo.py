@@ -289,6 +289,18 @@ def test_a_recording_of_unknown_words_gets_no_truth(rooms: Rooms, tmp_path: Path
         rooms.voice.ask(s.image, str(silent), "sort-of-clevr/spoken", s.state, None)
 
 
+def test_a_hum_gets_no_answer_and_says_so(rooms: Rooms, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    s = rooms.scenes.random(7)
+    t = np.arange(48000) / 16000
+    path = tmp_path / "hum.wav"
+    sf.write(path, (0.2 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
+    a = rooms.voice.ask(s.image, str(path), "sort-of-clevr/spoken", s.state, None)
+    assert "No question heard" in a.markdown and "hear a question: no answer" in a.markdown and a.probs == {}
+    assert "no question was heard" in a.truth and "confidence" not in a.markdown
+
+
 def test_a_shipped_spoken_example_carries_its_words(rooms: Rooms) -> None:
     example = spoken_examples()[0]
     path = str(SPOKEN_EXAMPLES / example["file"])

@@ -276,9 +276,15 @@ def check_report(cfg: gate.GateConfig, speech: dict[str, list[np.ndarray]], nons
     """Refusals under cfg: non-speech per kind and overall, and each speech source's."""
     probs = {name: [gate.speech_probs(x) for x in clips] for name, clips in speech.items()}
     ns_kinds, ns_p = [k for k, _ in nonspeech], [gate.speech_probs(x) for _, x in nonspeech]
+    from mmdemo.tasks.sort_of_clevr.spoken import SYNTHS
+
+    def synth_of(count: int) -> list[str]:  # questions() voices question i with SYNTHS[i % 3]
+        return [SYNTHS[i % len(SYNTHS)] for i in range(count)]
+
     return {"config": {"speech_threshold": cfg.speech_threshold, "min_speech_s": cfg.min_speech_s},
             "nonspeech_refused": refusals(ns_p, ns_kinds, cfg),
             "speech_refused": {name: refusals(p, ["speech"] * len(p), cfg)["overall"] for name, p in probs.items()},
+            "speech_refused_by_synth": {name: refusals(p, synth_of(len(p)), cfg)["per_kind"] for name, p in probs.items()},
             "margin": {name: _margin(p, ns_p, ns_kinds, cfg) for name, p in probs.items()}}
 
 
@@ -319,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                    "default: clean")
     p.add_argument("--config", default=str(gate.DEFAULT_PATH), help="gate.json to write (fit) or read (check)")
     p.add_argument("--dry-run", action="store_true", help="fit: print the choice without writing gate.json")
+    p.add_argument("--write", action="store_true", help="check: also record the test figures in gate.json (under checked)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(argv)
     names = (args.speech or "clean").split(",")
@@ -343,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         report = check_report(cfg, speech, nonspeech)
         report["banks"] = {"nonspeech": f"bank('test', {args.per_kind}): {len(KINDS)} kinds", "speech": names}
         title = f"check on test: speech_threshold {cfg.speech_threshold}, min_speech_s {cfg.min_speech_s}"
+        if args.write:  # beside the choice: what the test bank and the held-out voices say of it
+            saved = json.loads(Path(args.config).read_text())
+            saved["checked"] = {**report, "command": "python -m mmdemo.tasks.sort_of_clevr.nonspeech check --write " + " ".join(
+                f"--{k.replace('_', '-')} {v}" for k, v in (("speech", ",".join(names)), ("per_kind", args.per_kind), ("speech_count", args.speech_count)))}
+            Path(args.config).write_text(json.dumps(saved, indent=2) + "\n")
     report["seconds"] = round(time.perf_counter() - start, 1)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -430,13 +430,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--examples", metavar="DIR", default=None, help="write the example recordings (examples/spoken) into DIR and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    ok, why = speech.available()
+    ok, why = speech.available() if args.examples else synthesizers.available()
     if not ok:
         sys.stderr.write(f"error: {why}\n")
         return 2
     if args.list_voices:
         for split in ("train", "test"):
-            print(f"{split} ({len(voices(split))}): {' '.join(voices(split))}")
+            for synth in SYNTHS:
+                print(f"{split} {synth} ({len(voices(split, synth))}): {' '.join(voices(split, synth))}")
         return 0
     if args.examples:
         for path in write_examples(args.examples):

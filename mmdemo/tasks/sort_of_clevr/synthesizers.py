@@ -52,6 +52,15 @@ def festival_available() -> tuple[bool, str]:
     return True, ""
 
 
+def available() -> tuple[bool, str]:
+    """(True, "") when every training synthesizer (eSpeak NG, Festival, Piper) speaks here, else (False, why)."""
+    for check in (speech.available, festival_available, piper_available):
+        ok, why = check()
+        if not ok:
+            return False, why
+    return True, ""
+
+
 def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", " ").replace('"', " ") + '"'
 
