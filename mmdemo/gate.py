@@ -39,7 +39,7 @@ NOT_HEARD = "I didn't hear a question."  # what the app says when listen() refus
 @dataclass(frozen=True)
 class GateConfig:
     speech_threshold: float = 0.5  # a chunk is speech when Silero's probability for it is at least this
-    min_speech_s: float = 0.896  # a question needs at least this much speech (s); fitted on validation (gate.json)
+    min_speech_s: float = 0.992  # a question needs at least this much speech (s); fitted on validation (gate.json)
 
     def min_chunks(self) -> int:
         """How many speech chunks a question needs (min_speech_s in whole 32 ms chunks, rounded up)."""

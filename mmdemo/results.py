@@ -110,6 +110,8 @@ def readme_results(root: Path = ROOT) -> str:
     photo = {n: _metrics(root / "photos" / n) for n in ("match", "sum", "concat")}
     cal = json.loads((root / "photos" / "calibration.json").read_text())
     scope = json.loads((root / "sort-of-clevr" / "question-scope" / "scope.json").read_text())
+    gate_path = sc / "spoken" / "gate.json"
+    gate = json.loads(gate_path.read_text()).get("checked", {}) if gate_path.is_file() else {}
 
     def pair(m: dict) -> str:
         return f"{share(m.get('nonrelational'))} / {share(m.get('relational'))}"
@@ -145,9 +147,13 @@ def readme_results(root: Path = ROOT) -> str:
         (f"| `sort-of-clevr/question-scope` (is a question one of the six kinds?) | held-out rewordings; out-of-scope test questions | "
             f"{share(scope['test']['in_scope_flagged_all'])} of {scope['test']['in_scope_n']} flagged; {share(scope['test']['out_of_scope_flagged_all'])} "
             f"of {scope['test']['out_of_scope_n']} flagged |"),
-        (f"| `sort-of-clevr/spoken` (hears the question in 40 ms steps) | test split in held-out eSpeak NG voices | non-relational "
-            f"{share(sp['nonrelational'])}, relational {share(sp['relational'])}, grounding {share(sp['grounding'])}; spread {num(sp.get('spread'), '.3f')}; "
-            f"predict {bench.get('predict_ms_p50', 'n/a')} ms for 3 s; trained in {sp.get('train_seconds', 0) / 60:.1f} min ([docs/SPOKEN.md](docs/SPOKEN.md)) |"),
+        (f"| `sort-of-clevr/spoken` (hears the question in 40 ms steps) | test split in held-out voices of eSpeak NG, Festival and Piper | non-relational "
+            f"{share(sp['nonrelational'])}, relational {share(sp['relational'])}, grounding {share(sp['grounding'])}"
+            + "".join(f"; {name} {pair(m)}" for name, m in (sp.get("per_synth") or {}).items())
+            + "".join(f"; {c} {pair(m)}" for c, m in (sp.get("conditions") or {}).items() if c in ("babble10", "room"))
+            + (f"; non-speech refused {share(gate['nonspeech_refused']['overall']['rate'])}, clean questions refused "
+               f"{share(gate['speech_refused']['clean']['rate'])}" if gate else "")
+            + f"; predict {bench.get('predict_ms_p50', 'n/a')} ms for 3 s; trained in {sp.get('train_seconds', 0) / 60:.1f} min ([docs/SPOKEN.md](docs/SPOKEN.md)) |"),
     ]
     leads = [d["relational"] - full[(f, 0)]["relational"] for f in ("sum", "concat")] + [s1["relational"] - full[(f, 1)]["relational"] for f in ("sum", "concat")]
     bullets = [(f"- **Attention is what works**: at the default's full recipe it leads sum and concat by {100 * min(leads):.2f}-{100 * max(leads):.2f} "

@@ -336,3 +336,24 @@ def test_the_heard_head_is_training_only_and_reads_the_right_steps() -> None:
     padded = right.clone()
     padded[1, 12, HEARD.index("red")] = 20.0  # steps after the end of a question do not count
     assert float(heard_loss(heard._replace(heard=padded), batch)) < 1e-6
+
+
+def test_spec_augment_masks_a_copy_within_bounds() -> None:
+    """SpecAugment (batches.draw_masks / masked): at most two time masks of 80 ms and two bands masks of 6 bands,
+    filled with the utterance's mean; the pool's frames are never written; draws are seeded."""
+    from mmdemo.tasks.sort_of_clevr.batches import MAX_FREQ_MASK, MAX_TIME_MASK, draw_masks, masked
+
+    frames = np.random.default_rng(0).normal(-6, 2, (120, 40)).astype(np.float16)
+    before = frames.copy()
+    masks = draw_masks(len(frames), 40, np.random.default_rng(5))
+    assert masks == draw_masks(len(frames), 40, np.random.default_rng(5))
+    out = masked(frames, masks)
+    np.testing.assert_array_equal(frames, before)
+    changed_rows = np.nonzero((out != frames.astype(np.float32)).all(axis=1))[0]
+    changed_bands = np.nonzero((out != frames.astype(np.float32)).all(axis=0))[0]
+    assert len(changed_rows) <= 2 * MAX_TIME_MASK and len(changed_bands) <= 2 * MAX_FREQ_MASK
+    assert all(0 <= s and s + w <= len(frames) for s, w in masks.time) and all(0 <= s and s + w <= 40 for s, w in masks.freq)
+    fill = float(frames.astype(np.float32).mean())
+    for start, width in masks.time:
+        assert np.all(out[start : start + width] == np.float32(fill))
+    assert masked(frames, None) is frames

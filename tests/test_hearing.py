@@ -13,7 +13,7 @@ from mmdemo.demo.ask import answer_markdown
 from mmdemo.inference import NOT_HEARD_NOTICE, Predictor
 from mmdemo.processing import images_to_tensor
 from mmdemo.tasks.sort_of_clevr import data as soc
-from mmdemo.tasks.sort_of_clevr.hearing import HEARD, KINDS, hearing, read_heard
+from mmdemo.tasks.sort_of_clevr.hearing import HEARD, HEARING_FILE, KINDS, RIGHT_FLAGGED, choose_threshold, hearing, read_heard
 
 ROOT = Path(__file__).resolve().parent.parent
 SPOKEN = ROOT / "checkpoints" / "sort-of-clevr" / "spoken"
@@ -94,3 +94,17 @@ def test_hearing_without_a_heard_head_or_threshold() -> None:
     h = hearing(True, 2.0, last, None)
     assert h.colour == "green" and h.kind == "count" and h.sure and h.colour_prob == pytest.approx(read_heard(last)[0]["green"])
     assert not hearing(True, 2.0, last, 0.999).sure and not hearing(False, 2.0, last, None).sure
+
+
+def test_the_threshold_rule_and_the_shipped_choice() -> None:
+    """2% of rightly heard colours fall under the threshold, whatever the misheard ones do; the shipped
+    threshold was chosen on validation voices (the val split), never on held-out ones."""
+    rng = np.random.default_rng(0)
+    probs, right = rng.uniform(0.3, 1.0, 5000), rng.random(5000) < 0.9
+    t = choose_threshold(probs, right)
+    assert np.mean(probs[right] < t) == pytest.approx(RIGHT_FLAGGED, abs=0.002)
+    assert choose_threshold(probs, np.zeros(5000, bool)) == 0.0
+    import json
+
+    chosen = json.loads((SPOKEN / HEARING_FILE).read_text())
+    assert 0 < chosen["colour_threshold"] < 1 and chosen["chosen_on"]["split"].startswith("val:")

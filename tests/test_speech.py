@@ -210,3 +210,18 @@ def test_spoken_smoke_training_and_both_question_forms(tmp_path: Path) -> None:
     assert pred["answer"] == from_file.answer and len(pred["step_times"]) == len(pred["tokens"]) == len(pred["region_attention"])
     r = run_cli("predict", "--checkpoint", str(out), "--image", str(image), "--text", "What shape is the red object?")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--audio" in r.stderr
+
+
+def test_training_synthesizers_say_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmdemo.tasks.sort_of_clevr import synthesizers
+
+    assert synthesizers.festival([]) == []
+    with pytest.raises(ValueError, match="Festival voice"):
+        synthesizers.festival([synthesizers.FestivalLine("no_such_voice", "hello", 1.0, 100.0, 10.0)])
+    with pytest.raises(ValueError, match="Piper voice"):
+        synthesizers.piper(synthesizers.PiperLine("nobody", "hello", 1.0, 0.6, 0.8))
+    monkeypatch.setattr(synthesizers.shutil, "which", lambda name: None)
+    ok, why = synthesizers.available()
+    assert not ok and "apt-get install festival" in why
+    with pytest.raises(speech.SpeechUnavailable, match="festival"):
+        synthesizers.festival([synthesizers.FestivalLine("kal_diphone", "hello", 1.0, 100.0, 10.0)])

@@ -82,6 +82,12 @@ FIT_IMAGES = 50  # validation scenes (20 questions each) the threshold is chosen
 RIGHT_FLAGGED = 0.02  # the share of rightly heard validation colours the threshold may call unsure
 
 
+def choose_threshold(colour_probs: np.ndarray, heard_right: np.ndarray) -> float:
+    """The RIGHT_FLAGGED quantile of the heard colour's probability among rightly heard colours (0 if none)."""
+    right = colour_probs[heard_right]
+    return float(np.quantile(right, RIGHT_FLAGGED)) if right.size else 0.0
+
+
 def fit(folder: Path, spoken_data: str, workers: int = 0, progress: bool = True) -> dict:
     """Choose the unsure-colour threshold on validation questions (the "val" split: fresh questions and
     renderings in training voices, never the held-out ones): the largest threshold that calls at most
@@ -103,7 +109,7 @@ def fit(folder: Path, spoken_data: str, workers: int = 0, progress: bool = True)
         probs.append(colours[max(colours, key=colours.get)])
         right.append(max(colours, key=colours.get) == a.question.colour)
     probs_np, right_np = np.array(probs), np.array(right)
-    threshold = float(np.quantile(probs_np[right_np], RIGHT_FLAGGED)) if right_np.any() else 0.0
+    threshold = choose_threshold(probs_np, right_np)
     unsure = probs_np < threshold
     answers = np.array([a.prediction == a.question.answer for a in answered])
     report = {
