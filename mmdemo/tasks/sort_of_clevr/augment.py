@@ -8,7 +8,7 @@ Every effect is drawn ahead into an Utterance (spoken.py) and applied here from 
   absorption set from the drawn RT60 by Sabine's formula, source and microphone at random places;
 - a band limit: "phone" (8 kHz round trip, 300-3,400 Hz) or "laptop" (a small microphone: 200 Hz - 6 kHz,
   a presence bump), by Butterworth filters (scipy);
-- babble: 2-6 other talkers (eSpeak NG voices of the same split) saying neutral sentences (BABBLE_SENTENCES:
+- babble: 2-6 other talkers (eSpeak NG training voices, for every split) saying neutral sentences (BABBLE_SENTENCES:
   no colour, shape or position words), at the drawn SNR;
 - white, pink or brown noise at the drawn SNR; gain, clipped at full scale (clipping is part of the data).
 SpecAugment-style time and frequency masks act on features at training time (batches.py), not here.

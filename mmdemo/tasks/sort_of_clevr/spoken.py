@@ -1,22 +1,22 @@
-"""Spoken Sort-of-CLEVR questions: eSpeak NG voices the generator's questions, features are cached on disk.
+"""Spoken Sort-of-CLEVR questions: three synthesizers voice the generator's questions, features are cached on disk.
 
     python -m mmdemo.tasks.sort_of_clevr.spoken --out data/spoken
 
 An utterance is one question (subtype, colour, negate: all its answer needs besides the scene) spoken by
-one voice at one rate and pitch, with lead-in silence, noise, gain, reverberation and sometimes a
-telephone band drawn for it. The answer depends on the scene and the audio only on the question, so
-training pairs any scene with any utterance (soc.answer): a bounded pool of utterances serves every
-epoch. Training voices and test voices are disjoint: the test voices are every variant of the held-out
-dialects and the held-out variants in every dialect, so each has something no training voice has.
+one voice of eSpeak NG, Festival or Piper (synthesizers.py) at one speed and pitch, with the rooms,
+microphones, babble, noise and gain drawn for it (augment.py). The answer depends on the scene and the audio
+only on the question, so training pairs any scene with any utterance (soc.answer): a bounded pool of
+utterances serves every epoch. Training voices and test voices are disjoint: eSpeak's test voices are every
+variant of the held-out dialects and the held-out variants in every dialect, Festival's is a voice never
+trained on, Piper's are its one speaker scaled outside the training range.
 
 Cache: <out>/<split>/<split>-<shard>-<key>.npz, SHARD utterances each, named by a hash of what is in it
 (texts, voices, augmentation, feature settings): a rerun synthesizes only what is missing, and a change of
 plan never reuses stale audio. Each shard holds log-mel features (float16), the colour word's end time
 and every word's boundaries; nothing here is committed (data/ is git-ignored).
 
-The plan (texts, voices, rates, pitches, rooms, noise, gains) is deterministic; the audio is so only up to
-eSpeak's pitch flutter, whose phase the library keeps between calls and offers no way to reset: the same
-utterance rendered twice differs by a little jitter and a few samples.
+The plan (texts, voices, speeds, pitches, rooms, noise, gains) is deterministic; the audio is so only up to
+eSpeak's pitch flutter (its phase is kept between calls) and Piper's sampled delivery.
 """
 
 from __future__ import annotations
