@@ -253,7 +253,7 @@ def render(u: Utterance, festival_cache: dict | None = None) -> tuple[np.ndarray
 
 
 def colour_end(words: list[speech.Word], colour: str) -> float:
-    """When the colour word has been heard (its end, seconds), or -1 when eSpeak reported no such word."""
+    """When the colour word has been heard (its end, seconds), or -1 when the synthesizer reported no such word."""
     names = set(soc.COLOUR_ALIASES.get(colour, (colour,)))
     for w in words:
         if "".join(ch for ch in w.text.lower() if ch.isalpha()) in names:
