@@ -149,7 +149,8 @@ class Predictor:
         pred.step_times, pred.audio_seconds, pred.notice = times, round(len(sound.samples) / sound.sample_rate, 3), sound.notice
         gate = listen(sound.samples, self.gate)
         last = out.heard[0, steps - 1].float().cpu().numpy() if out.heard is not None else None
-        pred.hearing = hearing(gate.question, gate.speech_s, last, self.colour_threshold)
+        speech_s = min(gate.speech_s, pred.audio_seconds)  # whole 32 ms chunks can overrun the recording's end
+        pred.hearing = hearing(gate.question, speech_s, last, self.colour_threshold)
         pred = self._check_domain(pred, pixels, None)
         if not gate.question:  # no answer without a question
             pred.answered, pred.answer, pred.in_domain = False, "", False
