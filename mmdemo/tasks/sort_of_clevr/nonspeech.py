@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from mmdemo import gate
-from mmdemo.tasks.sort_of_clevr.augment import coloured_noise
+from mmdemo.tasks.sort_of_clevr.augment import coloured_noise, rms
 
 SAMPLE_RATE = gate.SAMPLE_RATE
 KINDS = ("tone", "beeps", "sweep", "music", "hum", "noise", "clapping", "dc", "silence", "hum+noise", "music+noise")
@@ -165,13 +165,9 @@ def _mixture(a: Callable, b: Callable) -> Callable:
     def mix(rng: np.random.Generator, n: int, i: int) -> np.ndarray:
         x, y = a(rng, n, i), b(rng, n, i)
         snr_db = rng.uniform(-10, 20)  # the first sound over the noise
-        return x / _rms(x) + y / _rms(y) * 10 ** (-snr_db / 20)
+        return x / max(rms(x), 1e-12) + y / max(rms(y), 1e-12) * 10 ** (-snr_db / 20)
 
     return mix
-
-
-def _rms(x: np.ndarray) -> float:
-    return max(float(np.sqrt(np.mean(np.square(x)))), 1e-12)
 
 
 MAKERS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {

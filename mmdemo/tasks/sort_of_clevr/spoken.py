@@ -219,13 +219,14 @@ def festival_line(u: Utterance, tempo: float | None = None) -> synthesizers.Fest
     return synthesizers.FestivalLine(u.voice, u.text, round(1.0 / tempo, 3), 80.0 + u.pitch, 5.0 + u.pitch_range / 4)
 
 
+def _is_colour(word: str, colour: str) -> bool:
+    """Whether a written word (punctuation and case aside) names the colour or one of its aliases ("grey")."""
+    return "".join(ch for ch in word.lower() if ch.isalpha()) in soc.COLOUR_ALIASES.get(colour, (colour,))
+
+
 def _colour_word(text: str, colour: str) -> str:
     """The colour as written in the text ("grey" for gray, say): where Piper's word timing is re-measured."""
-    names = soc.COLOUR_ALIASES.get(colour, (colour,))
-    for word in text.split():
-        if "".join(ch for ch in word.lower() if ch.isalpha()) in names:
-            return "".join(ch for ch in word if ch.isalpha())
-    return ""
+    return next(("".join(ch for ch in word if ch.isalpha()) for word in text.split() if _is_colour(word, colour)), "")
 
 
 def render(u: Utterance, festival_cache: dict | None = None) -> tuple[np.ndarray, list[speech.Word]]:
@@ -254,11 +255,7 @@ def render(u: Utterance, festival_cache: dict | None = None) -> tuple[np.ndarray
 
 def colour_end(words: list[speech.Word], colour: str) -> float:
     """When the colour word has been heard (its end, seconds), or -1 when the synthesizer reported no such word."""
-    names = set(soc.COLOUR_ALIASES.get(colour, (colour,)))
-    for w in words:
-        if "".join(ch for ch in w.text.lower() if ch.isalpha()) in names:
-            return w.end
-    return -1.0
+    return next((w.end for w in words if _is_colour(w.text, colour)), -1.0)
 
 
 # -------------------------------------------------------------------------------------------- cache
