@@ -7,33 +7,28 @@ then loads, warms and serves; the Blocks send no analytics however they are buil
 
 from __future__ import annotations
 
-import functools
 import html
-import json
 import os
 
 if __name__ == "__main__":  # python app.py: before gradio and huggingface_hub read them at import
     for _name, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}.items():
         os.environ.setdefault(_name, _value)
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from gradio.components.plot import PlotData
-from PIL import Image
 from starlette.middleware import Middleware
 
-from mmdemo.demo import Rooms, photos
+from mmdemo.components import SafeImage, SeedNumber, SpecPlot, shown, slider_update
+from mmdemo.demo import Rooms, faith, photos
 from mmdemo.demo.ask import EMPTY_ANSWER, KINDS_MARKDOWN, TRACE_CAPTION, Answer
-from mmdemo.demo.compare import HEADERS, INTRO, NO_SCENE
+from mmdemo.demo.compare import HEADERS, INTRO, NO_SCENE, faithfulness_markdown
 from mmdemo.demo.model_card import benchmark_markdown, model_card_text, paper_markdown
 from mmdemo.demo.page import CSS, SHOW_ANSWER_JS, SHOW_PHOTO_ANSWER_JS
-from mmdemo.demo.scenes import EXAMPLE_QUESTIONS, NO_IMAGE, SEED_RULE, example_files
+from mmdemo.demo.scenes import EXAMPLE_QUESTIONS, NO_IMAGE, example_files
 from mmdemo.demo.views import Frame, advance, show_step, toggle_play
 from mmdemo.demo.voice import RECORD, SPOKEN_EXAMPLES, spoken_examples
-from mmdemo.errors import InputError
 from mmdemo.inference import Predictor
 from mmdemo.limits import MAX_FILE_BYTES, MAX_SEED, MAX_TEXT_CHARS
 from mmdemo.malloc import limit_malloc_arenas
@@ -44,67 +39,6 @@ from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr import speech
 
 PLAY_SECONDS = 0.8  # one step per tick while playing
-
-
-class SafeImage(gr.Image):
-    """gr.Image whose upload step turns unreadable files into a clear message instead of a traceback."""
-
-    is_template = True  # render with gradio's own Image frontend, not as a custom component
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            raise gr.Error(f"Not a readable image ({type(e).__name__}).", print_exception=False) from None
-
-
-class SpecPlot(gr.Plot):
-    """gr.Plot sending a figure spec (a dict from mmdemo.plots) as it is: a plotly Figure costs more than the model."""
-
-    is_template = True  # gradio's own Plot frontend
-
-    def postprocess(self, value: Any) -> PlotData | None:
-        if isinstance(value, dict):
-            return PlotData(type="plotly", plot=json.dumps(value))
-        return super().postprocess(value)
-
-
-class SeedNumber(gr.Number):
-    """gr.Number for the scene seed: a value that is not a number (NaN, text, a list) is a clear message."""
-
-    is_template = True
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except (TypeError, ValueError, OverflowError):
-            raise gr.Error(SEED_RULE, print_exception=False) from None
-
-
-# gr.Error renders its message as HTML: keep the characters that are markup out of it (escaping them would show
-# clients a literal "&#x27;"), so every client reads the same plain text.
-_PLAIN = str.maketrans({"<": "‹", ">": "›", "&": "+"})
-
-
-def _error(message: str) -> gr.Error:
-    return gr.Error(message.translate(_PLAIN), print_exception=False)
-
-
-def shown(fn: Callable) -> Callable:
-    """An event function whose InputError (input a person can fix) reaches the page and the client as a message."""
-
-    @functools.wraps(fn)
-    def event(*args: Any) -> Any:
-        try:
-            return fn(*args)
-        except InputError as e:
-            raise _error(str(e)) from None
-
-    return event
-
-
-def _slider(s: Any) -> dict:  # a views.Slider
-    return gr.update(minimum=0, maximum=s.maximum, value=s.value, label=s.label)
 
 
 def build_ask_tab(rooms: Rooms, choices: list, default_choice: str | None, example_dir: Path, spoken_choices: list) -> dict:
@@ -155,6 +89,15 @@ def build_ask_tab(rooms: Rooms, choices: list, default_choice: str | None, examp
     gr.Markdown(TRACE_CAPTION, elem_id="trace-caption")
     trace = SpecPlot(label="Object trace", elem_id="trace")
     heatmap = SpecPlot(label="Both hops, every step (scrolls sideways on a phone)", elem_id="heatmap")
+    with gr.Accordion(faith.TITLE, open=True, elem_id="faith"):
+        gr.Markdown(faith.INTRO)
+        faith_tiles = gr.Gallery(label="At the step that decided: attention · Integrated Gradients · Grad-CAM · the truth's objects",
+                                 columns=4, height="auto", format="png", object_fit="contain", elem_id="faith-tiles")
+        faith_note = gr.Markdown(faith.NO_ANSWER, elem_id="faith-note")
+        with gr.Row():
+            remove_looked = gr.Button("Remove what it looked at", elem_id="remove-looked")
+            remove_ignored = gr.Button("Remove something it ignored", elem_id="remove-ignored")
+        faith_verdict = gr.Markdown(elem_id="faith-verdict")
     with gr.Accordion("Change the scene (counterfactuals)", open=False):
         with gr.Row():
             edit_colour = gr.Dropdown(list(soc.COLOURS), value="red", label="object", elem_id="edit-colour")
@@ -168,7 +111,7 @@ def build_ask_tab(rooms: Rooms, choices: list, default_choice: str | None, examp
 
     def answered(a: Answer) -> dict:
         """An answer on screen: the step views open at its first step, hop 1; the time plot only for a spoken question."""
-        return {answer: a.markdown, probs: a.probs, heatmap: a.maps, overlay_img: a.frame.overlay, step: _slider(a.slider),
+        return {answer: a.markdown, probs: a.probs, heatmap: a.maps, overlay_img: a.frame.overlay, step: slider_update(a.slider),
                 tokens: a.frame.strip, trace: a.frame.trace, truth: a.truth, view: a.view, hop: 0,
                 heard: gr.update(visible=False) if a.heard is None else gr.update(value=a.heard, visible=True)}
 
@@ -204,27 +147,44 @@ def build_ask_tab(rooms: Rooms, choices: list, default_choice: str | None, examp
         out = {playing: p.playing} | ({step: p.step} if p.step is not None else {})
         return out if p.playing else out | {timer: gr.Timer(active=False), play: gr.Button(value="▶ Play")}
 
+    def explained(p: faith.Panel, verdict: str = "") -> dict:
+        return {faith_tiles: p.tiles, faith_note: p.markdown, faith_verdict: verdict}
+
+    def intervened(which: str) -> Any:
+        def run(img: Any, q: str, ck: str | None, st: dict | None) -> dict:
+            r = rooms.faith.intervene(which, img, q, ck, st)
+            out = {faith_verdict: r.verdict} | (explained(r.panel, r.verdict) if r.panel is not None else {})
+            if r.edit.scene is not None:
+                out |= {image: r.edit.scene.image, scene: r.edit.scene.state, scene_info: r.edit.scene.caption}
+            return out | (answered(r.answer) if r.answer is not None else {})
+        return shown(run)
+
     ask_fn = shown(lambda img, q, ck, st: answered(rooms.ask.ask(img, q, ck, st)))
     outputs = [answer, probs, heatmap, overlay_img, step, tokens, trace, truth, view, hop, heard]
     asked = [image, question, checkpoint, scene]
     hidden = {"api_name": False, "show_progress": "hidden"}
-    examples.load_input_event.then(ask_fn, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS)  # an example answers
+    panel_fn, faith_outputs = shown(lambda *a: explained(rooms.faith.panel(*a))), [faith_tiles, faith_note, faith_verdict]
+    examples.load_input_event.then(ask_fn, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS).then(
+        panel_fn, asked, faith_outputs, api_name=False)  # an example answers
     new_scene.click(shown(new), [seed], [image, scene, scene_info], api_name="random_scene").then(
-        ask_fn, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS)
+        ask_fn, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS).then(panel_fn, asked, faith_outputs, api_name=False)
     image.change(described, [image, scene], [scene, scene_info], **hidden)
-    ask.click(ask_fn, asked, outputs, api_name="predict").success(None, js=SHOW_ANSWER_JS)
-    question.submit(ask_fn, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS)
+    ask.click(ask_fn, asked, outputs, api_name="predict").success(None, js=SHOW_ANSWER_JS).then(panel_fn, asked, faith_outputs, api_name="explain")
+    question.submit(ask_fn, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS).then(panel_fn, asked, faith_outputs, api_name=False)
     speak.click(shown(spoken), [question], [audio, said, recording_info], api_name="speak")
     spoken_checkpoint.change(rooms.voice.measured, [spoken_checkpoint], spoken_measured, **hidden)
     audio.change(rooms.voice.describe, [audio, said], recording_info, **hidden)
     ask_audio.click(shown(lambda img, rec, ck, st, sd: answered(rooms.voice.ask(img, rec, ck, st, sd))),
-                    [image, audio, spoken_checkpoint, scene, said], outputs, api_name="predict_audio").success(None, js=SHOW_ANSWER_JS)
+                    [image, audio, spoken_checkpoint, scene, said], outputs, api_name="predict_audio").success(None, js=SHOW_ANSWER_JS).then(
+        lambda: explained(faith.Panel(faith.TYPED_ONLY, [])), None, faith_outputs, api_name=False)
     for control in (step, hop):
         control.change(lambda v, s, h: at_step(show_step(v, s, h)), [view, step, hop], [overlay_img, tokens, trace], **hidden)
     play.click(toggled, [playing, view], [timer, play, step, playing], **hidden)
     timer.tick(ticked, [step, view], [step, timer, play, playing], **hidden)
     apply_edit.click(shown(edited), [scene, edit_colour, edit_action, edit_x, edit_y, edit_other, question, checkpoint],
-                     [image, scene, scene_info, edit_message, *outputs], api_name="edit_scene")
+                     [image, scene, scene_info, edit_message, *outputs], api_name="edit_scene").then(panel_fn, asked, faith_outputs, api_name=False)
+    for button, which in ((remove_looked, faith.LOOKED), (remove_ignored, faith.IGNORED)):
+        button.click(intervened(which), asked, [image, scene, scene_info, *faith_outputs, *outputs], api_name=f"remove_{which}")
     return {"image": image, "question": question, "checkpoint": checkpoint, "spoken_checkpoint": spoken_checkpoint, "scene": scene}
 
 
@@ -260,7 +220,7 @@ def build_photos_tab(rooms: Rooms, photo_choices: list, photo_default: str | Non
     def matched(img: Any, text: str, ck: str | None) -> dict:
         m = rooms.photos.match(img, text, ck)
         return {photo_answer: m.headline, photo_probs: m.probs, photo_heatmap: m.maps, photo_overlay: m.frame.overlay,
-                photo_step: _slider(m.slider), photo_tokens: m.frame.strip, photo_reference: m.reference, view: m.view}
+                photo_step: slider_update(m.slider), photo_tokens: m.frame.strip, photo_reference: m.reference, view: m.view}
 
     def at_step(v: Any, s: float) -> dict:
         f = show_step(v, s, 0)
@@ -286,6 +246,7 @@ def build_compare_tab(rooms: Rooms, ask: dict) -> None:
     compare_table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, max_height=2000, elem_id="compare-table")  # every row shown
     compare_gallery = gr.Gallery(label="Where hop 1 looked at the colour word, each model", columns=4, height="auto", format="png",
                                  object_fit="contain", elem_id="compare-gallery")
+    gr.Markdown(faithfulness_markdown(rooms.registry.root), elem_id="faith-table")
     gr.Markdown(paper_markdown(), elem_id="paper-table")
 
     @shown

@@ -84,6 +84,34 @@ def results_table() -> str:
     return "\n".join(rows)
 
 
+FAITH_HEADERS = ["model", "training", "look from", "follows", "ignores", "follows (remove)", "ignores (remove)",
+                 "attention on named", "IG on named", "Grad-CAM on named", "IG on answer object"]
+
+
+def faithfulness_rows(root: Path = ROOT) -> list[list[str]]:
+    """One row per compared model (trained_models' order) from the `faithfulness` entry of its metrics.json (the
+    faithfulness command, `--write`); a model not measured yet says so."""
+    rows = []
+    for name, budget, folder in trained_models():
+        folder = root / folder.relative_to(ROOT)
+        name = "default" if folder.relative_to(root) == DEFAULT.relative_to(ROOT) else name
+        f = (_metrics(folder).get("faithfulness") or {}).get("overall")
+        if not f:
+            rows.append([name, budget, "(not measured)", *[""] * (len(FAITH_HEADERS) - 3)])
+            continue
+        look = "attention" if "pointing_attention_named" in f else "Grad-CAM"
+        rows.append([name, budget, look, *(pct(f.get(k)) for k in ("follows", "ignores", "follows_remove", "ignores_remove",
+                                                                    "pointing_attention_named", "pointing_ig_named",
+                                                                    "pointing_gradcam_named", "pointing_ig_answer"))])
+    return rows
+
+
+def faithfulness_table(root: Path = ROOT) -> str:
+    """Markdown of faithfulness_rows: the Compare tab and docs/RESULTS.md show the same table."""
+    lines = ["| " + " | ".join(FAITH_HEADERS) + " |", "|" + "---|" * len(FAITH_HEADERS)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in faithfulness_rows(root)])
+
+
 # ------------------------------------------------------------------------------------------ README's results
 
 README_BEGIN = "<!-- results: written by `python -m mmdemo.results readme`; tests/test_results.py checks it -->"
@@ -155,14 +183,21 @@ def readme_results(root: Path = ROOT) -> str:
                f"{share(gate['speech_refused']['clean']['rate'])}" if gate else "")
             + f"; predict {bench.get('predict_ms_p50', 'n/a')} ms for 3 s; trained in {sp.get('train_seconds', 0) / 60:.1f} min ([docs/SPOKEN.md](docs/SPOKEN.md)) |"),
     ]
+    faith = (d.get("faithfulness") or {}).get("overall")
+    if faith:
+        rows.append(
+            f"| `sort-of-clevr/default`: does it use where it looks? (`python -m mmdemo.tasks.sort_of_clevr.faithfulness`) | test split, "
+            f"{faith['questions']:,} edited questions | follows {share(faith.get('follows'))}, ignores {share(faith.get('ignores'))} "
+            f"(removing objects instead: {share(faith.get('follows_remove'))} / {share(faith.get('ignores_remove'))}); top region on the "
+            f"named object: attention {share(faith.get('pointing_attention_named'))}, Integrated Gradients {share(faith.get('pointing_ig_named'))}, "
+            f"Grad-CAM {share(faith.get('pointing_gradcam_named'))} ([docs/RESULTS.md](docs/RESULTS.md#does-it-use-where-it-looks)) |")
     leads = [d["relational"] - full[(f, 0)]["relational"] for f in ("sum", "concat")] + [s1["relational"] - full[(f, 1)]["relational"] for f in ("sum", "concat")]
     bullets = [(f"- **Attention is what works**: at the default's full recipe it leads sum and concat by {100 * min(leads):.2f}-{100 * max(leads):.2f} "
                 "points on relational questions, both seeds; with one summary of the whole image, the colour word finds no object.")]
-    for name, m in (("default", d), ("seed 1 of the same recipe", s1)):
-        h = m.get("heldout_wording")
-        if h:
-            bullets.append(f"- **Wordings it never trained on** ({name}; {len(h['per_wording'])} held-out rewordings, `evaluate --wording heldout "
-                           f"--write`): {pair(h)}, the weakest at {share(min(h['per_wording'].values()))}.")
+    held = [(name, m["heldout_wording"]) for name, m in (("default", d), ("seed 1 of the same recipe", s1)) if m.get("heldout_wording")]
+    if held:
+        bullets.append(f"- **Wordings it never trained on** ({len(held[0][1]['per_wording'])} held-out rewordings, `evaluate --wording heldout "
+                       "--write`): " + "; ".join(f"{name} {pair(h)}, the weakest at {share(min(h['per_wording'].values()))}" for name, h in held) + ".")
     return "\n".join([README_BEGIN, *rows, "", *bullets, README_END])
 
 
@@ -171,10 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     p = argparse.ArgumentParser(prog="python -m mmdemo.results", description="Results tables read from the checkpoints' files.")
-    p.add_argument("table", choices=["readme", "model-card"], help="readme: README's results block; model-card: the Model card's table")
+    p.add_argument("table", choices=["readme", "model-card", "faithfulness"],
+                   help="readme: README's results block; model-card: the Model card's table; faithfulness: the Compare tab's second table")
     p.add_argument("--write", action="store_true", help="readme: put the block into README.md in place of the one there")
     args = p.parse_args(argv)
-    text = readme_results() if args.table == "readme" else results_table()
+    text = {"readme": readme_results, "model-card": results_table, "faithfulness": faithfulness_table}[args.table]()
     if args.write and args.table == "readme":
         readme = ROOT.parent / "README.md"
         old = readme.read_text()

@@ -257,6 +257,35 @@ def test_editor_through_client(server: str) -> None:
     assert "nearest free spot" in out[2] and "Edited scene" in out[1] and out[3].startswith("## ")
 
 
+def test_faithfulness_buttons_through_client(server: str, tmp_path: Path) -> None:
+    """Issue 31 as a client sees it: /explain gives the four pictures; each /remove_ignored call returns a new image,
+    the scene with one object fewer, whose true answer (recomputed here from the generator) is the one shown and
+    equals the one before; /remove_looked changes the scene too; an upload has no panel."""
+    from gradio_client import handle_file
+
+    client = _client(server)
+    question = "What shape is the object furthest from the red object?"
+    image = client.predict(42, api_name="/random_scene")[0]
+    tiles, note, verdict = client.predict(handle_file(image["path"]), question, "sort-of-clevr/default", api_name="/explain")
+    assert len(tiles) == 4 and "The look that decided" in note and verdict == ""
+    scene = example_scene(42)
+    truth = soc.true_answer(scene, question)
+    for _ in range(2):
+        out = client.predict(handle_file(image["path"]), question, "sort-of-clevr/default", api_name="/remove_ignored")
+        shown = np.asarray(Image.open(out[0]["path"]).convert("RGB"))
+        fewer = [soc.Scene(tuple(o for o in scene.objects if o is not gone)) for gone in scene.objects]
+        match = [sc for sc in fewer if np.array_equal(soc.render(sc), shown)]
+        assert len(match) == 1, "the image shown is the scene with one object removed"
+        scene, image = match[0], out[0]
+        assert soc.true_answer(scene, question) == truth and f"True answer: **{truth}**" in out[12]  # the truth shown is this image's
+        assert f"| after | **{out[5].splitlines()[0].removeprefix('## ')}** | **{truth}** |" in out[4]  # the answer shown, beside it
+    out = client.predict(handle_file(image["path"]), question, "sort-of-clevr/default", api_name="/remove_looked")
+    assert "Edited scene" in out[1] and not np.array_equal(np.asarray(Image.open(out[0]["path"]).convert("RGB")), soc.render(scene))
+    photo = _save(tmp_path, "upload.png", Image.fromarray(soc.render(example_scene(77))))
+    tiles, note, _ = client.predict(handle_file(photo), question, "sort-of-clevr/default", api_name="/explain")
+    assert tiles == [] and "Needs a generated scene" in note
+
+
 def test_photo_reference_through_client(server: str, tmp_path: Path) -> None:
     """Defect 8: the photo answer comes with the zero-shot reference's score for the same input."""
     from gradio_client import handle_file
@@ -338,7 +367,7 @@ def test_seed_that_is_not_a_number_is_a_clear_error(server: str) -> None:
 
 def test_error_messages_reach_clients_as_plain_text(server: str) -> None:
     """gr.Error text was HTML-escaped: API clients read 'click &#x27;New random scene&#x27;'."""
-    import app
+    from mmdemo import components
 
     with pytest.raises(Exception) as caught:
         _client(server).submit(1e30, api_name="/random_scene").result(timeout=60)
@@ -346,7 +375,7 @@ def test_error_messages_reach_clients_as_plain_text(server: str) -> None:
     edited = _client(server).submit("red", "move", 10, 10, "blue", api_name="/edit_scene").result(timeout=60)
     message = next(x for x in edited if isinstance(x, str) and "New random scene" in x)  # a refused edit is a message
     assert "&#" not in message
-    message = app._error("a <b>bold</b> & 'quoted' \"name\"").message
+    message = components.error("a <b>bold</b> & 'quoted' \"name\"").message
     assert not set(message) & set("<>&") and "'quoted' \"name\"" in message
 
 

@@ -504,3 +504,37 @@ def test_phone_plots_fit_their_titles(url: str, browser, shots: Path) -> None:
     box, title = page.locator("#photo-heatmap").bounding_box(), page.locator("#photo-heatmap .gtitle").bounding_box()
     assert box["x"] <= title["x"] and title["x"] + title["width"] <= box["x"] + box["width"], (title, box)
     page.close()
+
+
+def test_faithfulness_buttons_change_the_scene_answer_and_truth_every_time(url: str, browser, shots: Path) -> None:
+    """Issue 31: after an answer the panel sets attention beside IG, Grad-CAM and the truth's objects; each button
+    edits the scene shown, and the answer and the true answer on the page become the edited scene's, every click."""
+    import re
+
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    new_scene(page, 12, "What shape is the object furthest from the blue object?")
+    expect(page.locator("#faith-note")).to_contain_text("The look that decided", timeout=SLOW)
+    expect(page.locator("#faith-tiles img")).to_have_count(4, timeout=SLOW)
+    page.locator("#faith").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "app-faithfulness.png"), full_page=False)
+    for button in ("#remove-ignored", "#remove-looked", "#remove-ignored", "#remove-looked"):
+        src = page.locator("#image img").get_attribute("src")
+        verdict = page.locator("#faith-verdict").inner_text()
+        page.locator(button).click()
+        page.wait_for_function("v => document.querySelector('#faith-verdict').innerText !== v", arg=verdict, timeout=SLOW)
+        expect(page.locator("#scene-info")).to_contain_text("Edited scene", timeout=SLOW)
+        page.wait_for_function("s => document.querySelector('#image img').getAttribute('src') !== s", arg=src, timeout=SLOW)
+        text = page.locator("#faith-verdict").inner_text()
+        after = re.search(r"after\s+(\S+)\s+(\S+)", text)
+        assert after, text
+        expect(page.locator("#answer h2")).to_have_text(after.group(1), timeout=SLOW)  # the answer shown is the edited scene's
+        expect(page.locator("#truth")).to_contain_text(f"True answer: {after.group(2)}", timeout=SLOW)  # ... and so is its truth
+        removed = "looked at most" if button == "#remove-looked" else "looked at least"
+        assert removed in text or "is the one the question names" in text
+        if button == "#remove-ignored":
+            before = re.search(r"before\s+(\S+)\s+(\S+)", text)
+            assert before.group(2) == after.group(2)  # the truth stays when an ignored object goes
+    page.close()

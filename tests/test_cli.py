@@ -87,6 +87,17 @@ def test_evaluate_json_last_line(smoke_checkpoint: Path) -> None:
     assert not (smoke_checkpoint / "metrics.json").exists() or (smoke_checkpoint / "metrics.json").stat().st_mtime < started
 
 
+def test_evaluate_faithfulness_reports_edits_and_pointing_in_its_json() -> None:
+    """Issue 31: `evaluate --faithfulness --json` carries the faithfulness figures per type and overall."""
+    r = run_cli("evaluate", "--images", "1", "--faithfulness", "--json", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    f = json.loads(r.stdout.strip().splitlines()[-1])["faithfulness"]
+    assert f["num_images"] == 1 and f["attribution_images"] == 1 and set(f["per_subtype"]) <= set(soc.NONREL + soc.REL)
+    o = f["overall"]
+    assert o["questions"] == 20 and o["pointing_attention_named_n"] == 20 and 0.0 <= o["follows"] <= 1.0
+    assert o["ig_gap_vs_captum_max"] < 1e-3 and "follows_remove" in o and "| follows (remove) |" in r.stdout  # the table, printed
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict", "bench"])
 def test_every_command_has_help(command: str) -> None:
     r = run_cli(command, "-h")
@@ -111,6 +122,7 @@ def _bad_inputs(tmp: Path, ck: Path, png: Path) -> dict[str, tuple[list[str], st
         "not a checkpoint": (["evaluate", "--checkpoint", str(tmp / "empty")], "not a checkpoint"),
         "missing checkpoint": (["evaluate", "--checkpoint", str(tmp / "nowhere")], "not found"),
         "config mismatch": (["predict", "--checkpoint", str(broken), "--image", str(png), "--text", "hi"], "do not match"),
+        "faithfulness of a spoken model": (["evaluate", "--checkpoint", "checkpoints/sort-of-clevr/spoken", "--faithfulness"], "typed checkpoints"),
         "bad cell": (["train", "--cell", "transformer"], "invalid choice"),
         "bad epochs": (["train", "--epochs", "0", "--out", str(tmp / "x")], "must be positive"),
         "bad heard head": (["train", "--question-input", "audio", "--heard-classes", "12", "--out", str(tmp / "x")], "--heard-classes must be 0"),

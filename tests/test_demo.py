@@ -12,8 +12,8 @@ from conftest import tiny_config
 from PIL import Image
 
 from mmdemo.checkpoint import save_checkpoint
-from mmdemo.demo import Rooms
-from mmdemo.demo.compare import NO_SCENE, Comparison
+from mmdemo.demo import Rooms, faith
+from mmdemo.demo.compare import NO_SCENE, Comparison, faithfulness_markdown
 from mmdemo.demo.model_card import heldout_sentence, model_card_text, photo_accuracy_clause
 from mmdemo.demo.photos import example_files as photo_example_files
 from mmdemo.demo.scenes import EXAMPLE_SEEDS, example_scene, pixel_key
@@ -228,6 +228,70 @@ def test_compare_runs_the_default_first_and_says_uniform(rooms: Rooms) -> None:
     other = soc.render(example_scene(77))  # a scene the app did not make: answers, no truth
     assert all(r[3] == "unknown" and r[4] == "" for r in rooms.compare.compare(other, question, s.state).rows)
     assert rooms.compare.compare(None, question, None) == Comparison(None, [], [], NO_SCENE)
+
+
+def test_compare_shows_each_models_faithfulness_from_its_file(rooms: Rooms) -> None:
+    """The Compare tab's second table reads metrics.json: a measured model shows its figures, the others say so."""
+    root = rooms.registry.root
+    metrics = root / "sort-of-clevr" / "attention-gru" / "metrics.json"
+    overall = {"follows": 0.912, "ignores": 0.987, "follows_remove": 0.8, "ignores_remove": 0.5, "pointing_attention_named": 1.0,
+               "pointing_ig_named": 0.4, "pointing_gradcam_named": 0.1, "pointing_ig_answer": 0.55}
+    metrics.write_text(json.dumps({"faithfulness": {"overall": overall}}))
+    try:
+        text = faithfulness_markdown(root)
+        row = next(line for line in text.splitlines() if line.startswith("| attention-gru |"))
+        assert "| attention | 91.2% | 98.7% | 80.0% | 50.0% | 100.0% | 40.0% | 10.0% | 55.0% |" in row
+        assert "| sum-rnn | " in text and "(not measured)" in text and "**follows**" in text
+    finally:
+        metrics.unlink()
+
+
+# ------------------------------------------------------------------------------------------- faithfulness panel
+
+
+def test_the_panel_needs_a_generated_scene_and_a_typed_question(rooms: Rooms) -> None:
+    s = rooms.scenes.random(8)
+    q = "What shape is the red object?"
+    assert rooms.faith.panel(None, q, None, None).markdown == faith.NO_ANSWER
+    uploaded = rooms.faith.panel(soc.render(example_scene(77)), q, None, s.state)  # a scene the app did not make: no truth
+    assert uploaded.markdown == faith.NO_SCENE and uploaded.tiles == []
+    assert rooms.faith.panel(s.image, q, "sort-of-clevr/spoken", s.state).markdown == faith.TYPED_ONLY
+    assert "six kinds" in rooms.faith.panel(s.image, "hello there", None, s.state).markdown
+    refused = rooms.faith.intervene(faith.LOOKED, soc.render(example_scene(77)), q, None, s.state)
+    assert refused.edit.scene is None and refused.answer is None and refused.verdict == faith.NO_SCENE
+
+
+def test_the_panel_sets_attention_beside_attributions_and_the_truth(rooms: Rooms) -> None:
+    s = rooms.scenes.random(8)
+    scene = soc.scene_from_dicts(s.state["objects"])
+    q = "What shape is the object closest to the green object?"
+    p = rooms.faith.panel(s.image, q, None, s.state)
+    captions = [c for _, c in p.tiles]
+    assert captions[:3] == ["attention", "Integrated Gradients", "Grad-CAM"]
+    closest = min((o for o in scene.objects if o.colour != "green"), key=lambda o: (o.x - scene.find("green").x) ** 2 + (o.y - scene.find("green").y) ** 2)
+    assert captions[3] == f"truth: green {scene.find('green').shape}, {closest.colour} {closest.shape}"
+    assert all(img.shape == (300, 300, 3) for img, _ in p.tiles) and "completeness gap" in p.markdown and "Where each weighs most" in p.markdown
+    assert "Grad-CAM (this sum model has no attention)" in rooms.faith.panel(s.image, q, "sort-of-clevr/sum-rnn", s.state).markdown
+
+
+@pytest.mark.parametrize("which", [faith.LOOKED, faith.IGNORED])
+def test_each_button_edits_the_scene_and_sets_the_new_answer_beside_the_generators_truth(rooms: Rooms, which: str) -> None:
+    """Every time: the scene changes, the new truth is the generator's on the new scene (recomputed here), the answer
+    shown is the model's on the new pixels, and the ignored edit leaves the truth as it was."""
+    q = "What shape is the object furthest from the red object?"
+    for seed in (8, 21, 34):
+        s = rooms.scenes.random(seed)
+        before = soc.scene_from_dicts(s.state["objects"])
+        r = rooms.faith.intervene(which, s.image, q, None, s.state)
+        after = soc.scene_from_dicts(r.edit.scene.state["objects"])
+        assert after != before and not np.array_equal(r.edit.scene.image, s.image)
+        assert np.array_equal(r.edit.scene.image, soc.render(after))
+        truth = soc.true_answer(after, q)
+        model = rooms.registry.get(None).predict(r.edit.scene.image, q).answer
+        assert f"| after | **{model}** | **{truth}** |" in r.verdict and f"True answer: **{truth}**" in r.answer.truth
+        if which == faith.IGNORED:
+            assert truth == soc.true_answer(before, q) and len(after.objects) == 5
+        assert r.panel is not None and len(r.panel.tiles) == 4
 
 
 # ------------------------------------------------------------------------------------------- voice

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmdemo.attribution import Attribution
 from mmdemo.checkpoint import DEFAULT, read_config
 from mmdemo.config import ModelConfig
 from mmdemo.tasks.sort_of_clevr import data as soc
@@ -40,8 +41,8 @@ def test_new_truth_is_recomputed_by_the_generator() -> None:
     named = scene.objects[0]
     q = _question(scene, "closest", named.colour)
     closest = hop2_objects(scene, q)[0]
-    edited, removed = ff.looked_edit(scene, q, closest)
-    assert removed and closest not in edited.objects and len(edited.objects) == len(scene.objects) - 1
+    edited, kind = ff.looked_edit(scene, q, closest, "remove")
+    assert kind == "remove" and closest not in edited.objects and len(edited.objects) == len(scene.objects) - 1
     others = sorted((o for o in edited.objects if o is not named), key=lambda o: (o.x - named.x) ** 2 + (o.y - named.y) ** 2)
     assert ff.truth(edited, q, negate=False) == others[0].shape
 
@@ -57,10 +58,16 @@ def test_measure_scores_against_the_generator_not_the_model(monkeypatch: pytest.
         hops = [np.full((len(t), cfg.num_hops, GRID * GRID), 1.0 / GRID**2) for t in ids]
         return probs, hops, ids
 
+    def even(model, images, questions, index, labels, device, ig_steps=None):  # attributions' signature
+        flat = np.full((len(questions), GRID * GRID), 1.0 / GRID**2)
+        return Attribution(flat, flat, flat, np.zeros(len(questions)), np.zeros(len(questions)))
+
     monkeypatch.setattr(ff, "run_pairs", stub)
+    monkeypatch.setattr(ff, "attributions", even)
     fig = ff.measure(SimpleNamespace(cfg=cfg), soc.generate("test", 2), torch.device("cpu"))["overall"]
-    assert fig["follows_n"] > 5 and fig["follows"] == 0.0
-    assert fig["ignores_n"] > 5 and fig["ignores"] == 1.0
+    for rule in ("", "_remove"):
+        assert fig[f"follows{rule}_n"] > 5 and fig[f"follows{rule}"] == 0.0
+        assert fig[f"ignores{rule}_n"] > 5 and fig[f"ignores{rule}"] == 1.0
     assert fig["comprehensiveness@1"] == 0.0 and fig["sufficiency@3"] == 0.0
 
 
@@ -68,11 +75,28 @@ def test_named_object_is_changed_not_removed() -> None:
     scene = _scene()
     named = scene.objects[2]
     q = _question(scene, "shape", named.colour)
-    edited, removed = ff.looked_edit(scene, q, named)
-    assert not removed and ff.truth(edited, q, negate=False) != q.answer  # reshaped: the shape flipped
+    for rule in ff.RULES:
+        edited, kind = ff.looked_edit(scene, q, named, rule)
+        assert kind == "reshape" and ff.truth(edited, q, negate=False) != q.answer  # reshaped: the shape flipped
     q = _question(scene, "left", named.colour)
-    edited, removed = ff.looked_edit(scene, q, named)
-    assert not removed and edited.find(named.colour).y == named.y and edited.find(named.colour).x != named.x
+    edited, kind = ff.looked_edit(scene, q, named)
+    assert kind == "move" and edited.find(named.colour).y == named.y and edited.find(named.colour).x != named.x
+
+
+def test_six_objects_rule_keeps_six_objects_and_the_truth_moves_with_it() -> None:
+    """The headline rule never removes: a looked-at object of a count question is reshaped (the count moves by one),
+    one of a closest question moves to its mirror spot; the control moves an ignored object."""
+    for sample in soc.generate("test", 5):
+        scene = sample.scene
+        for q in sample.questions:
+            named = scene.find(q.colour)
+            other = next(o for o in scene.objects if o is not named)
+            edited, kind = ff.looked_edit(scene, q, other)
+            assert len(edited.objects) == 6 and kind in ("reshape", "move")
+            if q.subtype == "count":
+                assert kind == "reshape" and abs(int(ff.truth(edited, q, False)) - int(q.answer)) == 1
+            moved = ff.ignored_edit(scene, q, other)
+            assert len(moved.objects) == 6 and moved.find(other.colour).shape == other.shape
 
 
 def test_ignored_object_keeps_the_truth() -> None:
@@ -82,13 +106,14 @@ def test_ignored_object_keeps_the_truth() -> None:
         for q in sample.questions:
             neg = ff.negated(scene, q)
             w = _weights_on(scene, q.colour)
-            ignored = ff.ignored_object(scene, q, w, GRID, neg)
-            if ignored is None:
-                continue
-            found += 1
-            assert ignored.colour != q.colour
-            assert ff.truth(soc.edit_scene(scene, ignored.colour, "remove"), q, neg) == q.answer
-    assert found > 50
+            for rule in ff.RULES:
+                ignored = ff.ignored_object(scene, q, w, GRID, neg, rule)
+                if ignored is None:
+                    continue
+                found += 1
+                assert ignored.colour != q.colour
+                assert ff.truth(ff.ignored_edit(scene, q, ignored, rule), q, neg) == q.answer
+    assert found > 100
 
 
 def test_ignored_object_is_the_least_looked_at() -> None:
@@ -121,14 +146,32 @@ def test_metrics_on_a_hand_made_case() -> None:
     assert ff.ignores_rate(["yes", "no", "3", "3"], ["yes", "yes", "3", "2"]) == (0.5, 4)
     assert ff.comprehensiveness([0.9, 0.8], [0.1, 0.8]) == pytest.approx(0.4)
     assert ff.sufficiency([0.9, 0.8], [0.9, 0.6]) == pytest.approx(0.1)
-    cases = [ff.Case("count", True, True, True, True, {1: 0.5, 3: 0.7}, {1: 0.1, 3: 0.0}),
-             ff.Case("count", False, None, True, False, {1: 0.1, 3: 0.1}, {1: 0.3, 3: 0.2})]
-    fig = ff.summarize(cases, has_attention=True, num_images=1)["overall"]
+    both = {rule: ff.EditCase(True, True, "reshape", True) for rule in ff.RULES}
+    none = {"six": ff.EditCase(False, None, "move", False), "remove": ff.EditCase(None, None, None, None)}
+    cases = [ff.Case("count", both, {1: 0.5, 3: 0.7}, {1: 0.1, 3: 0.0}, {"attention_named": True, "ig_named": False}, (1.0, 1.0, 4.0)),
+             ff.Case("count", none, {1: 0.1, 3: 0.1}, {1: 0.3, 3: 0.2}, {"attention_named": True}, (-3.0, -3.0, 2.0))]
+    fig = ff.summarize(cases, has_attention=True, num_images=1, attribution_images=1)["overall"]
     assert (fig["follows"], fig["follows_n"], fig["ignores"], fig["ignores_n"]) == (1.0, 1, 0.5, 2)
+    assert (fig["follows_remove"], fig["ignores_remove"], fig["ignores_remove_n"], fig["looked_edits_remove"]) == (1.0, 1.0, 1, 1)
     assert fig["comprehensiveness@1"] == 0.3 and fig["sufficiency@3"] == 0.1
+    assert (fig["pointing_attention_named"], fig["pointing_attention_named_n"], fig["pointing_ig_named_n"]) == (1.0, 2, 1)
+    assert fig["ig_gap_median"] == 2.0 and fig["ig_gap_relative_median"] == pytest.approx((0.25 + 1.5) / 2)
+    assert fig["ig_gap_vs_captum_max"] == 0.0
 
 
-@pytest.mark.parametrize("args", [["--images", "0"], ["--images", "201"], ["--checkpoint", "/nonexistent"], ["--bogus"]])
+def test_pointing_hits_the_named_and_the_answer_object() -> None:
+    scene = _scene()
+    named = scene.objects[0]
+    q = _question(scene, "closest", named.colour)
+    answer = hop2_objects(scene, q)[0]
+    assert ff.pointing_hits(scene, q, _weights_on(scene, named.colour), GRID)[0]
+    hit_named, hit_answer = ff.pointing_hits(scene, q, _weights_on(scene, answer.colour), GRID)
+    assert hit_answer and hit_named == bool(soc.region_masks([named], GRID)[ff.top_regions(_weights_on(scene, answer.colour), 1)[0]])
+    assert ff.pointing_hits(scene, _question(scene, "shape", named.colour), _weights_on(scene, named.colour), GRID)[1] is None
+
+
+@pytest.mark.parametrize("args", [["--images", "0"], ["--images", "201"], ["--checkpoint", "/nonexistent"], ["--bogus"],
+                                  ["--images", "5", "--attribution-images", "6"], ["--attribution-images", "-1"], ["--split", "train"]])
 def test_command_bad_input_exits_2(args: list[str]) -> None:
     r = subprocess.run([sys.executable, "-m", "mmdemo.tasks.sort_of_clevr.faithfulness", *args], check=False, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stdout == ""

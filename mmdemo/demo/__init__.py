@@ -6,6 +6,7 @@ ask         a typed question: the answer, the truth, the step views
 voice       a spoken question: speak, recordings, ask by voice
 photos      the Photos tab: match, how sure to be, search
 compare     the Compare tab
+faith       the Ask tab's "Does it use what it looks at?" panel: attention beside attributions, edits with truth
 model_card  the Model card and the fixed texts
 page        the page's CSS and scripts
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from mmdemo.demo.ask import Ask
 from mmdemo.demo.compare import Compare
+from mmdemo.demo.faith import Faith
 from mmdemo.demo.photos import Photos
 from mmdemo.demo.scenes import EXAMPLE_SEEDS, Scenes, example_scene
 from mmdemo.demo.voice import SPOKEN_EXAMPLES, Voice, spoken_examples
@@ -37,13 +39,14 @@ class Rooms:
     voice: Voice
     photos: Photos
     compare: Compare
+    faith: Faith
 
     @classmethod
     def create(cls, registry: Registry, audio_dir: Path) -> Rooms:
         """audio_dir: where "Speak this question" writes its recordings."""
         scenes = Scenes()
         ask = Ask(registry, scenes)
-        return cls(registry, scenes, ask, Voice(registry, ask, audio_dir), Photos(registry), Compare(registry, scenes))
+        return cls(registry, scenes, ask, Voice(registry, ask, audio_dir), Photos(registry), Compare(registry, scenes), Faith(ask, scenes))
 
     def warm(self, checkpoint: str | None, photo_checkpoint: str | None, spoken_checkpoint: str | None = None) -> None:
         """Run every model the app shows first once (model, text encoder, figures, pictures), so the first click is fast."""

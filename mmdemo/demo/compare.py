@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from mmdemo.demo.scenes import Scenes
 from mmdemo.errors import InputError
 from mmdemo.plots import is_uniform, overlay
 from mmdemo.registry import Registry
-from mmdemo.results import FULL_BUDGET, compared_models, pct
+from mmdemo.results import FULL_BUDGET, compared_models, faithfulness_table, pct
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.reading import colour_token_step
 
@@ -23,6 +24,21 @@ INTRO = ("The Ask tab's image and question, answered by every model: the default
 NO_SCENE = "No scene yet: pick an example or click **New random scene** on the **Ask** tab, then come back and compare."
 HEADERS = ["model", "training", "answer", "true answer", "right?", "confidence", "non\u2011relational (test)", "relational (test)",
            "overall (test)"]
+
+
+FAITH_TITLE = "### Does each model use where it looks? (4,000 test questions, `python -m mmdemo.tasks.sort_of_clevr.faithfulness`)"
+FAITH_INTRO = ("The generator edits each test scene and recomputes the true answer. **follows**: after an edit to the object the model "
+               "looked at most (at the step that decided) changes the true answer, how often its answer becomes the new truth. "
+               "**ignores**: after an edit to an object it looked at least leaves the truth as it was, how often its answer stays. "
+               "The first two move or reshape objects, so six objects stay as in training; the **(remove)** columns remove the "
+               "object instead. **on named / answer object**: how often the region each method weighs most lies on the object "
+               "the question names, or one its answer is read from (the first 1,000 questions). sum and concat have no attention: "
+               "their edits follow Grad-CAM.")
+
+
+def faithfulness_markdown(root: Path) -> str:
+    """The Compare tab's second table with its title and how to read it (every figure from the models' metrics.json)."""
+    return "\n\n".join([FAITH_TITLE, FAITH_INTRO, faithfulness_table(root)])
 
 
 @dataclass

@@ -142,5 +142,10 @@ class Scenes:
             if (placed.x, placed.y) != want:
                 message = (f"Moved the {colour} object to ({placed.x}, {placed.y}), the nearest free spot to ({want[0]}, {want[1]}): "
                            f"objects keep {soc.MIN_GAP:g} px between centres.")
+        return Edit(message, Scenes.shown(edited, state))
+
+    @staticmethod
+    def shown(edited: soc.Scene, state: dict) -> NewScene:
+        """An edit of the scene in state, as the page shows it: its pixels, its state and a caption naming its source."""
         new_state = scene_state(edited, f"edited scene ({state['source'].split(' (')[0]})")
-        return Edit(message, NewScene(soc.render(edited), new_state, scene_caption(new_state["source"])))
+        return NewScene(soc.render(edited), new_state, scene_caption(new_state["source"]))

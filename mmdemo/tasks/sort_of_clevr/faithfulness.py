@@ -1,4 +1,4 @@
-"""Does the model use where it looks? Edits with ground truth and ERASER scores on the test split (issue 31).
+"""Does the model use where it looks? Edits with ground truth, ERASER scores, attributions and the pointing game (issue 31).
 
 The generator knows every object, so it can change a scene and say what the right answer becomes. For each
 test question (canonical wording) the deciding look is one hop at one step: hop 1 for non-relational questions,
@@ -6,21 +6,34 @@ hop 2 for relational ones, at the step that reads the colour word (reading.colou
 that look's weight on the regions that hold it (the one region rule: reading.object_mass / data.region_masks; a region
 shared by two objects counts for both).
 
-- looked-at edit: the object with the most mass (ties: the first in scene order) is removed (data.edit_scene
-  "remove"). When that object is the one the question names, removing it leaves the question without an answer,
-  so the named object is changed instead: reshaped (shape, count), moved to the mirror spot left-right (left),
-  top-bottom (top) or through the centre (closest, furthest) (data.edit_scene "move": the nearest free spot).
-- ignored edit (the control): among the objects that are neither named nor looked at, the one with the least mass
-  (ties: scene order) whose removal leaves the true answer unchanged; questions without one are skipped.
-- The new truth always comes from the generator (data.answer on the edited scene, re-rendered with data.render);
-  edits that leave a closest / furthest question with a tie (< data.TIE_GAP) are skipped.
+Two edit rules, each scored on its own (RULES):
+
+- "six" (the headline): every edit keeps the scene inside the training distribution, six objects, one per colour.
+  Looked-at edit: the object with the most mass (ties: the first in scene order) is reshaped (count questions) or
+  moved to its mirror spot through the centre (the others; data.edit_scene "move": the nearest free spot).
+  Ignored edit (the control): among the objects neither named nor looked at, the one with the least mass whose
+  move to its mirror spot leaves the true answer unchanged.
+- "remove" (the first slice's rule): the looked-at object is removed; the control removes the least-looked-at object
+  whose removal keeps the truth. A five-object scene is one the model never saw: on count questions the model
+  counts the other shape and subtracts it from six (a shortcut every training scene allows), so removing an
+  ignored object of the other shape raises its count; the docs report this rule beside the headline.
+
+Under both rules, when the looked-at object is the one the question names, the named object is changed instead
+(removing it would leave the question without an answer): reshaped (shape, count), moved to the mirror spot
+left-right (left), top-bottom (top) or through the centre (closest, furthest). The new truth always comes from
+the generator (data.answer on the edited scene, re-rendered with data.render); edits that leave a closest /
+furthest question with a tie (< data.TIE_GAP) are skipped.
+
 - follows: among looked-at edits that change the true answer, the share where the model's new answer is the new truth.
 - ignores: among ignored edits, the share where the model's answer stays what it was.
 - comprehensiveness@k / sufficiency@k (ERASER, DeYoung et al. 2020): the drop in the model's probability of its
   original answer when the look's k heaviest regions are blanked to white / when everything else is.
+- pointing game (Zhang et al. 2016), on the first `attribution_images` images: does the top region of the look
+  fall on the named object (hop 1 at the colour word; IG and Grad-CAM of the answer) and, for relational
+  questions, on an object the answer is read from (supervision.hop2_objects: hop 2 at the colour word; IG,
+  Grad-CAM). IG's completeness gap is reported beside captum's own convergence delta (mmdemo.attribution).
 
-sum and concat fusions have no region weights: their look is a gradient attribution instead, |sum over channels of
-d logit(original answer) / d pixel x pixel| summed over each grid cell (input in [0, 1], as the model receives it).
+sum and concat fusions have no region weights: their look is Grad-CAM of the original answer on the CNN's regions.
 """
 
 from __future__ import annotations
@@ -38,30 +51,44 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from mmdemo.attribution import Attribution, attribute
 from mmdemo.checkpoint import DEFAULT, CheckpointError, load_checkpoint, record_measure
 from mmdemo.model import FusionRNN
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch
 from mmdemo.tasks.sort_of_clevr.reading import colour_token_step, object_mass
+from mmdemo.tasks.sort_of_clevr.supervision import hop2_objects
 
 KS = (1, 3)
 TYPES = (*soc.NONREL, *soc.REL)
+RULES = ("six", "remove")  # the headline edit rule first (module doc)
 CHUNK = 500  # questions per forward pass
+ATTRIBUTION_CHUNK = 25  # questions per IG / Grad-CAM call
+ATTRIBUTION_IMAGES = 50  # the pointing game's default: the first 50 test images (1,000 questions)
 WHITE = 255
-ATTRIBUTIONS = {True: "hop attention at the colour word (hop 1 non-relational, hop 2 relational)",
-                False: "gradient x input summed per region (no region weights in this fusion)"}
+LOOKS = {True: "hop attention at the colour word (hop 1 non-relational, hop 2 relational)",
+         False: "Grad-CAM of the answer on the CNN's regions (no region weights in this fusion)"}
+METHODS = ("attention", "ig", "gradcam")
+
+
+class EditCase(NamedTuple):
+    """One question under one edit rule (None where an edit does not apply)."""
+
+    changed: bool | None  # the looked-at edit changed the true answer (None: skipped)
+    followed: bool | None  # ... and the model's new answer is the new truth
+    kind: str | None  # what the looked-at edit did: remove / reshape / move
+    kept: bool | None  # the ignored edit left the model's answer as it was (None: no ignored object)
 
 
 class Case(NamedTuple):
-    """One question's edits and scores (None where an edit does not apply)."""
+    """One question's edits and scores."""
 
     subtype: str
-    changed: bool | None  # the looked-at edit changed the true answer (None: skipped)
-    followed: bool | None  # ... and the model's new answer is the new truth
-    removed: bool | None  # the looked-at edit was a removal (False: the named object was changed instead)
-    kept: bool | None  # the ignored edit left the model's answer as it was (None: no ignored object)
+    edits: dict[str, EditCase]  # by rule
     comp: dict[int, float]
     suff: dict[int, float]
+    pointing: dict[str, bool]  # "<method>_named" / "<method>_answer" -> hit (only where measured)
+    gap: tuple[float, float, float] | None  # IG: (our gap, captum's delta, logit change), where measured
 
 
 # ------------------------------------------------------------------------------------------- edits
@@ -85,15 +112,27 @@ def truth(scene: soc.Scene, q: soc.Question, negate: bool) -> str | None:
     return soc.answer(scene, q.subtype, q.colour, negate)
 
 
-def looked_edit(scene: soc.Scene, q: soc.Question, looked: soc.SceneObject) -> tuple[soc.Scene, bool]:
-    """(edited scene, whether it is a removal): remove the looked-at object, or change the named one (module doc)."""
+def mirrored(scene: soc.Scene, o: soc.SceneObject, x: bool = True, y: bool = True) -> soc.Scene:
+    """The scene with o moved to its mirror spot (left-right when x, top-bottom when y; the nearest free spot)."""
+    return soc.edit_scene(scene, o.colour, "move", x=soc.SIZE - 1 - o.x if x else o.x, y=soc.SIZE - 1 - o.y if y else o.y)
+
+
+def looked_edit(scene: soc.Scene, q: soc.Question, looked: soc.SceneObject, rule: str = "six") -> tuple[soc.Scene, str]:
+    """(edited scene, what the edit did: remove / reshape / move) for the looked-at object (module doc)."""
     if looked.colour != q.colour:
-        return soc.edit_scene(scene, looked.colour, "remove"), True
+        if rule == "remove":
+            return soc.edit_scene(scene, looked.colour, "remove"), "remove"
+        if q.subtype == "count":
+            return soc.edit_scene(scene, looked.colour, "reshape"), "reshape"
+        return mirrored(scene, looked), "move"
     if q.subtype in ("shape", "count"):
-        return soc.edit_scene(scene, q.colour, "reshape"), False
-    x = soc.SIZE - 1 - looked.x if q.subtype in ("left", "closest", "furthest") else looked.x
-    y = soc.SIZE - 1 - looked.y if q.subtype in ("top", "closest", "furthest") else looked.y
-    return soc.edit_scene(scene, q.colour, "move", x=x, y=y), False
+        return soc.edit_scene(scene, q.colour, "reshape"), "reshape"
+    return mirrored(scene, looked, x=q.subtype != "top", y=q.subtype != "left"), "move"
+
+
+def ignored_edit(scene: soc.Scene, q: soc.Question, obj: soc.SceneObject, rule: str = "six") -> soc.Scene:
+    """The control's edit of an ignored object: a move to its mirror spot ("six") or its removal ("remove")."""
+    return soc.edit_scene(scene, obj.colour, "remove") if rule == "remove" else mirrored(scene, obj)
 
 
 def masses(scene: soc.Scene, weights: np.ndarray, grid: int) -> np.ndarray:
@@ -101,8 +140,9 @@ def masses(scene: soc.Scene, weights: np.ndarray, grid: int) -> np.ndarray:
     return object_mass(np.asarray(weights)[None, None], scene.objects, grid)[0, 0]
 
 
-def ignored_object(scene: soc.Scene, q: soc.Question, weights: np.ndarray, grid: int, negate: bool = False) -> soc.SceneObject | None:
-    """The least-looked-at object (not the named one, not the most looked-at) whose removal keeps the truth; or None."""
+def ignored_object(scene: soc.Scene, q: soc.Question, weights: np.ndarray, grid: int, negate: bool = False,
+                   rule: str = "six") -> soc.SceneObject | None:
+    """The least-looked-at object (not the named one, not the most looked-at) whose edit keeps the truth; or None."""
     mass = masses(scene, weights, grid)
     looked = int(np.argmax(mass))
     old = truth(scene, q, negate)
@@ -110,9 +150,17 @@ def ignored_object(scene: soc.Scene, q: soc.Question, weights: np.ndarray, grid:
         o = scene.objects[int(i)]
         if o.colour == q.colour or int(i) == looked:
             continue
-        if truth(soc.edit_scene(scene, o.colour, "remove"), q, negate) == old:
+        if truth(ignored_edit(scene, q, o, rule), q, negate) == old:
             return o
     return None
+
+
+def pointing_hits(scene: soc.Scene, q: soc.Question, weights: np.ndarray, grid: int) -> tuple[bool, bool | None]:
+    """(top region falls on the named object, ... on an object the answer is read from (None: non-relational))."""
+    top = top_regions(weights, 1)[0]
+    named = bool(soc.region_masks([scene.find(q.colour)], grid)[top])
+    answer = hop2_objects(scene, q)
+    return named, (bool(soc.region_masks(answer, grid)[top]) if answer else None)
 
 
 # ------------------------------------------------------------------------------------------ blanking
@@ -195,25 +243,29 @@ def run_pairs(model: FusionRNN, images: list[np.ndarray], questions: list[soc.Qu
     return np.concatenate(probs), hops, ids
 
 
-def gradient_weights(model: FusionRNN, images: list[np.ndarray], questions: list[soc.Question], index: list[int],
-                     labels: list[int], device: torch.device) -> np.ndarray:
-    """(B, R) |sum over channels of d logit(label) / d pixel x pixel| summed per region, normalized to sum 1."""
-    grid = model.cfg.grid
-    out = []
-    for start in range(0, len(questions), CHUNK // 5):
-        rows = list(range(start, min(start + CHUNK // 5, len(questions))))
+def attributions(model: FusionRNN, images: list[np.ndarray], questions: list[soc.Question], index: list[int],
+                 labels: list[int], device: torch.device, ig_steps: int | None = None) -> Attribution:
+    """IG and Grad-CAM (mmdemo.attribution) of logit(labels[i]) for questions[i] about images[index[i]]; ig_steps=0: Grad-CAM only."""
+    parts = []
+    for start in range(0, len(questions), ATTRIBUTION_CHUNK):
+        rows = list(range(start, min(start + ATTRIBUTION_CHUNK, len(questions))))
         batch = QuestionBatch(np.stack([images[index[i]] for i in rows]), [[questions[i]] for i in rows], model.cfg).to(device)
-        x = batch.images.clone().requires_grad_(True)  # (B, 3, H, W), one copy per question
-        with torch.enable_grad():
-            logits = model(x, batch.token_ids, batch.token_mask, batch.image_index).logits
-            logits[torch.arange(len(rows)), torch.tensor([labels[i] for i in rows])].sum().backward()
-        pixel = (x.grad * x).sum(1).abs().detach().cpu().numpy()  # (B, H, W)
-        cells = np.stack([pixel[:, rs, cs].sum((1, 2)) for rs, cs in (cell_slices(r, grid) for r in range(grid * grid))], 1)
-        out.append(cells / np.clip(cells.sum(1, keepdims=True), 1e-12, None))
-    return np.concatenate(out)
+        kw = {} if ig_steps is None else {"ig_steps": ig_steps}
+        a = attribute(model, batch.images, batch.token_ids, batch.token_mask, torch.tensor([labels[i] for i in rows], device=device), **kw)
+        parts.append(a)
+    if not parts:
+        r = model.cfg.grid**2
+        return Attribution(np.zeros((0, r)), np.zeros((0, r)), np.zeros((0, r)), np.zeros(0), np.zeros(0))
+    return Attribution(*(np.concatenate([getattr(a, f) for a in parts]) for f in Attribution.__dataclass_fields__))
 
 
-def measure(model: FusionRNN, samples: list[soc.Sample], device: torch.device) -> dict:
+def deciding_look(hops: np.ndarray, tokens: list[str], q: soc.Question) -> np.ndarray:
+    """(R,) hop 1 (non-relational) or hop 2 (relational) at the colour word (its first step if none is read)."""
+    step = max(colour_token_step(tokens), 0)
+    return hops[step, 0 if q.family == "nonrelational" else min(1, hops.shape[1] - 1)]
+
+
+def measure(model: FusionRNN, samples: list[soc.Sample], device: torch.device, attribution_images: int = ATTRIBUTION_IMAGES) -> dict:
     """The faithfulness figures per question type and overall (see the module doc)."""
     cfg, grid = model.cfg, model.cfg.grid
     from mmdemo.text import load_tokenizer
@@ -224,14 +276,18 @@ def measure(model: FusionRNN, samples: list[soc.Sample], device: torch.device) -
     owner = [j for j, s in enumerate(samples) for _ in s.questions]
     probs, hops, ids = run_pairs(model, images, qs, owner, device)
     pred = probs.argmax(1)
+    tokens = [tok.convert_ids_to_tokens(t) for t in ids]
+    scored = [i for i in range(len(qs)) if owner[i] < attribution_images]  # the pointing game's questions
+    attr = attributions(model, images, [qs[i] for i in scored], [owner[i] for i in scored], [int(pred[i]) for i in scored], device)
+    where = {i: n for n, i in enumerate(scored)}
     if cfg.has_region_attention:
-        weights = []
-        for i, q in enumerate(qs):
-            step = max(colour_token_step(tok.convert_ids_to_tokens(ids[i])), 0)
-            weights.append(hops[i][step, 0 if q.family == "nonrelational" else min(1, hops[i].shape[1] - 1)])
-        w = np.stack(weights).astype(np.float64)  # (B, R)
+        w = np.stack([deciding_look(hops[i], tokens[i], q) for i, q in enumerate(qs)]).astype(np.float64)  # (B, R)
     else:
-        w = gradient_weights(model, images, qs, owner, [int(p) for p in pred], device)
+        rest = [i for i in range(len(qs)) if i not in where]
+        cam = attributions(model, images, [qs[i] for i in rest], [owner[i] for i in rest], [int(pred[i]) for i in rest], device, ig_steps=0)
+        w = np.zeros((len(qs), grid * grid))
+        w[scored] = attr.gradcam
+        w[rest] = cam.gradcam
 
     # every edited / blanked image once, with the questions asked about it
     new_images: list[np.ndarray] = []
@@ -249,66 +305,99 @@ def measure(model: FusionRNN, samples: list[soc.Sample], device: torch.device) -
         j, scene = owner[i], samples[owner[i]].scene
         neg = negated(scene, q)
         looked = scene.objects[int(np.argmax(masses(scene, w[i], grid)))]
-        edited, removed = looked_edit(scene, q, looked)
-        new_truth = truth(edited, q, neg)
-        if new_truth is not None:
-            pairs.append((i, "looked", image_for((j, "edit", edited), lambda e=edited: soc.render(e))))
-        ignored = ignored_object(scene, q, w[i], grid, neg)
-        if ignored is not None:
-            without = soc.edit_scene(scene, ignored.colour, "remove")
-            pairs.append((i, "ignored", image_for((j, "edit", without), lambda e=without: soc.render(e))))
+        plan = {}
+        for rule in RULES:
+            edited, kind = looked_edit(scene, q, looked, rule)
+            new_truth = truth(edited, q, neg)
+            if new_truth is not None:
+                pairs.append((i, f"looked-{rule}", image_for((j, "edit", edited), lambda e=edited: soc.render(e))))
+            ignored = ignored_object(scene, q, w[i], grid, neg, rule)
+            if ignored is not None:
+                other = ignored_edit(scene, q, ignored, rule)
+                pairs.append((i, f"ignored-{rule}", image_for((j, "edit", other), lambda e=other: soc.render(e))))
+            plan[rule] = (new_truth, kind)
         for k in KS:
             top = tuple(sorted(top_regions(w[i], k)))
             for role, keep in (("comp", False), ("suff", True)):
                 pairs.append((i, f"{role}{k}", image_for((j, role, top), lambda t=top, kp=keep, im=images[j]: blank_regions(im, t, grid, kp))))
-        plans.append((truth(scene, q, neg), new_truth, removed))
+        plans.append((truth(scene, q, neg), plan))
     p2, _, _ = run_pairs(model, new_images, [qs[i] for i, _, _ in pairs], [n for _, _, n in pairs], device)
     got: dict[tuple[int, str], np.ndarray] = {(i, role): p2[b] for b, (i, role, _) in enumerate(pairs)}
 
     labels = cfg.labels
     cases = []
     for i, q in enumerate(qs):
-        old_truth, new_truth, removed = plans[i]
+        old_truth, plan = plans[i]
         p = int(pred[i])
-        looked_p = got.get((i, "looked"))
-        changed = None if looked_p is None else new_truth != old_truth
-        followed = None if not changed else labels[int(looked_p.argmax())] == new_truth
-        ignored_p = got.get((i, "ignored"))
-        kept = None if ignored_p is None else int(ignored_p.argmax()) == p
+        edits = {}
+        for rule in RULES:
+            new_truth, kind = plan[rule]
+            looked_p, ignored_p = got.get((i, f"looked-{rule}")), got.get((i, f"ignored-{rule}"))
+            changed = None if looked_p is None else new_truth != old_truth
+            edits[rule] = EditCase(changed, None if not changed else labels[int(looked_p.argmax())] == new_truth,
+                                   None if looked_p is None else kind, None if ignored_p is None else int(ignored_p.argmax()) == p)
+        pointing: dict[str, bool] = {}
+        gap = None
+        scene = samples[owner[i]].scene
+        if i in where:
+            n = where[i]
+            looks = {"ig": attr.ig[n], "gradcam": attr.gradcam[n]}
+            if cfg.has_region_attention:
+                looks["attention"] = w[i]
+                pointing["attention_named"] = pointing_hits(scene, q, hops[i][max(colour_token_step(tokens[i]), 0), 0], grid)[0]
+            for method, look in looks.items():
+                named, answer = pointing_hits(scene, q, look, grid)
+                if method != "attention":
+                    pointing[f"{method}_named"] = named
+                if answer is not None:
+                    pointing[f"{method}_answer"] = answer
+            gap = (float(attr.ig_gap[n]), float(attr.ig_delta[n]), float(attr.ig_raw[n].sum() - attr.ig_gap[n]))
         comp = {k: float(probs[i, p] - got[(i, f"comp{k}")][p]) for k in KS}
         suff = {k: float(probs[i, p] - got[(i, f"suff{k}")][p]) for k in KS}
-        cases.append(Case(q.subtype, changed, followed, None if looked_p is None else removed, kept, comp, suff))
-    return summarize(cases, has_attention=cfg.has_region_attention, num_images=len(samples))
+        cases.append(Case(q.subtype, edits, comp, suff, pointing, gap))
+    return summarize(cases, has_attention=cfg.has_region_attention, num_images=len(samples), attribution_images=min(attribution_images, len(samples)))
 
 
-def summarize(cases: list[Case], has_attention: bool, num_images: int) -> dict:
+def summarize(cases: list[Case], has_attention: bool, num_images: int, attribution_images: int) -> dict:
     """Figures per question type and overall from the per-question cases."""
 
+    def share(xs: list[bool]) -> float | None:
+        return round(float(np.mean(xs)), 4) if xs else None
+
     def figures(group: list[Case]) -> dict:
-        looked = [c for c in group if c.changed is not None]
-        changed = [c for c in looked if c.changed]
-        ignored = [c for c in group if c.kept is not None]
-
-        def share(xs: list[bool]) -> float | None:
-            return round(float(np.mean(xs)), 4) if xs else None
-
-        out: dict = {
-            "questions": len(group),
-            "follows": share([bool(c.followed) for c in changed]), "follows_n": len(changed),
-            "ignores": share([bool(c.kept) for c in ignored]), "ignores_n": len(ignored),
-            "looked_edits": len(looked), "looked_removals": sum(bool(c.removed) for c in looked),
-        }
+        out: dict = {"questions": len(group)}
+        for rule in RULES:
+            suffix = "" if rule == RULES[0] else f"_{rule}"
+            looked = [c.edits[rule] for c in group if c.edits[rule].changed is not None]
+            changed = [e for e in looked if e.changed]
+            ignored = [c.edits[rule] for c in group if c.edits[rule].kept is not None]
+            out |= {f"follows{suffix}": share([bool(e.followed) for e in changed]), f"follows{suffix}_n": len(changed),
+                    f"ignores{suffix}": share([bool(e.kept) for e in ignored]), f"ignores{suffix}_n": len(ignored),
+                    f"looked_edits{suffix}": len(looked)}
         for k in KS:
             out[f"comprehensiveness@{k}"] = round(float(np.mean([c.comp[k] for c in group])), 4) if group else None
             out[f"sufficiency@{k}"] = round(float(np.mean([c.suff[k] for c in group])), 4) if group else None
+        for method in METHODS:
+            for target in ("named", "answer"):
+                hits = [c.pointing[f"{method}_{target}"] for c in group if f"{method}_{target}" in c.pointing]
+                if hits:
+                    out[f"pointing_{method}_{target}"], out[f"pointing_{method}_{target}_n"] = share(hits), len(hits)
+        gaps = [c.gap for c in group if c.gap is not None]
+        if gaps:
+            ours, theirs, change = (np.array(v) for v in zip(*gaps))
+            out["ig_gap_median"] = round(float(np.median(np.abs(ours))), 4)
+            out["ig_gap_relative_median"] = round(float(np.median(np.abs(ours) / np.maximum(np.abs(change), 1e-6))), 4)
+            out["ig_gap_vs_captum_max"] = float(np.max(np.abs(ours - theirs)))
         return out
 
     by_type: dict[str, list[Case]] = defaultdict(list)
     for c in cases:
         by_type[c.subtype].append(c)
     return {
-        "attribution": ATTRIBUTIONS[has_attention],
+        "attribution": LOOKS[has_attention],
         "num_images": num_images,
+        "attribution_images": attribution_images,
+        "rules": list(RULES),
         "per_subtype": {t: figures(by_type[t]) for t in TYPES if by_type[t]},
         "overall": figures(cases),
     }
@@ -318,18 +407,27 @@ def summarize(cases: list[Case], has_attention: bool, num_images: int) -> dict:
 
 
 def table(result: dict) -> str:
-    """A readable table of measure()'s result."""
-    head = ["type", "n", "follows", "ignores"] + [f"comp@{k}" for k in KS] + [f"suff@{k}" for k in KS]
-    lines = [f"looks from: {result['attribution']}; {result['num_images']} test images", " | ".join(head)]
+    """Two readable tables of measure()'s result: the edits and ERASER scores, then the pointing game."""
+    head = ["type", "n", "follows", "ignores", "follows (remove)", "ignores (remove)"]
+    head += [f"comp@{k}" for k in KS] + [f"suff@{k}" for k in KS]
+    lines = [f"looks from: {result['attribution']}; {result['num_images']} {result.get('split', 'test')} images", " | ".join(head)]
 
-    def pct(v: float | None, n: int) -> str:
+    def pct(f: dict, key: str) -> str:
+        v, n = f.get(key), f.get(f"{key}_n", 0)
         return "-" if v is None else f"{100 * v:.1f}% of {n}"
 
     rows = [*result["per_subtype"].items(), ("overall", result["overall"])]
     for name, f in rows:
-        cells = [name, str(f["questions"]), pct(f["follows"], f["follows_n"]), pct(f["ignores"], f["ignores_n"])]
+        cells = [name, str(f["questions"])] + [pct(f, k) for k in ("follows", "ignores", "follows_remove", "ignores_remove")]
         cells += [f"{f[f'comprehensiveness@{k}']:+.3f}" for k in KS] + [f"{f[f'sufficiency@{k}']:+.3f}" for k in KS]
         lines.append(" | ".join(cells))
+    keys = [f"pointing_{m}_{t}" for m in METHODS for t in ("named", "answer")]
+    keys = [k for k in keys if any(k in f for _, f in rows)]
+    lines += ["", f"pointing game (top region on the object; first {result['attribution_images']} images) | "
+              + " | ".join(k.removeprefix("pointing_") for k in keys) + " | IG gap (median |gap|, relative)"]
+    for name, f in rows:
+        gap = f"{f['ig_gap_median']:.3f}, {100 * f['ig_gap_relative_median']:.0f}%" if "ig_gap_median" in f else "-"
+        lines.append(" | ".join([name] + [pct(f, k) for k in keys] + [gap]))
     return "\n".join(lines)
 
 
@@ -342,12 +440,17 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     p = _Parser(prog="python -m mmdemo.tasks.sort_of_clevr.faithfulness", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, default=DEFAULT)
-    p.add_argument("--images", type=int, default=soc.TEST_IMAGES, help=f"the first N test images (1..{soc.TEST_IMAGES})")
+    p.add_argument("--images", type=int, default=soc.TEST_IMAGES, help=f"the first N images of the split (1..{soc.TEST_IMAGES})")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="val: where the edit rules were checked (not written)")
+    p.add_argument("--attribution-images", type=int, default=ATTRIBUTION_IMAGES,
+                   help="the pointing game and IG on the first N of those images (IG costs about 25 forward and backward passes a question)")
     p.add_argument("--write", action="store_true", help="record the result in the checkpoint's metrics.json ('faithfulness')")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     args = p.parse_args(argv)
     if not 1 <= args.images <= soc.TEST_IMAGES:
         p.error(f"--images must be 1..{soc.TEST_IMAGES}, got {args.images}")
+    if not 0 <= args.attribution_images <= args.images:
+        p.error(f"--attribution-images must be 0..{args.images} (--images), got {args.attribution_images}")
     try:
         model, _ = load_checkpoint(args.checkpoint)
     except CheckpointError as e:
@@ -355,10 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     if model.cfg.task != "sort-of-clevr" or model.cfg.question_input != "text":
         p.error(f"{args.checkpoint}: needs a typed Sort-of-CLEVR-NL model (task {model.cfg.task}, {model.cfg.question_input} questions)")
     started = time.perf_counter()
-    result = measure(model, soc.generate("test", args.images, seed=0), torch.device("cpu"))  # test_split()'s first N
+    result = measure(model, soc.generate(args.split, args.images, seed=0), torch.device("cpu"), args.attribution_images)  # test_split()'s first N
+    result["split"] = args.split
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(table(result))
-    if args.write:
+    if args.write and args.split == "test":
         record_measure(args.checkpoint, "faithfulness", result)
     if args.json:
         print(json.dumps(result))
