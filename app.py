@@ -91,8 +91,9 @@ def build_ask_tab(rooms: Rooms, choices: list, default_choice: str | None, examp
     heatmap = SpecPlot(label="Both hops, every step (scrolls sideways on a phone)", elem_id="heatmap")
     with gr.Accordion(faith.TITLE, open=True, elem_id="faith"):
         gr.Markdown(faith.INTRO)
-        faith_tiles = gr.Gallery(label="At the step that decided: attention · Integrated Gradients · Grad-CAM · the truth's objects",
-                                 columns=4, height="auto", format="png", object_fit="contain", elem_id="faith-tiles")
+        with gr.Row(elem_id="faith-tiles"):  # attention, Integrated Gradients, Grad-CAM, the truth's objects; 2 x 2 on a phone
+            faith_tiles = [gr.Image(label=name, interactive=False, format="png", height=240, min_width=160, buttons=["download"])
+                           for name in faith.TILES]
         faith_note = gr.Markdown(faith.NO_ANSWER, elem_id="faith-note")
         with gr.Row():
             remove_looked = gr.Button("Remove what it looked at", elem_id="remove-looked")
@@ -148,7 +149,8 @@ def build_ask_tab(rooms: Rooms, choices: list, default_choice: str | None, examp
         return out if p.playing else out | {timer: gr.Timer(active=False), play: gr.Button(value="▶ Play")}
 
     def explained(p: faith.Panel, verdict: str = "") -> dict:
-        return {faith_tiles: p.tiles, faith_note: p.markdown, faith_verdict: verdict}
+        tiles = p.tiles or [None] * len(faith_tiles)
+        return {faith_note: p.markdown, faith_verdict: verdict} | dict(zip(faith_tiles, tiles))
 
     def intervened(which: str) -> Any:
         def run(img: Any, q: str, ck: str | None, st: dict | None) -> dict:
@@ -163,7 +165,7 @@ def build_ask_tab(rooms: Rooms, choices: list, default_choice: str | None, examp
     outputs = [answer, probs, heatmap, overlay_img, step, tokens, trace, truth, view, hop, heard]
     asked = [image, question, checkpoint, scene]
     hidden = {"api_name": False, "show_progress": "hidden"}
-    panel_fn, faith_outputs = shown(lambda *a: explained(rooms.faith.panel(*a))), [faith_tiles, faith_note, faith_verdict]
+    panel_fn, faith_outputs = shown(lambda *a: explained(rooms.faith.panel(*a))), [*faith_tiles, faith_note, faith_verdict]
     examples.load_input_event.then(ask_fn, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS).then(
         panel_fn, asked, faith_outputs, api_name=False)  # an example answers
     new_scene.click(shown(new), [seed], [image, scene, scene_info], api_name="random_scene").then(

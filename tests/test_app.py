@@ -266,8 +266,8 @@ def test_faithfulness_buttons_through_client(server: str, tmp_path: Path) -> Non
     client = _client(server)
     question = "What shape is the object furthest from the red object?"
     image = client.predict(42, api_name="/random_scene")[0]
-    tiles, note, verdict = client.predict(handle_file(image["path"]), question, "sort-of-clevr/default", api_name="/explain")
-    assert len(tiles) == 4 and "The look that decided" in note and verdict == ""
+    *tiles, note, verdict = client.predict(handle_file(image["path"]), question, "sort-of-clevr/default", api_name="/explain")
+    assert len(tiles) == 4 and all(Path(t["path"]).suffix == ".png" for t in tiles) and "The look that decided" in note and verdict == ""
     scene = example_scene(42)
     truth = soc.true_answer(scene, question)
     for _ in range(2):
@@ -277,13 +277,13 @@ def test_faithfulness_buttons_through_client(server: str, tmp_path: Path) -> Non
         match = [sc for sc in fewer if np.array_equal(soc.render(sc), shown)]
         assert len(match) == 1, "the image shown is the scene with one object removed"
         scene, image = match[0], out[0]
-        assert soc.true_answer(scene, question) == truth and f"True answer: **{truth}**" in out[12]  # the truth shown is this image's
-        assert f"| after | **{out[5].splitlines()[0].removeprefix('## ')}** | **{truth}** |" in out[4]  # the answer shown, beside it
+        assert soc.true_answer(scene, question) == truth and f"True answer: **{truth}**" in out[15]  # the truth shown is this image's
+        assert f"| after | **{out[8].splitlines()[0].removeprefix('## ')}** | **{truth}** |" in out[7]  # the answer shown, beside it
     out = client.predict(handle_file(image["path"]), question, "sort-of-clevr/default", api_name="/remove_looked")
     assert "Edited scene" in out[1] and not np.array_equal(np.asarray(Image.open(out[0]["path"]).convert("RGB")), soc.render(scene))
     photo = _save(tmp_path, "upload.png", Image.fromarray(soc.render(example_scene(77))))
-    tiles, note, _ = client.predict(handle_file(photo), question, "sort-of-clevr/default", api_name="/explain")
-    assert tiles == [] and "Needs a generated scene" in note
+    *tiles, note, _ = client.predict(handle_file(photo), question, "sort-of-clevr/default", api_name="/explain")
+    assert tiles == [None] * 4 and "Needs a generated scene" in note
 
 
 def test_photo_reference_through_client(server: str, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from mmdemo.demo.ask import Ask
 from mmdemo.demo.compare import Compare
 from mmdemo.demo.faith import Faith
 from mmdemo.demo.photos import Photos
-from mmdemo.demo.scenes import EXAMPLE_SEEDS, Scenes, example_scene
+from mmdemo.demo.scenes import EXAMPLE_QUESTIONS, EXAMPLE_SEEDS, Scenes, example_scene
 from mmdemo.demo.voice import SPOKEN_EXAMPLES, Voice, spoken_examples
 from mmdemo.registry import Registry
 from mmdemo.tasks.sort_of_clevr import data as soc
@@ -56,6 +56,7 @@ class Rooms:
         if checkpoint is not None:
             view = self.ask.ask(image, "Quick question: what shape is the object closest to the red one?", checkpoint, None).view
             show_step(view, 1, 1)
+            self.faith.panel(image, EXAMPLE_QUESTIONS[0], checkpoint, None)  # captum's first import, and its backward pass
         examples = spoken_examples()
         if spoken_checkpoint is not None and examples:
             self.voice.ask(image, str(SPOKEN_EXAMPLES / examples[0]["file"]), spoken_checkpoint, None, None)

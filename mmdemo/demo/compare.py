@@ -26,14 +26,14 @@ HEADERS = ["model", "training", "answer", "true answer", "right?", "confidence",
            "overall (test)"]
 
 
-FAITH_TITLE = "### Does each model use where it looks? (4,000 test questions, `python -m mmdemo.tasks.sort_of_clevr.faithfulness`)"
+FAITH_TITLE = "### Does each model use where it looks? (4,000 test questions)"
 FAITH_INTRO = ("The generator edits each test scene and recomputes the true answer. **follows**: after an edit to the object the model "
                "looked at most (at the step that decided) changes the true answer, how often its answer becomes the new truth. "
                "**ignores**: after an edit to an object it looked at least leaves the truth as it was, how often its answer stays. "
                "The first two move or reshape objects, so six objects stay as in training; the **(remove)** columns remove the "
                "object instead. **on named / answer object**: how often the region each method weighs most lies on the object "
                "the question names, or one its answer is read from (the first 1,000 questions). sum and concat have no attention: "
-               "their edits follow Grad-CAM.")
+               "their edits follow Grad-CAM. Measured by `python -m mmdemo.tasks.sort_of_clevr.faithfulness`.")
 
 
 def faithfulness_markdown(root: Path) -> str:

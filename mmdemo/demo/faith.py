@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mmdemo.attribution import Attribution
 from mmdemo.checkpoint import read_metrics
 from mmdemo.demo.ask import Answer, Ask
 from mmdemo.demo.models import answered, get_predictor
@@ -30,14 +31,15 @@ NO_SCENE = ("Needs a generated scene: an edit is only checked against the truth 
 NO_ANSWER = "Ask a question first: the panel explains the answer on screen."
 TYPED_ONLY = "This panel explains typed questions on the scene models."
 LOOKED, IGNORED = "looked", "ignored"
+TILES = ("attention", "Integrated Gradients", "Grad-CAM", "the truth's objects")  # Panel.tiles, in this order
 
 
 @dataclass
 class Panel:
-    """What the panel shows: its text and the four tiles (attention, IG, Grad-CAM, truth)."""
+    """What the panel shows: its text and the four pictures (TILES; none when there is no panel)."""
 
     markdown: str
-    tiles: list[tuple[np.ndarray, str]]
+    tiles: list[np.ndarray]
 
 
 @dataclass
@@ -61,7 +63,7 @@ class _Case:
     answer: str
     look: np.ndarray  # (R,) the deciding look (attention, or Grad-CAM without region weights)
     look_name: str
-    attribution: Any  # mmdemo.attribution.Attribution
+    attribution: Attribution | None  # None: not asked for (an edit chooses by attention alone)
 
 
 def _names(o: soc.SceneObject) -> str:
@@ -74,8 +76,9 @@ class Faith:
     def __init__(self, ask: Ask, scenes: Scenes) -> None:
         self.ask, self.scenes = ask, scenes
 
-    def _case(self, image: Any, question: str, checkpoint: str | None, state: dict | None) -> _Case | str:
-        """The case, or why there is none (a sentence for the panel)."""
+    def _case(self, image: Any, question: str, checkpoint: str | None, state: dict | None, attributions: bool = True) -> _Case | str:
+        """The case, or why there is none (a sentence for the panel). attributions=False skips IG and Grad-CAM where the
+        model has attention (the edits choose by it alone)."""
         if image is None:
             return NO_ANSWER
         predictor = get_predictor(self.ask.registry, checkpoint)
@@ -92,7 +95,7 @@ class Faith:
             return "Needs one of the six kinds of question in its usual words (listed under the question box): then the truth is known."
         subtype, colour, negate = parsed
         q = soc.Question(question, truth, "nonrelational" if subtype in soc.NONREL else "relational", subtype, colour)
-        attribution = predictor.attribute(pixels, question, pred.answer)
+        attribution = predictor.attribute(pixels, question, pred.answer) if attributions or not cfg.has_region_attention else None
         if cfg.has_region_attention:
             hops = np.asarray(pred.hop_attention)
             s = max(ff.colour_token_step(pred.tokens), 0)
@@ -119,14 +122,13 @@ class Faith:
             hit, answer_hit = ff.pointing_hits(scene, q, weights, grid)
             return "the named object ✓" if hit else ("an answer object ✓" if answer_hit else "neither ✗")
 
-        tiles = [(overlay(case.pixels, case.look, (grid, grid)), "attention"), (overlay(case.pixels, ig, (grid, grid)), "Integrated Gradients"),
-                 (overlay(case.pixels, cam, (grid, grid)), "Grad-CAM"),
-                 (overlay(case.pixels, truth_map, (grid, grid)), "truth: " + ", ".join(_names(o) for o in dict.fromkeys(targets)))]
+        tiles = [overlay(case.pixels, w, (grid, grid)) for w in (case.look, ig, cam, truth_map)]  # TILES' order
         gap, delta = float(case.attribution.ig_gap[0]), float(case.attribution.ig_delta[0])
         lines = [f"**The look that decided:** {html.escape(case.look_name, quote=False)}; most of it on the **{_names(looked)}**.",
-                 f"**Where each weighs most:** attention on {on(case.look)} · Integrated Gradients on {on(ig)} · Grad-CAM on {on(cam)}.",
-                 f"Integrated Gradients' regions add up to the answer's score change from a blank canvas, give or take {gap:+.2f} "
-                 f"(its completeness gap; captum reports {delta:+.2f}).",
+                 (f"**Where each weighs most:** attention on {on(case.look)} · Integrated Gradients on {on(ig)} · Grad-CAM on {on(cam)}. "
+                 f"The truth depends on the {' and the '.join(_names(o) for o in dict.fromkeys(targets))}."),
+                 (f"Integrated Gradients' regions add up to the answer's score change from a blank canvas, give or take {gap:+.2f} "
+                  f"(its completeness gap; captum reports {delta:+.2f})."),
                  self.measured(checkpoint)]
         return Panel("\n\n".join(lines), tiles)
 
@@ -146,7 +148,7 @@ class Faith:
     def intervene(self, which: str, image: Any, question: str, checkpoint: str | None, state: dict | None) -> Intervention:
         """Remove the object the deciding look weighed most (which="looked"), or the least-weighed one whose removal
         leaves the truth as it is ("ignored"); ask again; the verdict sets the new answer beside the new truth."""
-        case = self._case(image, question, checkpoint, state)
+        case = self._case(image, question, checkpoint, state, attributions=False)
         if isinstance(case, str):
             return Intervention(case, Edit(case))
         scene, q, grid = case.scene, case.question, int(np.sqrt(len(case.look)))

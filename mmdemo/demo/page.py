@@ -7,16 +7,17 @@ CSS = """
 #image img, #compare-image img { height: 100%; width: auto; max-width: 100%; object-fit: contain; border: 1px solid #999; box-sizing: border-box; }
 #overlay img { border: 1px solid #999; box-sizing: border-box; }
 #compare-gallery img, #faith-tiles img { image-rendering: pixelated; }
-#compare-gallery .grid-wrap, #faith-tiles .grid-wrap { max-height: none !important; height: auto !important; overflow-y: visible !important; }
+#compare-gallery .grid-wrap { max-height: none !important; height: auto !important; overflow-y: visible !important; }
 #compare-table th, #compare-table th *, #model-card th, #paper-table th { word-break: normal !important; overflow-wrap: normal !important; hyphens: manual !important; }
-#model-card table, #paper-table table { display: block; overflow-x: auto; }  /* wide tables scroll sideways, never break words */
+#faith-table th, #faith-table th *, #faith-table td { word-break: normal !important; overflow-wrap: normal !important; hyphens: manual !important; }
+#faith-table code { overflow-wrap: anywhere; }
+#model-card table, #paper-table table, #faith-table table { display: block; overflow-x: auto; }  /* wide tables scroll sideways, never break words */
 .out-of-domain { border-left: 4px solid #c2410c; background: #fff7ed; color: #431407; padding: 8px 12px; font-size: 1.05em; }
 .anyway { color: #888; }
 .gradio-container:has(#answer .out-of-domain) #probs { opacity: 0.4; }  /* out of domain: no confident headline */
 @media (max-width: 700px) {  /* a phone: the step maps keep readable cells and scroll sideways */
   #heatmap, #photo-heatmap { overflow-x: auto; }
   #heatmap .js-plotly-plot, #photo-heatmap .js-plotly-plot { min-width: 760px; }
-  #faith-tiles .grid-container { grid-template-columns: repeat(2, minmax(100px, 1fr)) !important; }  /* 2 x 2 tiles */
 }
 .gradio-container:has(#answer .out-of-domain) #probs::before { content: "What it would say anyway (means nothing here)"; padding: 4px 8px; }
 """
