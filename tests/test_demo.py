@@ -14,7 +14,7 @@ from PIL import Image
 from mmdemo.checkpoint import save_checkpoint
 from mmdemo.demo import Rooms, faith
 from mmdemo.demo.compare import NO_SCENE, Comparison, faithfulness_markdown
-from mmdemo.demo.model_card import heldout_sentence, model_card_text, photo_accuracy_clause
+from mmdemo.demo.model_card import faithful_sentence, heldout_sentence, model_card_text, photo_accuracy_clause
 from mmdemo.demo.photos import example_files as photo_example_files
 from mmdemo.demo.scenes import EXAMPLE_SEEDS, example_scene, pixel_key
 from mmdemo.demo.views import advance, show_step, toggle_play
@@ -410,6 +410,13 @@ def test_photo_match_and_search(rooms: Rooms) -> None:
 
 
 # -------------------------------------------------------------------------------------- model card
+
+
+def test_the_model_card_says_whether_it_uses_where_it_looks_from_its_file() -> None:
+    f = {"overall": {"follows": 0.983, "ignores": 0.98}, "per_subtype": {"count": {"ignores_remove": 0.242}}}
+    text = faithful_sentence({"faithfulness": f})
+    assert "follows the new truth 98.3%" in text and "stays 98.0%" in text and "only 24.2%" in text
+    assert faithful_sentence({}) == "" and faithful_sentence(None) == ""
 
 
 def test_the_model_card_reads_its_figures_from_files(tmp_path: Path) -> None:

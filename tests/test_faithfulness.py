@@ -149,14 +149,14 @@ def test_metrics_on_a_hand_made_case() -> None:
     both = {rule: ff.EditCase(True, True, "reshape", True) for rule in ff.RULES}
     none = {"six": ff.EditCase(False, None, "move", False), "remove": ff.EditCase(None, None, None, None)}
     cases = [ff.Case("count", both, {1: 0.5, 3: 0.7}, {1: 0.1, 3: 0.0}, {"attention_named": True, "ig_named": False}, (1.0, 1.0, 4.0)),
-             ff.Case("count", none, {1: 0.1, 3: 0.1}, {1: 0.3, 3: 0.2}, {"attention_named": True}, (-3.0, -3.0, 2.0))]
+             ff.Case("count", none, {1: 0.1, 3: 0.1}, {1: 0.3, 3: 0.2}, {"attention_named": True}, (-3.0, -3.0, 2.0), shift=1)]
     fig = ff.summarize(cases, has_attention=True, num_images=1, attribution_images=1)["overall"]
     assert (fig["follows"], fig["follows_n"], fig["ignores"], fig["ignores_n"]) == (1.0, 1, 0.5, 2)
     assert (fig["follows_remove"], fig["ignores_remove"], fig["ignores_remove_n"], fig["looked_edits_remove"]) == (1.0, 1.0, 1, 1)
     assert fig["comprehensiveness@1"] == 0.3 and fig["sufficiency@3"] == 0.1
     assert (fig["pointing_attention_named"], fig["pointing_attention_named_n"], fig["pointing_ig_named_n"]) == (1.0, 2, 1)
     assert fig["ig_gap_median"] == 2.0 and fig["ig_gap_relative_median"] == pytest.approx((0.25 + 1.5) / 2)
-    assert fig["ig_gap_vs_captum_max"] == 0.0
+    assert fig["ig_gap_vs_captum_max"] == 0.0 and fig["count_shift_remove"] == {"+1": 1}
 
 
 def test_pointing_hits_the_named_and_the_answer_object() -> None:

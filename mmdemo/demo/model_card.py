@@ -32,7 +32,7 @@ shows where each word of the sentence looked.
   says when an image does not look like one and shows the answer only greyed.
 - Questions outside the six kinds (other attributes, greetings, other languages, nonsense) are flagged by a
   measured detector and the answer is shown greyed.{heldout}
-- `sum` and `concat` have no attention: their maps are even by construction.
+- `sum` and `concat` have no attention: their maps are even by construction.{faithful}
 
 ### Words used here
 - **token**: the piece of text the model reads in one step (a word, or part of a rare word: "thingamajig" is "thing ##ama ##ji ##g").
@@ -73,11 +73,25 @@ def heldout_sentence(metrics: dict | None) -> str:
             f"more on the test scenes; the weakest is a \"{weakest.split(':', 1)[0]}\" question ({pct(per[weakest])}).")
 
 
+def faithful_sentence(metrics: dict | None) -> str:
+    """Whether the default uses where it looks, from its metrics.json (the faithfulness command); '' without it."""
+    f = ((metrics or {}).get("faithfulness") or {}).get("overall")
+    count = (((metrics or {}).get("faithfulness") or {}).get("per_subtype") or {}).get("count")
+    if not f or not count:
+        return ""
+    return ("\n- Where it looks is mostly where its answer comes from: when the generator changes the object it looked at, the "
+            f"answer follows the new truth {pct(f['follows'])} of the time; when it moves an object it ignored, the answer stays "
+            f"{pct(f['ignores'])}. Except for counting: it behaves as if it counted the *other* shape and subtracted from six (every "
+            f"training scene has six objects), so removing an object it ignored changes its count (the answer stays only {pct(count['ignores_remove'])} "
+            "of the time). The **Does it use what it looks at?** panel under each answer lets you try it.")
+
+
 def model_card_text(default: Path = DEFAULT, calibration: Path | None = None) -> str:
     """The Model card's plain words, with the figures of the default and the photo model filled in."""
     if calibration is None:
         from mmdemo.tasks.matching.calibrate import CALIBRATION as calibration
-    return MODEL_CARD.format(photo_accuracy=photo_accuracy_clause(calibration), heldout=heldout_sentence(read_metrics(default)))
+    metrics = read_metrics(default)
+    return MODEL_CARD.format(photo_accuracy=photo_accuracy_clause(calibration), heldout=heldout_sentence(metrics), faithful=faithful_sentence(metrics))
 
 
 def benchmark_markdown() -> str:

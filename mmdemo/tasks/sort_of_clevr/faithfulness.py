@@ -89,6 +89,7 @@ class Case(NamedTuple):
     suff: dict[int, float]
     pointing: dict[str, bool]  # "<method>_named" / "<method>_answer" -> hit (only where measured)
     gap: tuple[float, float, float] | None  # IG: (our gap, captum's delta, logit change), where measured
+    shift: int | None = None  # count questions: new - old answer after the "remove" control (None: not a count, or no control)
 
 
 # ------------------------------------------------------------------------------------------- edits
@@ -354,7 +355,11 @@ def measure(model: FusionRNN, samples: list[soc.Sample], device: torch.device, a
             gap = (float(attr.ig_gap[n]), float(attr.ig_delta[n]), float(attr.ig_raw[n].sum() - attr.ig_gap[n]))
         comp = {k: float(probs[i, p] - got[(i, f"comp{k}")][p]) for k in KS}
         suff = {k: float(probs[i, p] - got[(i, f"suff{k}")][p]) for k in KS}
-        cases.append(Case(q.subtype, edits, comp, suff, pointing, gap))
+        shift = None
+        ignored_p = got.get((i, "ignored-remove"))
+        if q.subtype == "count" and ignored_p is not None:
+            shift = int(labels[int(ignored_p.argmax())]) - int(labels[p]) if labels[p].isdigit() and labels[int(ignored_p.argmax())].isdigit() else None
+        cases.append(Case(q.subtype, edits, comp, suff, pointing, gap, shift))
     return summarize(cases, has_attention=cfg.has_region_attention, num_images=len(samples), attribution_images=min(attribution_images, len(samples)))
 
 
@@ -382,6 +387,9 @@ def summarize(cases: list[Case], has_attention: bool, num_images: int, attributi
                 hits = [c.pointing[f"{method}_{target}"] for c in group if f"{method}_{target}" in c.pointing]
                 if hits:
                     out[f"pointing_{method}_{target}"], out[f"pointing_{method}_{target}_n"] = share(hits), len(hits)
+        shifts = [c.shift for c in group if c.shift is not None]
+        if shifts:  # count: how the answer moves when an ignored object is removed (the truth does not)
+            out["count_shift_remove"] = {f"{k:+d}": shifts.count(k) for k in sorted(set(shifts))}
         gaps = [c.gap for c in group if c.gap is not None]
         if gaps:
             ours, theirs, change = (np.array(v) for v in zip(*gaps))
