@@ -292,6 +292,13 @@ def test_each_button_edits_the_scene_and_sets_the_new_answer_beside_the_generato
         if which == faith.IGNORED:
             assert truth == soc.true_answer(before, q) and len(after.objects) == 5
         assert r.panel is not None and len(r.panel.tiles) == 4
+    s = rooms.scenes.random(8)
+    for _ in range(5):  # down to two objects: then a message, not an error
+        r = rooms.faith.intervene(faith.IGNORED, s.image, "What shape is the red object?", None, s.state)
+        s = r.edit.scene or s
+    assert r.edit.scene is None and "at least two" in r.verdict and len(soc.scene_from_dicts(s.state["objects"]).objects) == 2
+    example = soc.render(example_scene(EXAMPLE_SEEDS[0]))  # an example's pixels, no state kept: its own
+    assert rooms.faith.intervene(which, example, q, None, None).edit.scene.state["source"].startswith("edited scene (example")
 
 
 # ------------------------------------------------------------------------------------------- voice

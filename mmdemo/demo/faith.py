@@ -119,8 +119,8 @@ class Faith:
         ig, cam = case.attribution.ig[0], case.attribution.gradcam[0]
 
         def on(weights: np.ndarray) -> str:
-            hit, answer_hit = ff.pointing_hits(scene, q, weights, grid)
-            return "the named object ✓" if hit else ("an answer object ✓" if answer_hit else "neither ✗")
+            hit, answer_hit = ff.pointing_hits(scene, q, weights, grid)  # relational: the answer object first, hop 2's target
+            return "an answer object ✓" if answer_hit else ("the named object ✓" if hit else "neither ✗")
 
         tiles = [overlay(case.pixels, w, (grid, grid)) for w in (case.look, ig, cam, truth_map)]  # TILES' order
         gap, delta = float(case.attribution.ig_gap[0]), float(case.attribution.ig_delta[0])
@@ -152,6 +152,8 @@ class Faith:
         if isinstance(case, str):
             return Intervention(case, Edit(case))
         scene, q, grid = case.scene, case.question, int(np.sqrt(len(case.look)))
+        if len(scene.objects) <= 2:
+            return Intervention("Not done: two objects are left, and a scene needs at least two.", Edit("Not done."))
         old_truth = ff.truth(scene, q, case.negate)
         if which == LOOKED:
             obj = scene.objects[int(np.argmax(ff.masses(scene, case.look, grid)))]
@@ -167,7 +169,7 @@ class Faith:
         new_truth = ff.truth(edited, q, case.negate)
         if new_truth is None:
             return Intervention(f"Not done: after that edit two objects tie for {q.subtype}, so there is no single true answer.", Edit("Not done."))
-        shown = self.scenes.shown(edited, state)
+        shown = self.scenes.shown(edited, self.scenes.known(case.pixels, state))  # an example's own state when none is kept
         answer = self.ask.ask(shown.image, question, checkpoint, shown.state)
         return Intervention(_verdict(done, case.answer, old_truth, answer_text(answer), new_truth), Edit(done + ".", shown), answer,
                             self.panel(shown.image, question, checkpoint, shown.state))
