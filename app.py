@@ -171,6 +171,7 @@ def build_ask_tab(rooms: Rooms, choices: list, default_choice: str | None, examp
     new_scene.click(shown(new), [seed], [image, scene, scene_info], api_name="random_scene").then(
         ask_fn, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS).then(panel_fn, asked, faith_outputs, api_name=False)
     image.change(described, [image, scene], [scene, scene_info], **hidden)
+    image.upload(lambda: explained(faith.Panel(faith.NO_ANSWER, [])), None, faith_outputs, **hidden)  # a new upload: no stale panel
     ask.click(ask_fn, asked, outputs, api_name="predict").success(None, js=SHOW_ANSWER_JS).then(panel_fn, asked, faith_outputs, api_name="explain")
     question.submit(ask_fn, asked, outputs, api_name=False).success(None, js=SHOW_ANSWER_JS).then(panel_fn, asked, faith_outputs, api_name=False)
     speak.click(shown(spoken), [question], [audio, said, recording_info], api_name="speak")

@@ -246,8 +246,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     model, config = load_checkpoint(folder, device)
     if model.cfg.task != "sort-of-clevr":
         raise CliError(f"{folder} is a {model.cfg.task!r} checkpoint; evaluate measures Sort-of-CLEVR-NL")
-    if args.faithfulness and model.cfg.question_input == "audio":
-        raise CliError("--faithfulness is for typed checkpoints (its edits re-ask the same words)")
+    if args.faithfulness and (model.cfg.question_input == "audio" or model.cfg.image_encoder != "cnn"):
+        raise CliError("--faithfulness is for typed checkpoints on the CNN image encoder (its edits re-ask the same words of a generated scene)")
     if model.cfg.question_input == "audio":
         from mmdemo.tasks.sort_of_clevr.synthesizers import available
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmdemo.attribution import Attribution, attribute
+from mmdemo.attribution import IG_STEPS, Attribution, attribute
 from mmdemo.audio import Audio, decode, log_mel, step_times
 from mmdemo.checkpoint import DEFAULT, load_checkpoint
 from mmdemo.errors import InputError
@@ -136,16 +136,17 @@ class Predictor:
             pred.answer = "match" if p >= 0.5 else "mismatch"
         return self._check_domain(pred, pixels, question)
 
-    def attribute(self, image: ImageInput, question: str, answer: str) -> Attribution:
-        """Integrated Gradients and Grad-CAM of one answer's logit on the image's regions (mmdemo.attribution);
-        typed questions on the CNN image encoder only (ValueError otherwise). Runs on the predictor's device."""
+    def attribute(self, image: ImageInput, question: str, answer: str, ig_steps: int = IG_STEPS) -> Attribution:
+        """Integrated Gradients and Grad-CAM of one answer's logit on the image's regions (mmdemo.attribution; ig_steps=0:
+        Grad-CAM only); typed questions on the CNN image encoder only (ValueError otherwise). On the predictor's device."""
         if self.cfg.question_input != "text" or answer not in self.cfg.labels:
             raise ValueError("attributions need a typed question and one of the model's answers")
         pixels = self.prepare(image)
         ids, _ = tokenize([question], self.cfg.max_tokens)
         token_ids, mask = pad_token_ids(ids)
         target = torch.tensor([self.cfg.labels.index(answer)], device=self.device)
-        return attribute(self.model, images_to_tensor(pixels[None]).to(self.device), token_ids.to(self.device), mask.to(self.device), target)
+        return attribute(self.model, images_to_tensor(pixels[None]).to(self.device), token_ids.to(self.device), mask.to(self.device), target,
+                         ig_steps=ig_steps)
 
     def _predict_audio(self, pixels: np.ndarray, question: QuestionInput) -> Prediction:
         if isinstance(question, str) and (len(question) > 4096 or "\0" in question or (" " in question.strip() and not Path(question).is_file())):

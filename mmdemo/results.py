@@ -89,17 +89,16 @@ FAITH_HEADERS = ["model", "training", "look from", "follows", "ignores", "follow
 
 
 def faithfulness_rows(root: Path = ROOT) -> list[list[str]]:
-    """One row per compared model (trained_models' order) from the `faithfulness` entry of its metrics.json (the
+    """One row per compared model (compared_models' order) from the `faithfulness` entry of its metrics.json (the
     faithfulness command, `--write`); a model not measured yet says so."""
     rows = []
-    for name, budget, folder in trained_models():
-        folder = root / folder.relative_to(ROOT)
-        name = "default" if folder.relative_to(root) == DEFAULT.relative_to(ROOT) else name
-        f = (_metrics(folder).get("faithfulness") or {}).get("overall")
+    for name, budget, folder in compared_models():
+        entry = _metrics(root / folder.relative_to(ROOT)).get("faithfulness") or {}
+        f = entry.get("overall")
         if not f:
             rows.append([name, budget, "(not measured)", *[""] * (len(FAITH_HEADERS) - 3)])
             continue
-        look = "attention" if "pointing_attention_named" in f else "Grad-CAM"
+        look = "Grad-CAM" if entry.get("attribution", "").startswith("Grad-CAM") else "attention"
         rows.append([name, budget, look, *(pct(f.get(k)) for k in ("follows", "ignores", "follows_remove", "ignores_remove",
                                                                     "pointing_attention_named", "pointing_ig_named",
                                                                     "pointing_gradcam_named", "pointing_ig_answer"))])

@@ -122,7 +122,7 @@ def _bad_inputs(tmp: Path, ck: Path, png: Path) -> dict[str, tuple[list[str], st
         "not a checkpoint": (["evaluate", "--checkpoint", str(tmp / "empty")], "not a checkpoint"),
         "missing checkpoint": (["evaluate", "--checkpoint", str(tmp / "nowhere")], "not found"),
         "config mismatch": (["predict", "--checkpoint", str(broken), "--image", str(png), "--text", "hi"], "do not match"),
-        "faithfulness of a spoken model": (["evaluate", "--checkpoint", "checkpoints/sort-of-clevr/spoken", "--faithfulness"], "typed checkpoints"),
+        "faithfulness of a spoken model": (["evaluate", "--checkpoint", "checkpoints/sort-of-clevr/spoken", "--faithfulness"], "typed checkpoints on the CNN"),
         "bad cell": (["train", "--cell", "transformer"], "invalid choice"),
         "bad epochs": (["train", "--epochs", "0", "--out", str(tmp / "x")], "must be positive"),
         "bad heard head": (["train", "--question-input", "audio", "--heard-classes", "12", "--out", str(tmp / "x")], "--heard-classes must be 0"),

@@ -420,9 +420,11 @@ def test_photo_match_and_search(rooms: Rooms) -> None:
 
 
 def test_the_model_card_says_whether_it_uses_where_it_looks_from_its_file() -> None:
-    f = {"overall": {"follows": 0.983, "ignores": 0.98}, "per_subtype": {"count": {"ignores_remove": 0.242}}}
+    f = {"overall": {"follows": 0.983, "ignores": 0.98}, "per_subtype": {"count": {"count_shift_remove": {"+0": 10, "+1": 30}}}}
     text = faithful_sentence({"faithfulness": f})
-    assert "follows the new truth 98.3%" in text and "stays 98.0%" in text and "only 24.2%" in text
+    assert "follows the new truth 98.3%" in text and "stays 98.0%" in text and "by one in 75.0% of cases" in text
+    f["per_subtype"]["count"]["count_shift_remove"] = {"+0": 30, "+1": 10}  # no shortcut in the file: no claim of one
+    assert "Except for counting" not in faithful_sentence({"faithfulness": f})
     assert faithful_sentence({}) == "" and faithful_sentence(None) == ""
 
 

@@ -17,6 +17,7 @@ from mmdemo.plots import is_uniform, overlay
 from mmdemo.registry import Registry
 from mmdemo.results import FULL_BUDGET, compared_models, faithfulness_table, pct
 from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.faithfulness import ATTRIBUTION_IMAGES
 from mmdemo.tasks.sort_of_clevr.reading import colour_token_step
 
 INTRO = ("The Ask tab's image and question, answered by every model: the default, the other two fusions (sum, concat) trained "
@@ -26,13 +27,15 @@ HEADERS = ["model", "training", "answer", "true answer", "right?", "confidence",
            "overall (test)"]
 
 
-FAITH_TITLE = "### Does each model use where it looks? (4,000 test questions)"
+FAITH_TITLE = "### Does each model use where it looks? (the test split)"
 FAITH_INTRO = ("The generator edits each test scene and recomputes the true answer. **follows**: after an edit to the object the model "
                "looked at most (at the step that decided) changes the true answer, how often its answer becomes the new truth. "
                "**ignores**: after an edit to an object it looked at least leaves the truth as it was, how often its answer stays. "
                "The first two move or reshape objects, so six objects stay as in training; the **(remove)** columns remove the "
                "object instead. **on named / answer object**: how often the region each method weighs most lies on the object "
-               "the question names, or one its answer is read from (the first 1,000 questions). sum and concat have no attention: "
+               f"the question names, or one its answer is read from (on the first {ATTRIBUTION_IMAGES} test images; hop 1 at the colour word was "
+               "trained to land on the named object, so attention's figure there is a training target met, not independent "
+               "evidence). sum and concat have no attention: "
                "their edits follow Grad-CAM. Measured by `python -m mmdemo.tasks.sort_of_clevr.faithfulness`.")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mmdemo.attribution import Attribution
+from mmdemo.attribution import IG_STEPS, Attribution
 from mmdemo.checkpoint import read_metrics
 from mmdemo.demo.ask import Answer, Ask
 from mmdemo.demo.models import answered, get_predictor
@@ -30,6 +30,7 @@ NO_SCENE = ("Needs a generated scene: an edit is only checked against the truth 
             "uploaded image has none. Pick an example or click **New random scene**.")
 NO_ANSWER = "Ask a question first: the panel explains the answer on screen."
 TYPED_ONLY = "This panel explains typed questions on the scene models."
+NOT_A_KIND = "Needs one of the six kinds of question in its usual words (listed under the question box): then the truth is known."
 LOOKED, IGNORED = "looked", "ignored"
 TILES = ("attention", "Integrated Gradients", "Grad-CAM", "the truth's objects")  # Panel.tiles, in this order
 
@@ -90,17 +91,22 @@ class Faith:
         if scene is None:
             return NO_SCENE
         parsed = soc.parse_question(question)
-        truth = soc.true_answer(scene, question)
-        if parsed is None or truth is None or not pred.in_domain:
-            return "Needs one of the six kinds of question in its usual words (listed under the question box): then the truth is known."
+        if parsed is None or not pred.in_domain:
+            return NOT_A_KIND
         subtype, colour, negate = parsed
-        q = soc.Question(question, truth, "nonrelational" if subtype in soc.NONREL else "relational", subtype, colour)
-        attribution = predictor.attribute(pixels, question, pred.answer) if attributions or not cfg.has_region_attention else None
+        if colour not in {o.colour for o in scene.objects}:
+            return f"There is no {colour} object in this scene (it was removed), so the question has no true answer."
+        q = soc.Question(question, "", "nonrelational" if subtype in soc.NONREL else "relational", subtype, colour)
+        truth = ff.truth(scene, q, negate)  # the tie rule the edits use
+        if truth is None:
+            return f"Two objects tie for {subtype} here, so there is no single true answer to check against."
+        q = soc.Question(question, truth, q.family, subtype, colour)
+        steps = IG_STEPS if attributions else 0  # the edits choose by attention alone, or by Grad-CAM without it
+        attribution = predictor.attribute(pixels, question, pred.answer, ig_steps=steps) if attributions or not cfg.has_region_attention else None
         if cfg.has_region_attention:
             hops = np.asarray(pred.hop_attention)
-            s = max(ff.colour_token_step(pred.tokens), 0)
-            k = 0 if q.family == "nonrelational" else min(1, hops.shape[1] - 1)
-            look, name = ff.deciding_look(hops, pred.tokens, q), f"{HOP_NAMES[k]} at '{pred.tokens[s]}' (step {s})"
+            s, k = ff.deciding_step(hops, pred.tokens, q)
+            look, name = hops[s, k], f"{HOP_NAMES[k]} at '{pred.tokens[s]}' (step {s})"
         else:
             look, name = attribution.gradcam[0], f"Grad-CAM (this {cfg.fusion} model has no attention)"
         return _Case(scene, q, negate, pixels, pred.answer, np.asarray(look, dtype=np.float64), name, attribution)
@@ -115,16 +121,19 @@ class Faith:
         named = scene.find(q.colour)
         targets = [named, *hop2_objects(scene, q)]
         truth_map = soc.region_masks(targets, grid).astype(np.float64)
-        looked = scene.objects[int(np.argmax(ff.masses(scene, case.look, grid)))]
+        looked = scene.objects[int(np.argmax(ff.masses(scene, case.look, grid)))] if case.look.max() > 0 else None
         ig, cam = case.attribution.ig[0], case.attribution.gradcam[0]
 
         def on(weights: np.ndarray) -> str:
-            hit, answer_hit = ff.pointing_hits(scene, q, weights, grid)  # relational: the answer object first, hop 2's target
-            return "an answer object ✓" if answer_hit else ("the named object ✓" if hit else "neither ✗")
+            hits = ff.pointing_hits(scene, q, weights, grid)  # relational: the answer object first, hop 2's target
+            if hits is None:
+                return "nothing (no region has positive weight)"
+            return "an answer object ✓" if hits[1] else ("the named object ✓" if hits[0] else "neither ✗")
 
         tiles = [overlay(case.pixels, w, (grid, grid)) for w in (case.look, ig, cam, truth_map)]  # TILES' order
         gap, delta = float(case.attribution.ig_gap[0]), float(case.attribution.ig_delta[0])
-        lines = [f"**The look that decided:** {html.escape(case.look_name, quote=False)}; most of it on the **{_names(looked)}**.",
+        most = f"most of it on the **{_names(looked)}**" if looked is not None else "no positive weight anywhere"
+        lines = [f"**The look that decided:** {html.escape(case.look_name, quote=False)}; {most}.",
                  (f"**Where each weighs most:** attention on {on(case.look)} · Integrated Gradients on {on(ig)} · Grad-CAM on {on(cam)}. "
                  f"The truth depends on the {' and the '.join(_names(o) for o in dict.fromkeys(targets))}."),
                  (f"Integrated Gradients' regions add up to the answer's score change from a blank canvas, give or take {gap:+.2f} "
@@ -152,11 +161,13 @@ class Faith:
         if isinstance(case, str):
             return Intervention(case, Edit(case))
         scene, q, grid = case.scene, case.question, int(np.sqrt(len(case.look)))
-        if len(scene.objects) <= 2:
+        if case.look.max() <= 0:
+            return Intervention(f"Not done: {case.look_name} puts no weight anywhere here, so nothing was looked at or ignored.", Edit("Not done."))
+        old_truth = q.answer
+        obj = scene.objects[int(np.argmax(ff.masses(scene, case.look, grid)))] if which == LOOKED else None
+        if len(scene.objects) <= 2 and (obj is None or obj.colour != q.colour):  # a removal (the named object is changed instead)
             return Intervention("Not done: two objects are left, and a scene needs at least two.", Edit("Not done."))
-        old_truth = ff.truth(scene, q, case.negate)
         if which == LOOKED:
-            obj = scene.objects[int(np.argmax(ff.masses(scene, case.look, grid)))]
             edited, kind = ff.looked_edit(scene, q, obj, "remove")
             done = {"remove": f"Removed the {_names(obj)}, the object it looked at most",
                     "reshape": f"The {_names(obj)} it looked at most is the one the question names, so it was reshaped instead",

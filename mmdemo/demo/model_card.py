@@ -74,16 +74,22 @@ def heldout_sentence(metrics: dict | None) -> str:
 
 
 def faithful_sentence(metrics: dict | None) -> str:
-    """Whether the default uses where it looks, from its metrics.json (the faithfulness command); '' without it."""
-    f = ((metrics or {}).get("faithfulness") or {}).get("overall")
-    count = (((metrics or {}).get("faithfulness") or {}).get("per_subtype") or {}).get("count")
-    if not f or not count:
+    """Whether the default uses where it looks, from its metrics.json (the faithfulness command); '' without it. The
+    counting caveat only when the file shows it: most removals of an ignored object raise the count by one."""
+    f = (metrics or {}).get("faithfulness") or {}
+    overall, count = f.get("overall"), (f.get("per_subtype") or {}).get("count") or {}
+    if not overall:
         return ""
-    return ("\n- Where it looks is mostly where its answer comes from: when the generator changes the object it looked at, the "
-            f"answer follows the new truth {pct(f['follows'])} of the time; when it moves an object it ignored, the answer stays "
-            f"{pct(f['ignores'])}. Except for counting: it behaves as if it counted the *other* shape and subtracted from six (every "
-            f"training scene has six objects), so removing an object it ignored changes its count (the answer stays only {pct(count['ignores_remove'])} "
-            "of the time). The **Does it use what it looks at?** panel under each answer lets you try it.")
+    text = ("\n- Where it looks is mostly where its answer comes from: when the generator changes the object it looked at, the "
+            f"answer follows the new truth {pct(overall['follows'])} of the time; when it moves an object it ignored, the answer stays "
+            f"{pct(overall['ignores'])}.")
+    shifts = count.get("count_shift_remove") or {}
+    up = shifts.get("+1", 0)
+    if shifts and up > sum(shifts.values()) / 2:
+        text += (f" Except for counting: removing an object it ignored, which leaves the true count as it is, raises its count by one "
+                 f"in {pct(up / sum(shifts.values()))} of cases, as if it counted the *other* shape and subtracted from six (every "
+                 "training scene has six objects).")
+    return text + " The **Does it use what it looks at?** panel under each answer lets you try it."
 
 
 def model_card_text(default: Path = DEFAULT, calibration: Path | None = None) -> str:

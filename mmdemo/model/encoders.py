@@ -48,11 +48,19 @@ class ImageEncoder(nn.Module):
         self.mix = nn.Sequential(conv_block(d + 2, d, 1), nn.Conv2d(d, d - 2, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.regions(self.cells(images))
+
+    def cells(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> the last layer's map (B, D - 2, g, g): one cell per region (Grad-CAM reads it)."""
         b, _, h, w = images.shape
         x = torch.cat([images * 2.0 - 1.0, coord_channels(b, h, w, images)], dim=1)  # (B, 5, H, W)
         x = F.adaptive_max_pool2d(self.stem(x), self.grid)  # (B, D, g, g)
-        coords = coord_channels(b, self.grid, self.grid, x)  # (B, 2, g, g)
-        x = torch.cat([self.mix(torch.cat([x, coords], dim=1)), coords], dim=1)  # (B, D, g, g)
+        return self.mix(torch.cat([x, coord_channels(b, self.grid, self.grid, x)], dim=1))
+
+    def regions(self, cells: torch.Tensor) -> torch.Tensor:
+        """cells (B, D - 2, g, g) -> regions (B, R, D), each with its cell centre appended."""
+        b, _, g, _ = cells.shape
+        x = torch.cat([cells, coord_channels(b, g, g, cells)], dim=1)  # (B, D, g, g)
         return x.flatten(2).transpose(1, 2)  # (B, R, D)
 
 

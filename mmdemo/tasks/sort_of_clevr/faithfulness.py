@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from mmdemo.attribution import Attribution, attribute
+from mmdemo.attribution import Attribution, attribute, cell_edges
 from mmdemo.checkpoint import DEFAULT, CheckpointError, load_checkpoint, record_measure
 from mmdemo.model import FusionRNN
 from mmdemo.tasks.sort_of_clevr import data as soc
@@ -141,9 +141,16 @@ def masses(scene: soc.Scene, weights: np.ndarray, grid: int) -> np.ndarray:
     return object_mass(np.asarray(weights)[None, None], scene.objects, grid)[0, 0]
 
 
+def moved_enough(scene: soc.Scene, edited: soc.Scene, colour: str) -> bool:
+    """Whether a move put the object at least data.MIN_GAP px from where it was (the mirror of a centre object is itself)."""
+    a, b = scene.find(colour), edited.find(colour)
+    return math.dist((a.x, a.y), (b.x, b.y)) >= soc.MIN_GAP
+
+
 def ignored_object(scene: soc.Scene, q: soc.Question, weights: np.ndarray, grid: int, negate: bool = False,
                    rule: str = "six") -> soc.SceneObject | None:
-    """The least-looked-at object (not the named one, not the most looked-at) whose edit keeps the truth; or None."""
+    """The least-looked-at object (not the named one, not the most looked-at) whose edit keeps the truth; or None.
+    A move must go at least data.MIN_GAP px, or it is no edit at all."""
     mass = masses(scene, weights, grid)
     looked = int(np.argmax(mass))
     old = truth(scene, q, negate)
@@ -151,13 +158,17 @@ def ignored_object(scene: soc.Scene, q: soc.Question, weights: np.ndarray, grid:
         o = scene.objects[int(i)]
         if o.colour == q.colour or int(i) == looked:
             continue
-        if truth(ignored_edit(scene, q, o, rule), q, negate) == old:
+        edited = ignored_edit(scene, q, o, rule)
+        if (rule == "remove" or moved_enough(scene, edited, o.colour)) and truth(edited, q, negate) == old:
             return o
     return None
 
 
-def pointing_hits(scene: soc.Scene, q: soc.Question, weights: np.ndarray, grid: int) -> tuple[bool, bool | None]:
-    """(top region falls on the named object, ... on an object the answer is read from (None: non-relational))."""
+def pointing_hits(scene: soc.Scene, q: soc.Question, weights: np.ndarray, grid: int) -> tuple[bool, bool | None] | None:
+    """(top region falls on the named object, ... on an object the answer is read from (None: non-relational)); None
+    when the look has no positive weight anywhere (no top region: not scored)."""
+    if float(np.max(weights)) <= 0.0:
+        return None
     top = top_regions(weights, 1)[0]
     named = bool(soc.region_masks([scene.find(q.colour)], grid)[top])
     answer = hop2_objects(scene, q)
@@ -168,8 +179,8 @@ def pointing_hits(scene: soc.Scene, q: soc.Question, weights: np.ndarray, grid: 
 
 
 def cell_slices(region: int, grid: int) -> tuple[slice, slice]:
-    """(rows, cols) pixel slices of a region (row-major), on the cell edges data.region_masks uses."""
-    edges = np.rint(np.arange(grid + 1) * (soc.SIZE / grid)).astype(int)
+    """(rows, cols) pixel slices of a region (row-major; attribution.cell_edges)."""
+    edges = cell_edges(soc.SIZE, grid)
     r, c = divmod(region, grid)
     return slice(edges[r], edges[r + 1]), slice(edges[c], edges[c + 1])
 
@@ -188,31 +199,6 @@ def blank_regions(image: np.ndarray, regions: Sequence[int], grid: int, keep: bo
 def top_regions(weights: np.ndarray, k: int) -> list[int]:
     """The k heaviest regions (ties: the lower index)."""
     return [int(r) for r in np.argsort(-np.asarray(weights, dtype=np.float64), kind="stable")[:k]]
-
-
-# ------------------------------------------------------------------------------------------- metrics
-
-
-def follows_rate(old_truths: Sequence[str], new_truths: Sequence[str], new_preds: Sequence[str]) -> tuple[float | None, int]:
-    """(share, n): among edits that changed the truth, the share whose new prediction is the new truth."""
-    hits = [p == t for o, t, p in zip(old_truths, new_truths, new_preds) if t != o]
-    return (float(np.mean(hits)) if hits else None), len(hits)
-
-
-def ignores_rate(old_preds: Sequence[str], new_preds: Sequence[str]) -> tuple[float | None, int]:
-    """(share, n): the share of edits after which the prediction stayed the same."""
-    hits = [a == b for a, b in zip(old_preds, new_preds)]
-    return (float(np.mean(hits)) if hits else None), len(hits)
-
-
-def comprehensiveness(p_full: Sequence[float], p_without: Sequence[float]) -> float | None:
-    """Mean drop in the original answer's probability when the chosen regions are blanked (higher: they mattered)."""
-    return float(np.mean(np.subtract(p_full, p_without))) if len(p_full) else None
-
-
-def sufficiency(p_full: Sequence[float], p_only: Sequence[float]) -> float | None:
-    """Mean drop when only the chosen regions are left (lower: they were enough)."""
-    return float(np.mean(np.subtract(p_full, p_only))) if len(p_full) else None
 
 
 # ------------------------------------------------------------------------------------------- the model
@@ -260,10 +246,15 @@ def attributions(model: FusionRNN, images: list[np.ndarray], questions: list[soc
     return Attribution(*(np.concatenate([getattr(a, f) for a in parts]) for f in Attribution.__dataclass_fields__))
 
 
+def deciding_step(hops: np.ndarray, tokens: list[str], q: soc.Question) -> tuple[int, int]:
+    """(step, hop) of the look that decided: hop 1 (non-relational) or hop 2 (relational) at the colour word (its
+    first step if none is read)."""
+    return max(colour_token_step(tokens), 0), 0 if q.family == "nonrelational" else min(1, hops.shape[1] - 1)
+
+
 def deciding_look(hops: np.ndarray, tokens: list[str], q: soc.Question) -> np.ndarray:
-    """(R,) hop 1 (non-relational) or hop 2 (relational) at the colour word (its first step if none is read)."""
-    step = max(colour_token_step(tokens), 0)
-    return hops[step, 0 if q.family == "nonrelational" else min(1, hops.shape[1] - 1)]
+    """(R,) the weights of the look that decided (deciding_step)."""
+    return hops[deciding_step(hops, tokens, q)]
 
 
 def measure(model: FusionRNN, samples: list[soc.Sample], device: torch.device, attribution_images: int = ATTRIBUTION_IMAGES) -> dict:
@@ -345,13 +336,18 @@ def measure(model: FusionRNN, samples: list[soc.Sample], device: torch.device, a
             looks = {"ig": attr.ig[n], "gradcam": attr.gradcam[n]}
             if cfg.has_region_attention:
                 looks["attention"] = w[i]
-                pointing["attention_named"] = pointing_hits(scene, q, hops[i][max(colour_token_step(tokens[i]), 0), 0], grid)[0]
+                hop1 = pointing_hits(scene, q, hops[i][max(colour_token_step(tokens[i]), 0), 0], grid)
+                if hop1 is not None:
+                    pointing["attention_named"] = hop1[0]
             for method, look in looks.items():
-                named, answer = pointing_hits(scene, q, look, grid)
+                hits = pointing_hits(scene, q, look, grid)
+                if hits is None:
+                    pointing[f"{method}_empty"] = True
+                    continue
                 if method != "attention":
-                    pointing[f"{method}_named"] = named
-                if answer is not None:
-                    pointing[f"{method}_answer"] = answer
+                    pointing[f"{method}_named"] = hits[0]
+                if hits[1] is not None:
+                    pointing[f"{method}_answer"] = hits[1]
             gap = (float(attr.ig_gap[n]), float(attr.ig_delta[n]), float(attr.ig_raw[n].sum() - attr.ig_gap[n]))
         comp = {k: float(probs[i, p] - got[(i, f"comp{k}")][p]) for k in KS}
         suff = {k: float(probs[i, p] - got[(i, f"suff{k}")][p]) for k in KS}
@@ -383,6 +379,9 @@ def summarize(cases: list[Case], has_attention: bool, num_images: int, attributi
             out[f"comprehensiveness@{k}"] = round(float(np.mean([c.comp[k] for c in group])), 4) if group else None
             out[f"sufficiency@{k}"] = round(float(np.mean([c.suff[k] for c in group])), 4) if group else None
         for method in METHODS:
+            empty = sum(f"{method}_empty" in c.pointing for c in group)
+            if empty:
+                out[f"pointing_{method}_empty"] = empty  # looks with no positive weight: not scored
             for target in ("named", "answer"):
                 hits = [c.pointing[f"{method}_{target}"] for c in group if f"{method}_{target}" in c.pointing]
                 if hits:
@@ -459,18 +458,21 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--images must be 1..{soc.TEST_IMAGES}, got {args.images}")
     if not 0 <= args.attribution_images <= args.images:
         p.error(f"--attribution-images must be 0..{args.images} (--images), got {args.attribution_images}")
+    if args.write and (args.split != "test" or args.images != soc.TEST_IMAGES or args.attribution_images != ATTRIBUTION_IMAGES):
+        p.error("--write records the standard measurement: leave --split, --images and --attribution-images out")
     try:
         model, _ = load_checkpoint(args.checkpoint)
     except CheckpointError as e:
         p.error(str(e))
-    if model.cfg.task != "sort-of-clevr" or model.cfg.question_input != "text":
-        p.error(f"{args.checkpoint}: needs a typed Sort-of-CLEVR-NL model (task {model.cfg.task}, {model.cfg.question_input} questions)")
+    if model.cfg.task != "sort-of-clevr" or model.cfg.question_input != "text" or model.cfg.image_encoder != "cnn":
+        p.error(f"{args.checkpoint}: needs a typed Sort-of-CLEVR-NL model on the CNN image encoder (task {model.cfg.task}, "
+                f"{model.cfg.question_input} questions, {model.cfg.image_encoder})")
     started = time.perf_counter()
     result = measure(model, soc.generate(args.split, args.images, seed=0), torch.device("cpu"), args.attribution_images)  # test_split()'s first N
     result["split"] = args.split
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(table(result))
-    if args.write and args.split == "test":
+    if args.write:
         record_measure(args.checkpoint, "faithfulness", result)
     if args.json:
         print(json.dumps(result))
