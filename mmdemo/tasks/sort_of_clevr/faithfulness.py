@@ -435,6 +435,10 @@ def table(result: dict) -> str:
     for name, f in rows:
         gap = f"{f['ig_gap_median']:.3f}, {100 * f['ig_gap_relative_median']:.0f}%" if "ig_gap_median" in f else "-"
         lines.append(" | ".join([name] + [pct(f, k) for k in keys] + [gap]))
+    shifts = result["per_subtype"].get("count", {}).get("count_shift_remove")
+    if shifts:
+        lines += ["", "count, removing an ignored object (the true count stays): the answer moved by "
+                  + ", ".join(f"{k}: {n}" for k, n in shifts.items())]
     return "\n".join(lines)
 
 
