@@ -430,9 +430,9 @@ def table(result: dict) -> str:
         lines.append(" | ".join(cells))
     keys = [f"pointing_{m}_{t}" for m in METHODS for t in ("named", "answer")]
     keys = [k for k in keys if any(k in f for _, f in rows)]
-    lines += ["", f"pointing game (top region on the object; first {result['attribution_images']} images) | "
+    lines += [] if not keys else ["", f"pointing game (top region on the object; first {result['attribution_images']} images) | "
               + " | ".join(k.removeprefix("pointing_") for k in keys) + " | IG gap (median |gap|, relative)"]
-    for name, f in rows:
+    for name, f in rows if keys else []:
         gap = f"{f['ig_gap_median']:.3f}, {100 * f['ig_gap_relative_median']:.0f}%" if "ig_gap_median" in f else "-"
         lines.append(" | ".join([name] + [pct(f, k) for k in keys] + [gap]))
     shifts = result["per_subtype"].get("count", {}).get("count_shift_remove")
