@@ -12,11 +12,11 @@ Two edit rules, each scored on its own (RULES):
   Looked-at edit: the object with the most mass (ties: the first in scene order) is reshaped (count questions) or
   moved to its mirror spot through the centre (the others; data.edit_scene "move": the nearest free spot).
   Ignored edit (the control): among the objects neither named nor looked at, the one with the least mass whose
-  move to its mirror spot leaves the true answer unchanged.
+  move to its mirror spot goes at least data.MIN_GAP px and leaves the true answer unchanged.
 - "remove" (the first slice's rule): the looked-at object is removed; the control removes the least-looked-at object
-  whose removal keeps the truth. A five-object scene is one the model never saw: on count questions the model
-  counts the other shape and subtracts it from six (a shortcut every training scene allows), so removing an
-  ignored object of the other shape raises its count; the docs report this rule beside the headline.
+  whose removal keeps the truth. A five-object scene is one the model never saw: on count questions the default
+  behaves as if it counted the other shape and subtracted it from six (a shortcut every training scene allows), so
+  removing an ignored object of the other shape raises its count (count_shift_remove); reported beside the headline.
 
 Under both rules, when the looked-at object is the one the question names, the named object is changed instead
 (removing it would leave the question without an answer): reshaped (shape, count), moved to the mirror spot
