@@ -32,6 +32,11 @@ def world() -> World:
     return World(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
 
 
+def local_size() -> int:
+    """Processes of this run on this machine (torchrun's LOCAL_WORLD_SIZE); 1 without torchrun."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def is_main() -> bool:
     """Rank 0, or the only process."""
     return world().rank == 0

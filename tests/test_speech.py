@@ -157,6 +157,42 @@ def test_cache_is_content_keyed_and_reused(tmp_path: Path) -> None:
     assert other["made"] == 12  # other features: other files, nothing stale reused
 
 
+def test_training_processes_share_the_missing_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun each process makes the missing shards of its part (index k mod n) and then waits for the
+    others' (load_pool): part 0 of 2 makes shards 0 and 2, waits until shard 1 appears (another process's, here
+    copied in late by a thread), then loads all; a part whose shards never come gives up, naming why."""
+    import shutil
+    import threading
+    import time
+
+    settings = (16000, 40, 10)
+    monkeypatch.setattr(spoken, "SHARD", 2)
+    plan = spoken.plan_train(6)  # three shards: 0, 1, 2
+    other = spoken.synthesize_missing(plan, tmp_path / "other", "train", settings, workers=1, progress=False, part=(1, 2))
+    assert other["made"] == 2 and other["others"] == 4  # shard 1 made; shards 0 and 2 left to the other part
+    (made_by_other,) = (tmp_path / "other" / "train").glob("*.npz")
+    folder = tmp_path / "shared" / "train"
+    copied: list[float] = []
+
+    def the_other_process() -> None:  # finishes after this one has made its shards and started to wait
+        while len(list(folder.glob("*.npz"))) < 2:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        shutil.copy(made_by_other, folder / made_by_other.name)
+        copied.append(time.time())
+
+    thread = threading.Thread(target=the_other_process)
+    thread.start()
+    pool = spoken.load_pool(plan, tmp_path / "shared", "train", settings, workers=1, progress=False, part=(0, 2))
+    returned = time.time()
+    thread.join()
+    assert returned >= copied[0]  # it waited for the other process's shard
+    assert len(pool) == 6 and len(list(folder.glob("*.npz"))) == 3
+    monkeypatch.setattr(spoken, "POOL_WAIT_S", 0)
+    with pytest.raises(RuntimeError, match="other training processes"):
+        spoken.load_pool(plan, tmp_path / "empty", "train", settings, workers=1, progress=False, part=(1, 2))
+
+
 def test_shipped_examples_match_their_index() -> None:
     folder = ROOT / "examples" / "spoken"
     index = json.loads((folder / "examples.json").read_text())

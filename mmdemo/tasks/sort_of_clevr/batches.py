@@ -4,15 +4,18 @@ sources training draws from (fresh paraphrases, or utterances from the synthesiz
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, NamedTuple, Self
 
 import numpy as np
 import torch
 
+from mmdemo import distributed
 from mmdemo.audio import time_to_step
 from mmdemo.config import ModelConfig, TrainConfig
 from mmdemo.processing import images_to_tensor, pad_frames, pad_token_ids
 from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr import mel_augment
 from mmdemo.tasks.sort_of_clevr.supervision import colour_step
 from mmdemo.text import tokenize
 
@@ -97,16 +100,20 @@ def masked(frames: np.ndarray, masks: Masks | None) -> np.ndarray:
 
 class SpokenBatch(SceneBatch):
     """N images and their spoken questions: log-mel frames from a SpokenPool (utterances[i] voices questions[i]),
-    masked where SpecAugment drew masks."""
+    with a reverb tail or talk from the pool where those were drawn (mel_augment), then masked where SpecAugment
+    drew masks."""
 
     QUESTION_FIELDS = ("frames", "frame_mask")
 
     def __init__(self, images: np.ndarray, questions: list[list[soc.Question]], utterances: list[list[int]], pool: SpokenPool, cfg: ModelConfig,
-                 masks: list[list[Masks | None]] | None = None) -> None:
+                 masks: list[list[Masks | None]] | None = None, mel: list[list[mel_augment.MelDraw | None]] | None = None) -> None:
         super().__init__(images, questions, cfg)
         ids = [u for us in utterances for u in us]
         flat_masks = [m for ms in masks for m in ms] if masks else [None] * len(ids)
-        self.frames, self.frame_mask = pad_frames([masked(pool.frames(u), m) for u, m in zip(ids, flat_masks)])  # (B, L, M), (B, L)
+        flat_mel = [d for ds in mel for d in ds] if mel else [None] * len(ids)
+        hop_s = cfg.hop_ms / 1000
+        frames = [masked(mel_augment.apply(pool.frames(u), d, pool.frames, hop_s), m) for u, d, m in zip(ids, flat_mel, flat_masks, strict=True)]
+        self.frames, self.frame_mask = pad_frames(frames)  # (B, L, M), (B, L)
         self.colour_ends = [float(pool.colour_ends[u]) for u in ids]  # seconds; -1 = not found
         self.negates = [pool.utterances[u].negate for u in ids]  # a "right" / "bottom" wording (the heard head's side)
         self.num_steps = [math.ceil((pool.offsets[u + 1] - pool.offsets[u]) / cfg.audio_stride) for u in ids]
@@ -123,6 +130,7 @@ class Drawn(NamedTuple):
     questions: list[soc.Question]
     utterances: list[int] | None = None
     masks: list[Masks | None] | None = None  # spoken: SpecAugment per utterance (None: unmasked)
+    mel: list[mel_augment.MelDraw | None] | None = None  # spoken: reverb tail / talk from the pool per utterance
 
 
 def balanced(questions: list[soc.Question], count: int) -> list[soc.Question]:
@@ -153,8 +161,11 @@ class SpokenQuestions:
     """Utterances drawn from the synthesized pool: the audio depends only on the question, so any utterance
     fits any scene, and its answer is worked out for the scene at hand."""
 
-    def __init__(self, pool: SpokenPool, model_cfg: ModelConfig, count: int, spec_augment: float = 0.0) -> None:
+    def __init__(self, pool: SpokenPool, model_cfg: ModelConfig, count: int, spec_augment: float = 0.0,
+                 mel_reverb: float = 0.0, mel_babble: float = 0.0) -> None:
         self.pool, self.model_cfg, self.count, self.spec_augment = pool, model_cfg, count, spec_augment
+        self.mel_reverb, self.mel_babble = mel_reverb, mel_babble
+        self.lengths = np.diff(pool.offsets)
         families = [u.family for u in pool.utterances]
         self.by_family = {f: np.array([i for i, x in enumerate(families) if x == f]) for f in ("nonrelational", "relational")}
 
@@ -164,8 +175,12 @@ class SpokenQuestions:
         from mmdemo.tasks.sort_of_clevr import spoken
 
         plan = spoken.plan_train(cfg.spoken_utterances, cfg.seed, cfg.frames)
-        pool = spoken.load_pool(plan, cfg.spoken_data, "train", spoken.feature_settings(model_cfg), cfg.synth_workers, progress)
-        return cls(pool, model_cfg, cfg.questions_per_image, cfg.spec_augment)
+        # Under torchrun the processes on each machine share what is missing in its cache folder (and its CPUs).
+        local_rank, local_size = distributed.world().local_rank, distributed.local_size()
+        workers = cfg.synth_workers or max(1, (os.cpu_count() or 1) // local_size)
+        pool = spoken.load_pool(plan, cfg.spoken_data, "train", spoken.feature_settings(model_cfg), workers,
+                                progress and distributed.is_main(), (local_rank, local_size))
+        return cls(pool, model_cfg, cfg.questions_per_image, cfg.spec_augment, cfg.mel_reverb, cfg.mel_babble)
 
     def draw(self, scenes: list[soc.Scene], rng: np.random.Generator) -> list[Drawn]:
         """Each scene's utterances and their questions (drawn for the whole global batch, like TypedQuestions)."""
@@ -177,11 +192,16 @@ class SpokenQuestions:
             masks = None
             if self.spec_augment > 0:  # drawn from the shared stream only when on: unmasked runs draw as before
                 masks = [draw_masks(len(self.pool.frames(i)), self.model_cfg.n_mels, rng) if rng.random() < self.spec_augment else None for i in ids]
-            drawn.append(Drawn(questions, [int(i) for i in ids], masks))
+            mel = None
+            if self.mel_reverb > 0 or self.mel_babble > 0:  # likewise drawn only when on
+                mel = [mel_augment.draw(self.lengths, self.mel_reverb, self.mel_babble, rng) for _ in ids]
+            drawn.append(Drawn(questions, [int(i) for i in ids], masks, mel))
         return drawn
 
     def make(self, images: np.ndarray, drawn: list[Drawn]) -> SpokenBatch:
-        return SpokenBatch(images, [d.questions for d in drawn], [d.utterances for d in drawn], self.pool, self.model_cfg, [d.masks or [] for d in drawn] if self.spec_augment > 0 else None)
+        masks = [d.masks or [] for d in drawn] if self.spec_augment > 0 else None
+        mel = [d.mel or [] for d in drawn] if (self.mel_reverb > 0 or self.mel_babble > 0) else None
+        return SpokenBatch(images, [d.questions for d in drawn], [d.utterances for d in drawn], self.pool, self.model_cfg, masks, mel)
 
     def batch(self, images: np.ndarray, scenes: list[soc.Scene], rng: np.random.Generator) -> SpokenBatch:
         return self.make(images, self.draw(scenes, rng))

@@ -319,19 +319,23 @@ def _shards(utterances: list[Utterance]) -> Iterator[tuple[int, list[Utterance]]
 
 
 def synthesize_missing(utterances: list[Utterance], folder: str | Path, split: str, settings: tuple,
-                       workers: int = 0, progress: bool = True) -> dict:
-    """Make every shard of the plan that is not cached yet; returns {made, cached, seconds, utterances_per_s}."""
+                       workers: int = 0, progress: bool = True, part: tuple[int, int] = (0, 1)) -> dict:
+    """Make every shard of the plan that is not cached yet; returns {made, cached, seconds, utterances_per_s}.
+    part (k, n): make only the missing shards whose index is k modulo n (n training processes on one machine
+    share the work; `others` counts the utterances left to them)."""
     folder = Path(folder)
     todo = [(i, us, _shard_path(folder, split, i, us, settings)) for i, us in _shards(utterances)]
-    missing = [t for t in todo if not t[2].is_file()]
-    cached = len(utterances) - sum(len(us) for _, us, _ in missing)
+    absent = [t for t in todo if not t[2].is_file()]
+    missing = [t for t in absent if t[0] % part[1] == part[0]]
+    cached = len(utterances) - sum(len(us) for _, us, _ in absent)
+    others = sum(len(us) for _, us, _ in absent) - sum(len(us) for _, us, _ in missing)
     started = time.time()
-    bar = tqdm(total=len(utterances), initial=cached, desc=f"speak {split}", unit="utt", disable=not progress)
+    bar = tqdm(total=len(utterances) - others, initial=cached, desc=f"speak {split}", unit="utt", disable=not progress)
     workers = workers or os.cpu_count() or 1
 
     def save(path: Path, shard: dict, n: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # a process's own: two never write the same file
         np.savez(tmp, **shard)
         tmp.replace(path)  # atomic: an interrupted run leaves no half shard
         bar.update(n)
@@ -345,15 +349,28 @@ def synthesize_missing(utterances: list[Utterance], folder: str | Path, split: s
             for future, path, n in futures:
                 save(path, future.result(), n)
     bar.close()
-    made = len(utterances) - cached
+    made = sum(len(us) for _, us, _ in missing)
     seconds = time.time() - started
-    return {"made": made, "cached": cached, "seconds": round(seconds, 1), "utterances_per_s": round(made / seconds, 1) if made else None}
+    report = {"made": made, "cached": cached, "seconds": round(seconds, 1), "utterances_per_s": round(made / seconds, 1) if made else None}
+    return report | ({"others": others} if part[1] > 1 else {})
+
+
+POOL_WAIT_S = 4 * 3600  # how long a training process waits for the shards another one is making
 
 
 def load_pool(utterances: list[Utterance], folder: str | Path, split: str, settings: tuple,
-              workers: int = 0, progress: bool = True) -> SpokenPool:
-    """The plan's features from the cache, synthesizing what is missing first."""
-    synthesize_missing(utterances, folder, split, settings, workers, progress)
+              workers: int = 0, progress: bool = True, part: tuple[int, int] = (0, 1)) -> SpokenPool:
+    """The plan's features from the cache, synthesizing what is missing first (with part (k, n): this process's
+    share, then waiting for the other processes' shards)."""
+    made = synthesize_missing(utterances, folder, split, settings, workers, progress, part)
+    paths = [_shard_path(Path(folder), split, i, us, settings) for i, us in _shards(utterances)]
+    if made.get("others") and progress:
+        sys.stderr.write(f"waiting for the other training processes' {made['others']} utterances\n")
+    deadline = time.time() + POOL_WAIT_S
+    while not all(p.is_file() for p in paths):
+        if time.time() > deadline:
+            raise RuntimeError(f"waited {POOL_WAIT_S // 3600} h for the other training processes' utterances in {folder}")
+        time.sleep(1.0)
     feats, lengths, ends = [], [], []
     for i, us in _shards(utterances):
         with np.load(_shard_path(Path(folder), split, i, us, settings)) as z:
