@@ -85,6 +85,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--synth-workers", type=int, default=0, help="spoken checkpoints: synthesis processes, 0 = one per CPU")
     p.add_argument("--condition", choices=CONDITIONS, default="mixed", help="spoken checkpoints: how the questions are rendered: every effect drawn as in training (mixed), none (clean), or one alone: babble at 10 dB SNR, a reverberant room, a telephone band (default %(default)s); with --write, other than mixed is recorded under conditions")
     p.add_argument("--images", type=int, default=200, help="evaluate the first N of the 200 test images (default %(default)s)")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="test: the spec's test split (spoken: held-out voices); val: 200 validation images (spoken: training voices, fresh renderings), for choosing between runs without the test split (default %(default)s)")
     p.add_argument("--faithfulness", action="store_true", help="typed checkpoints: also the edits with truth, ERASER scores, IG / Grad-CAM "
                    "and the pointing game on the same images (mmdemo.tasks.sort_of_clevr.faithfulness; about 4 min for the default on 2 cores)")
 
@@ -235,8 +236,8 @@ def check_out(out: Path) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from mmdemo.checkpoint import DEFAULT, load_checkpoint, read_metrics, record_measure, write_metrics
     from mmdemo.model import pick_device
-    from mmdemo.tasks.sort_of_clevr.data import test_split
-    from mmdemo.tasks.sort_of_clevr.evaluate import evaluate_model
+    from mmdemo.tasks.sort_of_clevr.data import generate, test_split
+    from mmdemo.tasks.sort_of_clevr.evaluate import VAL_IMAGES, evaluate_model
     from mmdemo.tasks.sort_of_clevr.hearing import colour_threshold
 
     if args.synth_workers < 0:
@@ -259,11 +260,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     audio = model.cfg.question_input == "audio"
     if args.condition != "mixed" and not audio:
         raise CliError("--condition is for spoken checkpoints")
+    if args.split == "val" and args.write:
+        raise CliError("--write records the test split: leave --split val out")
+    images = test_split(args.wording) if args.split == "test" else generate("val", VAL_IMAGES, wording=args.wording)
     metrics = evaluate_model(
-        model, device, test_split(args.wording)[: args.images], per_wording=args.wording != "canonical",
+        model, device, images[: args.images], per_wording=args.wording != "canonical",
         spoken_data=args.spoken_data, synth_workers=args.synth_workers, progress=sys.stderr.isatty(),
-        condition=args.condition, colour_threshold=colour_threshold(folder) if audio else None,
+        condition=args.condition, colour_threshold=colour_threshold(folder) if audio else None, split=args.split,
     )
+    metrics["split"] = args.split
     if args.faithfulness:
         from mmdemo.tasks.sort_of_clevr.faithfulness import ATTRIBUTION_IMAGES, measure
 
@@ -289,7 +294,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
         print(table(metrics["faithfulness"]))
     if args.json:
-        print(json.dumps({k: metrics[k] for k in (*SUMMARY_KEYS, *SPOKEN_KEYS, "faithfulness") if k in metrics}))
+        print(json.dumps({k: metrics[k] for k in (*SUMMARY_KEYS, *SPOKEN_KEYS, "split", "faithfulness") if k in metrics}))
 
 
 def format_metrics(metrics: dict) -> str:

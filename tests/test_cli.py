@@ -82,9 +82,18 @@ def test_evaluate_json_last_line(smoke_checkpoint: Path) -> None:
     r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--json", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert set(out) == {"nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "grounding_read", "causal", "no_peek", "spread", "onset", "relate"}
-    assert 0.0 <= out["causal"] <= 1.0 and 0.0 <= out["onset"] <= 1.0
+    assert set(out) == {"nonrelational", "relational", "closest_furthest", "count", "overall", "grounding", "grounding_read", "causal", "no_peek", "spread", "onset", "relate", "split"}
+    assert out["split"] == "test" and 0.0 <= out["causal"] <= 1.0 and 0.0 <= out["onset"] <= 1.0
     assert not (smoke_checkpoint / "metrics.json").exists() or (smoke_checkpoint / "metrics.json").stat().st_mtime < started
+
+
+def test_evaluate_val_split_reports_itself_and_is_never_written(smoke_checkpoint: Path) -> None:
+    """`evaluate --split val` scores validation images (for choosing between runs) and says so; --write records the test split only."""
+    r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--split", "val", "--images", "3", "--json", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["split"] == "val"
+    r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--split", "val", "--write", "--device", "cpu")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--write" in r.stderr
 
 
 def test_evaluate_faithfulness_reports_edits_and_pointing_in_its_json() -> None:
@@ -255,7 +264,8 @@ def test_train_config_checks_itself_for_python_callers() -> None:
     from mmdemo.config import TrainConfig
 
     bad = {"epochs": 0, "lr": float("nan"), "threads": -1, "seed": 2**32, "frames": 1.5, "word_drop": -0.1, "questions_per_image": 21,
-           "eval_images": 0, "log_every": 0, "save_every": -1, "attn_supervision": -0.3, "amp": "fp16", "train_images": 12.5}
+           "eval_images": 0, "log_every": 0, "save_every": -1, "attn_supervision": -0.3, "amp": "fp16", "train_images": 12.5,
+           "mel_reverb": 1.5, "mel_babble": float("inf")}
     for name, value in bad.items():
         with pytest.raises(ValueError, match=f"^{name} ") as e:
             TrainConfig(**{name: value})

@@ -27,6 +27,9 @@ GROUPS = {
 }
 
 
+VAL_IMAGES = 200  # `evaluate --split val`: validation images, as many as the test split has
+
+
 def holds(region: int, grid: int, obj: soc.SceneObject) -> bool:
     """Whether the region holds the object, by the one region rule (data.region_masks)."""
     return bool(soc.region_masks([obj], grid)[region])
@@ -117,7 +120,7 @@ def accuracy_by(answered: list[Answered], keys: list[str]) -> dict[str, dict]:
 def evaluate_model(
     model: FusionRNN, device: torch.device, samples: list[soc.Sample] | None = None, per_wording: bool = False,
     spoken_data: str | Path = "data/spoken", synth_workers: int = 0, progress: bool = False, condition: str = "mixed",
-    colour_threshold: float | None = None,
+    colour_threshold: float | None = None, split: str = "test",
 ) -> dict:
     """Accuracy per question group, the grounding rate and the reading figures (reading.py; None when the
     fusion has no attention); per_wording adds accuracy per question template ("per_wording": {template: accuracy}).
@@ -128,7 +131,7 @@ def evaluate_model(
     the heard head named (heard_figures, at colour_threshold)."""
     samples = samples if samples is not None else soc.test_split()
     audio = model.cfg.question_input == "audio"
-    pool = spoken_test_pool(samples, model, spoken_data, synth_workers, progress, condition) if audio else None
+    pool = spoken_test_pool(samples, model, spoken_data, synth_workers, progress, condition, split) if audio else None
     right: dict[str, list[bool]] = defaultdict(list)
     by_template: dict[str, list[bool]] = defaultdict(list)
     grounded: list[bool] = []
@@ -157,7 +160,7 @@ def evaluate_model(
     metrics["num_questions"] = sum(len(h) for h in right.values())
     metrics["num_images"] = len(samples)
     if audio:
-        metrics["voices"] = "held-out"
+        metrics["voices"] = "held-out" if split == "test" else "training voices (val)"
         metrics["condition"] = condition
         metrics["colour_word_found"] = round(float(np.mean([a.colour_step is not None and a.colour_step >= 0 for a in answered])), 4)
         metrics["per_synth"] = accuracy_by(answered, [u.synth for u in pool.utterances])
