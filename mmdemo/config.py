@@ -220,6 +220,7 @@ class TrainConfig:
     spec_augment: float = flag(0.0, "audio: share of training utterances given SpecAugment time and frequency masks", SPOKEN)
     mel_reverb: float = flag(0.0, "audio: share of training utterances given a reverb tail on their log-mel frames at each draw", SPOKEN)
     mel_babble: float = flag(0.0, "audio: share of training utterances mixed with 1-4 other pool utterances at 3-20 dB SNR at each draw", SPOKEN)
+    mel_warp: float = flag(0.0, "audio: share of training utterances whose voice is warped along the mel axis (VTLP) at each draw", SPOKEN)
     synth_workers: int = flag(0, "audio: processes that synthesize missing utterances (0 = one per CPU, shared by torchrun's processes)")
     max_steps: int = flag(0, "stop after this many steps (0 = no cap)")
     eval_images: int = flag(200, "test-split images evaluated after training (1 to 200)")
@@ -232,7 +233,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("epochs", "lr", "frames", "word_drop", "heard_supervision", "attn_supervision", "weight_decay", "spec_augment", "mel_reverb", "mel_babble"):
+        for name in ("epochs", "lr", "frames", "word_drop", "heard_supervision", "attn_supervision", "weight_decay", "spec_augment", "mel_reverb", "mel_babble", "mel_warp"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         for name in ("epochs", "train_images", "batch_images", "lr", "questions_per_image", "spoken_utterances", "log_every"):
@@ -241,7 +242,7 @@ class TrainConfig:
         for name in ("threads", "max_steps", "synth_workers", "save_every", "attn_supervision", "heard_supervision", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name, (low, high) in {"seed": (0, 2**32 - 1), "frames": (0, 1), "word_drop": (0, 1), "spec_augment": (0, 1), "mel_reverb": (0, 1), "mel_babble": (0, 1), "questions_per_image": (1, 20),
+        for name, (low, high) in {"seed": (0, 2**32 - 1), "frames": (0, 1), "word_drop": (0, 1), "spec_augment": (0, 1), "mel_reverb": (0, 1), "mel_babble": (0, 1), "mel_warp": (0, 1), "questions_per_image": (1, 20),
                                   "eval_images": (1, 200)}.items():
             if not low <= getattr(self, name) <= high:
                 raise ValueError(f"{name} must be from {low} to {high}, got {getattr(self, name)}")

@@ -265,7 +265,7 @@ def test_train_config_checks_itself_for_python_callers() -> None:
 
     bad = {"epochs": 0, "lr": float("nan"), "threads": -1, "seed": 2**32, "frames": 1.5, "word_drop": -0.1, "questions_per_image": 21,
            "eval_images": 0, "log_every": 0, "save_every": -1, "attn_supervision": -0.3, "amp": "fp16", "train_images": 12.5,
-           "mel_reverb": 1.5, "mel_babble": float("inf")}
+           "mel_reverb": 1.5, "mel_babble": float("inf"), "mel_warp": -0.5}
     for name, value in bad.items():
         with pytest.raises(ValueError, match=f"^{name} ") as e:
             TrainConfig(**{name: value})

@@ -94,11 +94,41 @@ def test_a_spoken_batch_applies_what_was_drawn() -> None:
     plain = SpokenQuestions(pool, cfg, 4)
     drawn = plain.draw(scenes, np.random.default_rng(9))
     assert drawn[0].mel is None
-    augmented = SpokenQuestions(pool, cfg, 4, mel_reverb=1.0, mel_babble=1.0)
+    augmented = SpokenQuestions(pool, cfg, 4, mel_reverb=1.0, mel_babble=1.0, mel_warp=1.0)
     drawn = augmented.draw(scenes, np.random.default_rng(9))
-    assert all(d.tail is not None and d.talk is not None for d in drawn[0].mel)
+    assert all(d.tail is not None and d.talk is not None and d.warp is not None for d in drawn[0].mel)
     batch = augmented.make(images, drawn)
     for row, (u, d) in enumerate(zip(drawn[0].utterances, drawn[0].mel)):
         want = ma.apply(pool.frames(u), d, pool.frames, cfg.hop_ms / 1000)
         np.testing.assert_allclose(batch.frames[row, : len(want)].numpy(), want, rtol=0, atol=1e-6)
         assert not np.allclose(want, pool.frames(u).astype(np.float32))
+
+
+def test_voice_warp_moves_the_spectrum_by_its_factor_and_keeps_the_ends() -> None:
+    """A peak at band 20 moves to ~20 x factor; factor 1 is the identity; the bottom and top bands stay; each
+    frame is warped alone (a later frame changes nothing before it)."""
+    x = np.full((5, 40), -8.0, np.float32)
+    x[:, 20] = 0.0
+    for factor in (0.88, 0.95, 1.05, 1.12):
+        y = ma.apply(x, ma.MelDraw(None, None, factor), None, 0.01)
+        assert abs(int(np.argmax(y[0])) - 20 * factor) <= 1.0
+        src = ma.warp_sources(40, factor)
+        assert src[0] == 0.0 and src[-1] == pytest.approx(39.0) and np.all(np.diff(src) > 0)
+    np.testing.assert_allclose(ma.apply(x, ma.MelDraw(None, None, 1.0), None, 0.01), x)
+    z = frames(0).astype(np.float32)
+    later = z.copy()
+    later[90:] += 3.0
+    d = ma.MelDraw(ma.Tail(0.5, 3.0), None, 1.1)
+    np.testing.assert_array_equal(ma.apply(z, d, None, 0.01)[:90], ma.apply(later, d, None, 0.01)[:90])
+
+
+def test_warp_draws_come_last_and_only_when_on() -> None:
+    """With the warp off the stream is drawn exactly as before it existed; on, it is drawn at its rate, in range."""
+    lengths = np.array([90, 200, 40, 300])
+    plain = [ma.draw(lengths, 0.3, 0.6, np.random.default_rng([3, i])) for i in range(300)]
+    warped = [ma.draw(lengths, 0.3, 0.6, np.random.default_rng([3, i]), warp=0.5) for i in range(300)]
+    assert [(d.tail, d.talk) for d in warped] == [(d.tail, d.talk) for d in plain]
+    assert all(d.warp is None for d in plain)
+    factors = [d.warp for d in warped if d.warp is not None]
+    assert len(factors) / 300 == pytest.approx(0.5, abs=0.08)
+    assert all(ma.WARP[0] <= f <= ma.WARP[1] for f in factors)

@@ -162,9 +162,9 @@ class SpokenQuestions:
     fits any scene, and its answer is worked out for the scene at hand."""
 
     def __init__(self, pool: SpokenPool, model_cfg: ModelConfig, count: int, spec_augment: float = 0.0,
-                 mel_reverb: float = 0.0, mel_babble: float = 0.0) -> None:
+                 mel_reverb: float = 0.0, mel_babble: float = 0.0, mel_warp: float = 0.0) -> None:
         self.pool, self.model_cfg, self.count, self.spec_augment = pool, model_cfg, count, spec_augment
-        self.mel_reverb, self.mel_babble = mel_reverb, mel_babble
+        self.mel_reverb, self.mel_babble, self.mel_warp = mel_reverb, mel_babble, mel_warp
         self.lengths = np.diff(pool.offsets)
         families = [u.family for u in pool.utterances]
         self.by_family = {f: np.array([i for i, x in enumerate(families) if x == f]) for f in ("nonrelational", "relational")}
@@ -180,7 +180,11 @@ class SpokenQuestions:
         workers = cfg.synth_workers or max(1, (os.cpu_count() or 1) // local_size)
         pool = spoken.load_pool(plan, cfg.spoken_data, "train", spoken.feature_settings(model_cfg), workers,
                                 progress and distributed.is_main(), (local_rank, local_size))
-        return cls(pool, model_cfg, cfg.questions_per_image, cfg.spec_augment, cfg.mel_reverb, cfg.mel_babble)
+        return cls(pool, model_cfg, cfg.questions_per_image, cfg.spec_augment, cfg.mel_reverb, cfg.mel_babble, cfg.mel_warp)
+
+    @property
+    def mel_on(self) -> bool:
+        return self.mel_reverb > 0 or self.mel_babble > 0 or self.mel_warp > 0
 
     def draw(self, scenes: list[soc.Scene], rng: np.random.Generator) -> list[Drawn]:
         """Each scene's utterances and their questions (drawn for the whole global batch, like TypedQuestions)."""
@@ -193,14 +197,14 @@ class SpokenQuestions:
             if self.spec_augment > 0:  # drawn from the shared stream only when on: unmasked runs draw as before
                 masks = [draw_masks(len(self.pool.frames(i)), self.model_cfg.n_mels, rng) if rng.random() < self.spec_augment else None for i in ids]
             mel = None
-            if self.mel_reverb > 0 or self.mel_babble > 0:  # likewise drawn only when on
-                mel = [mel_augment.draw(self.lengths, self.mel_reverb, self.mel_babble, rng) for _ in ids]
+            if self.mel_on:  # likewise drawn only when on
+                mel = [mel_augment.draw(self.lengths, self.mel_reverb, self.mel_babble, rng, self.mel_warp) for _ in ids]
             drawn.append(Drawn(questions, [int(i) for i in ids], masks, mel))
         return drawn
 
     def make(self, images: np.ndarray, drawn: list[Drawn]) -> SpokenBatch:
         masks = [d.masks or [] for d in drawn] if self.spec_augment > 0 else None
-        mel = [d.mel or [] for d in drawn] if (self.mel_reverb > 0 or self.mel_babble > 0) else None
+        mel = [d.mel or [] for d in drawn] if self.mel_on else None
         return SpokenBatch(images, [d.questions for d in drawn], [d.utterances for d in drawn], self.pool, self.model_cfg, masks, mel)
 
     def batch(self, images: np.ndarray, scenes: list[soc.Scene], rng: np.random.Generator) -> SpokenBatch:
