@@ -303,7 +303,9 @@ def format_metrics(metrics: dict) -> str:
     from mmdemo.results import pct
 
     lines = [f"{k:>18}: {'n/a (no attention)' if metrics[k] is None else f'{100 * metrics[k]:.2f}%'}" for k in SUMMARY_KEYS[:7]]
-    voices = ", spoken in held-out voices" if metrics.get("voices") else ""
+    voices = ""
+    if metrics.get("voices"):  # the test split is heard in held-out voices, the validation split in training ones
+        voices = ", spoken in training voices: the validation split" if metrics.get("split") == "val" else ", spoken in held-out voices"
     lines.append(f"{'questions':>18}: {metrics['num_questions']} on {metrics['num_images']} images ({metrics['wording']} wording{voices})")
     if metrics.get("onset") is not None:
         if metrics.get("causal") is not None:

@@ -291,6 +291,19 @@ def test_help_is_short_and_derived_defaults_come_from_the_fields() -> None:
             assert "(default " in action.help and "default %(default)s)" not in f.metadata["help"], f.name
 
 
+def test_evaluate_says_which_voices_it_heard() -> None:
+    """A spoken checkpoint's report names its voices: held out on the test split, training ones on val."""
+    from mmdemo.__main__ import format_metrics
+
+    metrics = {"nonrelational": 0.5, "relational": 0.6, "closest_furthest": 0.4, "count": 0.3, "overall": 0.55, "grounding": None,
+               "grounding_read": None, "per_subtype": {}, "num_questions": 40, "num_images": 2, "wording": "canonical",
+               "voices": {"espeak": ["en-us"]}}
+    assert "spoken in held-out voices" in format_metrics({**metrics, "split": "test"})
+    report = format_metrics({**metrics, "split": "val"})
+    assert "spoken in training voices: the validation split" in report and "held-out" not in report
+    assert "spoken" not in format_metrics({**metrics, "voices": None})
+
+
 def test_evaluate_prints_the_per_type_table_for_every_fusion() -> None:
     from mmdemo.__main__ import format_metrics
 
