@@ -56,7 +56,9 @@ def assert_same_training(one: Path, two: Path, tol: float) -> None:
     assert worst[0] <= tol, worst
     losses_one, losses_two = train_log(one)["loss_log"], train_log(two)["loss_log"]
     assert [s for s, _ in losses_one] == [s for s, _ in losses_two] == [1, 2, 3]
-    assert all(abs(x - y) <= 2e-6 for (_, x), (_, y) in zip(losses_one, losses_two)), (losses_one, losses_two)
+    # The log keeps 6 decimals: two losses 1.5e-6 apart can print 2e-6 apart (seen in CI: 2.291657 against 2.291659,
+    # which a float compare calls over 2e-6). A wrong split of the batch moves the loss by far more than 5e-6.
+    assert all(abs(x - y) <= 5e-6 for (_, x), (_, y) in zip(losses_one, losses_two)), (losses_one, losses_two)
 
 
 def test_the_inert_parameter_changes_no_output() -> None:
