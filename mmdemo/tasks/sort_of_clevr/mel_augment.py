@@ -1,7 +1,7 @@
-"""Augmentation of cached log-mel frames at each training draw: more rooms and more background talk than the
-synthesized pool holds, for free (no audio is made again).
+"""Augmentation of cached log-mel frames at each training draw: more rooms, more background talk and more
+voices than the synthesized pool holds, for free (no audio is made again).
 
-Both work on the mel power (exp of the cached log-mel, less the log's floor), where sounds add:
+The tail and the talk work on the mel power (exp of the cached log-mel, less the log's floor), where sounds add:
 - **Reverb tail**: late reverberation as an exponential decay of each band's power over the frames before,
   RT60 0.3-1.0 s, the tail's energy 0-12 dB under the direct sound (a common model of late reverb; the
   pool's own rooms are simulated on the waveform). Causal: a frame's tail comes only from earlier frames.
@@ -13,7 +13,7 @@ Both work on the mel power (exp of the cached log-mel, less the log's floor), wh
 - **Voice warp** (vocal tract length perturbation, VTLP: Jaitly & Hinton, 2013): the spectrum stretched or
   squeezed along the mel axis by a factor 0.88-1.12 below 85% of the top band, and bent linearly above it so the
   top band stays put: formants and harmonics move together as between a longer and a shorter vocal tract. On
-  mel band indices, an approximation of the same warp in hertz. Applied first (it is the question's voice, not
+  mel band indices, an approximation of the same warp in hertz; on the log-mel itself. Applied first (it is the question's voice, not
   the room's or the other talkers'). Each frame is warped alone, so it stays causal.
 """
 
