@@ -127,12 +127,12 @@ def add_talk(p: np.ndarray, others: list[np.ndarray], starts: list[int], snr_db:
 def apply(log_mel: np.ndarray, d: MelDraw | None, frames_of: Callable[[int], np.ndarray] | None, hop_s: float) -> np.ndarray:
     """log_mel (L, M) after the draw: a new float32 array, or log_mel itself when nothing was drawn (it is never
     written). frames_of(i): pool utterance i's log-mel frames (needed only for talk)."""
-    if d is None or (d.tail is None and d.talk is None and d.warp is None):
+    if d is None:
         return log_mel
     if d.warp is not None:
         log_mel = warp_voice(log_mel, d.warp)
-        if d.tail is None and d.talk is None:
-            return log_mel
+    if d.tail is None and d.talk is None:
+        return log_mel
     p = power(log_mel)
     if d.tail is not None:
         p = add_tail(p, d.tail, hop_s)
