@@ -157,6 +157,18 @@ def test_cache_is_content_keyed_and_reused(tmp_path: Path) -> None:
     assert other["made"] == 12  # other features: other files, nothing stale reused
 
 
+def test_synthesis_command_voices_the_spoken_presets_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmdemo.config
+
+    sizes = []
+    monkeypatch.setattr(spoken, "synthesize_missing", lambda plan, *a, **k: sizes.append(len(plan)) or {})
+    assert spoken.main(["--out", str(tmp_path), "--test-wording", "none", "--quiet"]) == 0
+    assert sizes == [mmdemo.config.spoken_defaults()["spoken_utterances"]]  # what train --question-input audio reads
+    monkeypatch.setattr(mmdemo.config, "spoken_defaults", lambda: {"spoken_utterances": 7})
+    assert spoken.main(["--out", str(tmp_path), "--test-wording", "none", "--quiet"]) == 0
+    assert sizes[-1] == 7
+
+
 def test_training_processes_share_the_missing_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Under torchrun each process makes the missing shards of its part (index k mod n) and then waits for the
     others' (load_pool): part 0 of 2 makes shards 0 and 2, waits until shard 1 appears (another process's, here

@@ -428,12 +428,13 @@ def write_examples(folder: str | Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mmdemo.config import ModelConfig, TrainConfig
+    from mmdemo.config import ModelConfig, TrainConfig, spoken_defaults
 
     m, t = ModelConfig(question_input="audio"), TrainConfig()
     p = argparse.ArgumentParser(prog="python -m mmdemo.tasks.sort_of_clevr.spoken", description=__doc__.split("\n\n")[0] + " Makes the training pool and the held-out-voice test questions.")
     p.add_argument("--out", default=t.spoken_data, help="cache folder (default %(default)s)")
-    p.add_argument("--train", type=int, default=t.spoken_utterances, help="training utterances (default %(default)s; 0 = none)")
+    pool = spoken_defaults().get("spoken_utterances", t.spoken_utterances)  # the train command's pool with --question-input audio
+    p.add_argument("--train", type=int, default=pool, help="training utterances (default %(default)s: the spoken preset's; 0 = none)")
     p.add_argument("--test-wording", choices=("canonical", "heldout", "train", "none"), default="canonical", help="voice the test split's 4,000 questions in this wording (default %(default)s)")
     p.add_argument("--frames", type=float, default=t.frames, help="share of training questions wrapped in filler (default %(default)s)")
     p.add_argument("--seed", type=int, default=t.seed, help="training pool seed, the train command's --seed (default %(default)s)")
