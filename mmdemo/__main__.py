@@ -85,7 +85,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--synth-workers", type=int, default=0, help="spoken checkpoints: synthesis processes, 0 = one per CPU")
     p.add_argument("--condition", choices=CONDITIONS, default="mixed", help="spoken checkpoints: how the questions are rendered: every effect drawn as in training (mixed), none (clean), or one alone: babble at 10 dB SNR, a reverberant room, a telephone band (default %(default)s); with --write, other than mixed is recorded under conditions")
     p.add_argument("--images", type=int, default=200, help="evaluate the first N of the 200 test images (default %(default)s)")
-    p.add_argument("--split", choices=("test", "val"), default="test", help="test: the spec's test split (spoken: held-out voices); val: 200 validation images (spoken: training voices, fresh renderings), for choosing between runs without the test split (default %(default)s)")
+    p.add_argument("--split", choices=("test", "val", "valwarp"), default="test", help="test: the spec's test split (spoken: held-out voices); val: 200 validation images (spoken: training voices, fresh renderings); valwarp: spoken, val with each voice's vocal tract moved outside the training range (x0.89 / x1.11); val and valwarp for choosing between runs without the test split (default %(default)s)")
     p.add_argument("--faithfulness", action="store_true", help="typed checkpoints: also the edits with truth, ERASER scores, IG / Grad-CAM "
                    "and the pointing game on the same images (mmdemo.tasks.sort_of_clevr.faithfulness; about 4 min for the default on 2 cores)")
 
@@ -260,9 +260,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     audio = model.cfg.question_input == "audio"
     if args.condition != "mixed" and not audio:
         raise CliError("--condition is for spoken checkpoints")
-    if args.split == "val" and args.write:
-        raise CliError("--write records the test split: leave --split val out")
+    if args.split != "test" and args.write:
+        raise CliError(f"--write records the test split: leave --split {args.split} out")
     images = test_split(args.wording) if args.split == "test" else generate("val", VAL_IMAGES, wording=args.wording)
+    if args.split == "valwarp" and not audio:
+        raise CliError("--split valwarp is for spoken checkpoints (it moves the voices)")
     metrics = evaluate_model(
         model, device, images[: args.images], per_wording=args.wording != "canonical",
         spoken_data=args.spoken_data, synth_workers=args.synth_workers, progress=sys.stderr.isatty(),
@@ -305,7 +307,8 @@ def format_metrics(metrics: dict) -> str:
     lines = [f"{k:>18}: {'n/a (no attention)' if metrics[k] is None else f'{100 * metrics[k]:.2f}%'}" for k in SUMMARY_KEYS[:7]]
     voices = ""
     if metrics.get("voices"):  # the test split is heard in held-out voices, the validation split in training ones
-        voices = ", spoken in training voices: the validation split" if metrics.get("split") == "val" else ", spoken in held-out voices"
+        voices = {"val": ", spoken in training voices: the validation split",
+                  "valwarp": ", spoken in training voices warped outside the training range: the validation split"}.get(metrics.get("split"), ", spoken in held-out voices")
     lines.append(f"{'questions':>18}: {metrics['num_questions']} on {metrics['num_images']} images ({metrics['wording']} wording{voices})")
     if metrics.get("onset") is not None:
         if metrics.get("causal") is not None:

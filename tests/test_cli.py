@@ -94,6 +94,8 @@ def test_evaluate_val_split_reports_itself_and_is_never_written(smoke_checkpoint
     assert json.loads(r.stdout.strip().splitlines()[-1])["split"] == "val"
     r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--split", "val", "--write", "--device", "cpu")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--write" in r.stderr
+    r = run_cli("evaluate", "--checkpoint", str(smoke_checkpoint), "--split", "valwarp", "--device", "cpu")  # a typed checkpoint
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "spoken checkpoints" in r.stderr
 
 
 def test_evaluate_faithfulness_reports_edits_and_pointing_in_its_json() -> None:
@@ -301,6 +303,8 @@ def test_evaluate_says_which_voices_it_heard() -> None:
     assert "spoken in held-out voices" in format_metrics({**metrics, "split": "test"})
     report = format_metrics({**metrics, "split": "val"})
     assert "spoken in training voices: the validation split" in report and "held-out" not in report
+    report = format_metrics({**metrics, "split": "valwarp"})
+    assert "spoken in training voices warped outside the training range" in report and "held-out" not in report
     assert "spoken" not in format_metrics({**metrics, "voices": None})
 
 

@@ -86,6 +86,19 @@ def test_training_plan_is_balanced_deterministic_and_capped() -> None:
         assert soc.answer(sample.scene, u.subtype, u.colour, u.negate) == q.answer
 
 
+def test_valwarp_is_val_with_every_voice_moved_outside_the_training_warps() -> None:
+    """`--split valwarp`: the val split's questions, voices and effects, only the vocal tract moved (x0.89 / x1.11)."""
+    from dataclasses import replace
+
+    samples = soc.generate("val", 2)
+    val, warped = spoken.plan_questions(samples, "val"), spoken.plan_questions(samples, "valwarp")
+    assert len(warped) == len(val) == 40 and [replace(u, warp=1.0) for u in warped] == [replace(u, warp=1.0) for u in val]
+    assert [u.warp for u in warped[:7]] == [0.89] * 3 + [1.11] * 3 + [0.89]  # both warps in every synthesizer
+    assert all(not spoken.TRAIN_WARP[0] <= u.warp <= spoken.TRAIN_WARP[1] for u in warped)
+    assert all(u.warp not in spoken.PIPER_TEST_WARPS.values() and u.voice in spoken.voices("train", u.synth) for u in warped)
+    assert all(spoken.TRAIN_WARP[0] <= u.warp <= spoken.TRAIN_WARP[1] for u in val)
+
+
 def test_conditions_fix_one_effect_each() -> None:
     samples = soc.generate("test", 1)
     plans = {c: spoken.plan_questions(samples, condition=c) for c in ("mixed", "clean", "babble10", "room", "phone")}

@@ -71,7 +71,8 @@ BENCH_AUDIO_SECONDS = 3.0  # spoken latency is measured on questions padded or c
 
 
 def spoken_inputs(count: int = 20) -> list[tuple[np.ndarray, tuple[int, np.ndarray]]]:
-    """(image, (16000, samples)) pairs: canonical questions in held-out voices, each exactly BENCH_AUDIO_SECONDS long."""
+    """(image, (16000, samples)) pairs: canonical questions in training voices (the val split's renderings), each exactly
+    BENCH_AUDIO_SECONDS long: latency depends on the length, not on the voice."""
     from mmdemo.tasks.sort_of_clevr import spoken
 
     samples = soc.generate("val", count, seed=7)

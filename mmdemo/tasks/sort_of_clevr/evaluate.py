@@ -160,7 +160,7 @@ def evaluate_model(
     metrics["num_questions"] = sum(len(h) for h in right.values())
     metrics["num_images"] = len(samples)
     if audio:
-        metrics["voices"] = "held-out" if split == "test" else "training voices (val)"
+        metrics["voices"] = {"test": "held-out", "val": "training voices (val)"}.get(split, "training voices warped outside the training range (valwarp)")
         metrics["condition"] = condition
         metrics["colour_word_found"] = round(float(np.mean([a.colour_step is not None and a.colour_step >= 0 for a in answered])), 4)
         metrics["per_synth"] = accuracy_by(answered, [u.synth for u in pool.utterances])

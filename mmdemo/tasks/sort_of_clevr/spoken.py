@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -59,6 +59,10 @@ HELDOUT_FESTIVAL = ("ked_diphone",)  # a whole Festival voice (of three) never t
 PIPER_TEST_WARPS = {"joe-low": 0.86, "joe-high": 1.14}
 TRAIN_WARP = (0.92, 1.08)
 SPLIT_STREAMS = {"train": 10, "test": 11, "val": 12}  # rng streams apart from the scene generator's
+# "valwarp": the val split's questions and renderings with every voice's vocal tract moved outside the training
+# range (x0.89 or x1.11, between TRAIN_WARP and Piper's test warps): new "speakers" made from training voices, for
+# choosing what is aimed at new voices without the test split. Everything else is drawn as for "val".
+VAL_WARPS = (0.89, 1.11)
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ class Utterance:
 def voices(split: str, synth: str = "espeak") -> list[str]:
     """Voice names of one synthesizer for a split. eSpeak: train never shares a (dialect, variant) pair,
     dialect or variant with the held-out sets; test is everything else. Festival: the held-out voice for
-    test. Piper: joe for train, the warped joes for test. "val" (thresholds) uses the training voices."""
+    test. Piper: joe for train, the warped joes for test. "val" (thresholds) and "valwarp" use the training voices."""
     held_out = split == "test"
     if synth == "festival":
         return [v for v in synthesizers.FESTIVAL_VOICES if (v in HELDOUT_FESTIVAL) == held_out]
@@ -183,15 +187,19 @@ def plan_train(count: int, seed: int = 0, frame_prob: float = 0.25) -> list[Utte
 
 def plan_questions(samples: list[soc.Sample], split: str = "test", seed: int = 0, condition: str = "mixed") -> list[Utterance]:
     """One utterance per question of the samples, in order (sample by sample): question j in synthesizer
-    SYNTHS[j % 3] (a third each), in the split's voices ("test": held out; "val": training voices)."""
+    SYNTHS[j % 3] (a third each), in the split's voices ("test": held out; "val": training voices; "valwarp":
+    val's, each voice warped by VAL_WARPS[(j // 3) % 2] instead of its training-range warp)."""
+    warped = split == "valwarp"
+    stream = SPLIT_STREAMS["val" if warped else split]
     voice_lists = {synth: voices(split, synth) for synth in SYNTHS}
     out = []
     for sample in samples:
         for q in sample.questions:
-            rng = np.random.default_rng([SPLIT_STREAMS[split], seed, len(out)])
+            rng = np.random.default_rng([stream, seed, len(out)])
             synth = SYNTHS[len(out) % len(SYNTHS)]
             negate = soc.answer(sample.scene, q.subtype, q.colour) != q.answer  # a "right"/"bottom" wording
-            out.append(draw_utterance(q.text, q.subtype, q.colour, negate, q.template, synth, voice_lists[synth], rng, 0.0, condition))
+            u = draw_utterance(q.text, q.subtype, q.colour, negate, q.template, synth, voice_lists[synth], rng, 0.0, condition)
+            out.append(replace(u, warp=VAL_WARPS[(len(out) // len(SYNTHS)) % 2]) if warped else u)
     return out
 
 
