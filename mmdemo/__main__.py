@@ -262,9 +262,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise CliError("--condition is for spoken checkpoints")
     if args.split != "test" and args.write:
         raise CliError(f"--write records the test split: leave --split {args.split} out")
-    images = test_split(args.wording) if args.split == "test" else generate("val", VAL_IMAGES, wording=args.wording)
     if args.split == "valwarp" and not audio:
         raise CliError("--split valwarp is for spoken checkpoints (it moves the voices)")
+    images = test_split(args.wording) if args.split == "test" else generate("val", VAL_IMAGES, wording=args.wording)
     metrics = evaluate_model(
         model, device, images[: args.images], per_wording=args.wording != "canonical",
         spoken_data=args.spoken_data, synth_workers=args.synth_workers, progress=sys.stderr.isatty(),
