@@ -160,7 +160,9 @@ def evaluate_model(
     metrics["num_questions"] = sum(len(h) for h in right.values())
     metrics["num_images"] = len(samples)
     if audio:
-        metrics["voices"] = {"test": "held-out", "val": "training voices (val)"}.get(split, "training voices warped outside the training range (valwarp)")
+        from mmdemo.tasks.sort_of_clevr.spoken import SPLIT_VOICES  # loaded already by spoken_test_pool
+
+        metrics["voices"] = SPLIT_VOICES[split]
         metrics["condition"] = condition
         metrics["colour_word_found"] = round(float(np.mean([a.colour_step is not None and a.colour_step >= 0 for a in answered])), 4)
         metrics["per_synth"] = accuracy_by(answered, [u.synth for u in pool.utterances])

@@ -63,6 +63,7 @@ SPLIT_STREAMS = {"train": 10, "test": 11, "val": 12}  # rng streams apart from t
 # range (x0.89 or x1.11, between TRAIN_WARP and Piper's test warps): new "speakers" made from training voices, for
 # choosing what is aimed at new voices without the test split. Everything else is drawn as for "val".
 VAL_WARPS = (0.89, 1.11)
+SPLIT_VOICES = {"test": "held-out", "val": "training voices (val)", "valwarp": "training voices warped outside the training range (valwarp)"}
 
 
 @dataclass(frozen=True)
