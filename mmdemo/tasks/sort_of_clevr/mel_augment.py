@@ -9,7 +9,7 @@ The tail and the talk work on the mel power (exp of the cached log-mel, less the
   start, wrapped) under the question at 3-20 dB SNR, measured as the mean mel power of the question (with its
   tail) over the talkers' together. They are questions too, with colour words of their own, so the model
   learns to follow the louder talker's (the waveform babble of `augment.babble` has no such words). A talker
-  is drawn from the whole pool, so once in 16,000 draws it is the question itself.
+  is drawn from the whole pool, so once in as many draws as the pool holds it is the question itself.
 - **Voice warp** (vocal tract length perturbation, VTLP: Jaitly & Hinton, 2013): the spectrum stretched or
   squeezed along the mel axis by a factor 0.88-1.12 below 85% of the top band, and bent linearly above it so the
   top band stays put: formants and harmonics move together as between a longer and a shorter vocal tract. On
