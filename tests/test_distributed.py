@@ -49,7 +49,9 @@ def train_log(folder: Path) -> dict:
 INERT = "step_score.bias"
 
 
-def assert_same_training(one: Path, two: Path, tol: float) -> None:
+def assert_same_training(one: Path, two: Path, tol: float, later_loss_tol: float = 5e-6) -> None:
+    """Weights within tol; the first step's loss within 5e-6 (the same weights on the same batch), the later
+    steps' within later_loss_tol (they start from weights that may differ by up to tol)."""
     a, b = weights(one), weights(two)
     assert a.keys() == b.keys()
     worst = max(((a[k].double() - b[k].double()).abs().max().item(), k) for k in a if k != INERT and a[k].numel())
@@ -58,7 +60,7 @@ def assert_same_training(one: Path, two: Path, tol: float) -> None:
     assert [s for s, _ in losses_one] == [s for s, _ in losses_two] == [1, 2, 3]
     # The log keeps 6 decimals: two losses 1.5e-6 apart can print 2e-6 apart (seen in CI: 2.291657 against 2.291659,
     # which a float compare calls over 2e-6). A wrong split of the batch moves the loss by far more than 5e-6.
-    assert all(abs(x - y) <= 5e-6 for (_, x), (_, y) in zip(losses_one, losses_two)), (losses_one, losses_two)
+    assert all(abs(x - y) <= (5e-6 if step == 1 else later_loss_tol) for (step, x), (_, y) in zip(losses_one, losses_two)), (losses_one, losses_two)
 
 
 def test_the_inert_parameter_changes_no_output() -> None:
@@ -100,7 +102,7 @@ def test_two_processes_equal_one_on_sort_of_clevr(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_processes_equal_one_on_spoken_questions(tmp_path: Path) -> None:
     """Spoken questions as docs/SPOKEN.md trains them (torchrun, 2 processes): the pool is made once (the second
-    process waits for it), the reverb tails and talk are drawn for the global batch, and the weights equal one
+    process waits for it), the reverb tails, talk and voice warps are drawn for the global batch, and the weights equal one
     process's on the same global batches. (Splitting the synthesis between processes: tests/test_speech.py.)"""
     from mmdemo.tasks.sort_of_clevr import synthesizers
 
@@ -110,16 +112,19 @@ def test_two_processes_equal_one_on_spoken_questions(tmp_path: Path) -> None:
             "--spoken-utterances", "24", "--hidden-dim", "16", "--text-dim", "16", "--attn-dim", "8", "--audio-channels", "8",
             "--image-channels", "8", "--init-image", "",
             "--spoken-data", str(tmp_path / "data"), "--synth-workers", "1", "--mel-reverb", "0.5", "--mel-babble", "0.5",
-            "--device", "cpu", "--quiet", "--no-evaluate", "--log-every", "1", "--max-steps", "3"]
+            "--mel-warp", "0.5", "--spec-augment", "0.5", "--device", "cpu", "--quiet", "--no-evaluate", "--log-every", "1", "--max-steps", "3"]
     r = torchrun(*args, "--out", str(tmp_path / "two"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert [p.name.count(".") for p in (tmp_path / "data" / "train").iterdir()] == [1]  # one shard, no temporary left
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     assert train_log(tmp_path / "two")["world_size"] == 2
-    # The losses agree to 1e-6 (the same utterances, tails and talk on both sides); the weights to a tenth of one Adam
-    # step (lr 3e-3): the audio path leaves more parameters with gradients near zero, whose sign the all-reduce's
-    # summation order can flip (measured: 8e-5 at most). A batch drawn apart per process shows in the losses.
-    assert_same_training(tmp_path / "one", tmp_path / "two", tol=3e-4)
+    # The first loss agrees to 1e-6 (the same utterances, tails, talk, warps and masks on both sides); the weights to a
+    # tenth of one Adam step (lr 3e-3): the audio path leaves more parameters with gradients near zero, whose sign the
+    # all-reduce's summation order can flip (measured: 8e-5 at most), so the later losses agree to 1e-4 (measured
+    # with the voice warp on: 1.8e-5 at step 3). A batch drawn apart per process moves a loss by about as much as one
+    # batch's loss differs from the next one's (2e-2 to 5e-2 here).
+    # Every augmentation flag is given, so the test does not change with the spoken preset.
+    assert_same_training(tmp_path / "one", tmp_path / "two", tol=3e-4, later_loss_tol=1e-4)
 
 
 @pytest.mark.slow
