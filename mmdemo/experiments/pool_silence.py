@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plan = spoken.plan_train(args.utterances, args.seed)
     settings = spoken.feature_settings(ModelConfig(question_input="audio"))
-    pool = spoken.load_pool(plan, args.data, "train", settings, progress=False)
-    hop_s = settings[2] / 1000.0
-    report = silence(spoken.read_words(args.data, "train", plan, settings), np.diff(pool.offsets) * hop_s)
+    spoken.synthesize_missing(plan, args.data, "train", settings, progress=False)
+    spans = spoken.read_spans(args.data, "train", plan, settings)
+    report = silence([words for words, _ in spans], np.array([frames for _, frames in spans]) * settings[2] / 1000.0)
     if args.json:
         print(json.dumps(report))
         return 0

@@ -394,10 +394,16 @@ def load_pool(utterances: list[Utterance], folder: str | Path, split: str, setti
 
 def read_words(folder: str | Path, split: str, utterances: list[Utterance], settings: tuple) -> list[list[speech.Word]]:
     """Every utterance's word boundaries, from the cache (for inspection and tests)."""
+    return [words for words, _ in read_spans(folder, split, utterances, settings)]
+
+
+def read_spans(folder: str | Path, split: str, utterances: list[Utterance], settings: tuple) -> list[tuple[list[speech.Word], int]]:
+    """Every utterance's word boundaries and frame count, from the cache, without its frames."""
     out = []
     for i, us in _shards(utterances):
         with np.load(_shard_path(Path(folder), split, i, us, settings)) as z:
-            out += [[speech.Word(t, s, e) for t, s, e in ws] for ws in json.loads(str(z["words"]))]
+            words = [[speech.Word(t, s, e) for t, s, e in ws] for ws in json.loads(str(z["words"]))]
+            out += list(zip(words, (int(n) for n in z["lengths"]), strict=True))
     return out
 
 
