@@ -238,7 +238,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from mmdemo.model import pick_device
     from mmdemo.tasks.sort_of_clevr.data import generate, test_split
     from mmdemo.tasks.sort_of_clevr.evaluate import VAL_IMAGES, evaluate_model
-    from mmdemo.tasks.sort_of_clevr.hearing import colour_threshold
+    from mmdemo.tasks.sort_of_clevr.hearing import NO_THRESHOLDS, Thresholds
 
     if args.synth_workers < 0:
         raise CliError("--synth-workers must be >= 0")
@@ -268,7 +268,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     metrics = evaluate_model(
         model, device, images[: args.images], per_wording=args.wording != "canonical",
         spoken_data=args.spoken_data, synth_workers=args.synth_workers, progress=sys.stderr.isatty(),
-        condition=args.condition, colour_threshold=colour_threshold(folder) if audio else None, split=args.split,
+        condition=args.condition, thresholds=Thresholds.of(folder) if audio else NO_THRESHOLDS, split=args.split,
     )
     metrics["split"] = args.split
     if args.faithfulness:

@@ -20,7 +20,7 @@ from mmdemo.limits import MAX_TEXT_CHARS
 from mmdemo.model import FusionRNN, ModelOutput, pick_device
 from mmdemo.processing import MAX_PIXELS, ImageInput, images_to_tensor, load_image, pad_token_ids, prepare_image
 from mmdemo.tasks.sort_of_clevr import data as soc
-from mmdemo.tasks.sort_of_clevr.hearing import UNSURE, Hearing, colour_threshold, hearing
+from mmdemo.tasks.sort_of_clevr.hearing import Hearing, Thresholds, hearing, unsure_notice
 from mmdemo.tasks.sort_of_clevr.scope import Scope, detector
 from mmdemo.text import clean_text, id_to_token, tokenize
 
@@ -82,9 +82,9 @@ class Predictor:
         self.model, self.config, self.device, self.folder = model, config, device, folder
         self.cfg = model.cfg
         self.matcher = calibrated_matcher(model, folder)  # the shipped photo matcher calibrates its answers
-        # Spoken: the voice-activity gate's settings and the unsure-colour threshold, both chosen on validation sounds.
+        # Spoken: the voice-activity gate's settings and the unsure thresholds (colour, kind), all chosen on validation sounds.
         self.gate = GateConfig.from_json(folder / GATE_FILE) if (folder / GATE_FILE).is_file() else GateConfig()
-        self.colour_threshold = colour_threshold(folder)
+        self.thresholds = Thresholds.of(folder)
         # Training keeps every distinct question's states; a server sees endless new ones, so bound them.
         if model.text is not None:
             model.text.cache_size = min(model.text.cache_size, TEXT_CACHE_ITEMS)
@@ -163,14 +163,14 @@ class Predictor:
         gate = listen(sound.samples, self.gate)
         last = out.heard[0, steps - 1].float().cpu().numpy() if out.heard is not None else None
         speech_s = min(gate.speech_s, pred.audio_seconds)  # whole 32 ms chunks can overrun the recording's end
-        pred.hearing = hearing(gate.question, speech_s, last, self.colour_threshold)
+        pred.hearing = hearing(gate.question, speech_s, last, self.thresholds)
         pred = self._check_domain(pred, pixels, None)
         if not gate.question:  # no answer without a question
             pred.answered, pred.answer, pred.in_domain = False, "", False
             pred.model_probs, pred.probs = pred.probs, {}
             pred.notice = f"{NOT_HEARD_NOTICE} {pred.notice}".strip()
         elif not pred.hearing.sure:
-            pred.notice = " ".join([UNSURE.format(guess=pred.hearing.colour, p=100 * pred.hearing.colour_prob), pred.notice]).strip()
+            pred.notice = " ".join([unsure_notice(pred.hearing), pred.notice]).strip()
         return pred
 
     def _check_domain(self, pred: Prediction, pixels: np.ndarray, question: str | None) -> Prediction:

@@ -357,6 +357,16 @@ def test_ask_by_voice_upload_and_speak(url: str, browser, shots: Path, tmp_path:
     expect(page.locator("#answer")).to_contain_text("What I heard: the red object", timeout=SLOW)
     expect(page.locator("#answer")).to_contain_text("asking the shape of the object closest to it")
     page.screenshot(path=str(shots / "app-spoken.png"), full_page=True)
+    # a sentence that is not one of the task's questions, heard as "the red object" but as no kind: asked again
+    page.locator("#question textarea").fill("What is the weather like today?")
+    page.locator("#speak").click()
+    expect(page.locator("#recording-info")).to_contain_text("weather like today", timeout=SLOW)
+    before = page.locator("#answer").inner_html()
+    page.locator("#ask-audio").click()
+    page.wait_for_function("b => document.querySelector('#answer').innerHTML !== b", arg=before, timeout=SLOW)
+    expect(page.locator("#answer")).to_contain_text("Please repeat", timeout=SLOW)
+    expect(page.locator("#answer")).to_contain_text("not to be trusted")
+    assert "What I heard" in page.locator("#answer").inner_text()
     # a hum is not a question: no answer, no confidence, and the truth says why
     t = np.arange(48000) / 16000
     sf.write(tmp_path / "hum.wav", (0.2 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)

@@ -16,7 +16,7 @@ from mmdemo.plots import HOP_NAMES, hop_maps
 from mmdemo.registry import Registry
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr import scope
-from mmdemo.tasks.sort_of_clevr.hearing import Hearing
+from mmdemo.tasks.sort_of_clevr.hearing import KIND_WORDS, Hearing
 from mmdemo.tasks.sort_of_clevr.reading import question_roles
 
 EMPTY_ANSWER = ("**Start here:** click an example on the left (or **New random scene**). The answer appears here, with the "
@@ -51,11 +51,6 @@ class EditAnswer:
     answer: Answer | None
 
 
-KIND_WORDS = {"shape": "what shape is it", "left": "is it on the left", "right": "is it on the right", "top": "is it in the top half",
-              "bottom": "is it in the bottom half", "closest": "the shape of the object closest to it",
-              "furthest": "the shape of the object furthest from it", "count": "how many objects share its shape"}
-
-
 def heard_markdown(h: Hearing) -> str:
     """What a spoken model heard, in words, with the heard head's probabilities (a mishearing shows as one)."""
     return (f"**What I heard:** the **{h.colour}** object ({100 * h.colour_prob:.0f}%), asking **{KIND_WORDS[h.kind]}** "
@@ -64,7 +59,7 @@ def heard_markdown(h: Hearing) -> str:
 
 def answer_markdown(pred: Prediction, cfg: ModelConfig) -> str:
     """The answer headline; out of domain (Prediction.in_domain false): the notice first and the answer greyed.
-    Spoken: no question heard gives the notice and no answer; an unsure colour asks to repeat, the answer greyed."""
+    Spoken: no question heard gives the notice and no answer; an unsure colour or kind asks to repeat, the answer greyed."""
     if not pred.answered:
         return f"<div class='out-of-domain' id='not-heard'><strong>No question heard.</strong> {html.escape(pred.notice)}</div>"
     conf = f"{100 * pred.probs[pred.answer]:.1f}%"

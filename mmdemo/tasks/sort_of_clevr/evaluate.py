@@ -13,6 +13,7 @@ import torch
 from mmdemo.model import FusionRNN
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch, SpokenBatch
+from mmdemo.tasks.sort_of_clevr.hearing import NO_THRESHOLDS, Thresholds
 from mmdemo.tasks.sort_of_clevr.reading import READING_KEYS, Answered, reading_metrics
 from mmdemo.tasks.sort_of_clevr.supervision import colour_step
 
@@ -88,22 +89,26 @@ def predict_samples(
                            heard[i, n - 1] if heard is not None else None)
 
 
-def heard_figures(answered: list[Answered], negates: list[bool], threshold: float | None) -> dict:
+def heard_figures(answered: list[Answered], negates: list[bool], thresholds: Thresholds) -> dict:
     """What the heard head named at the last step against what was said: colour and kind accuracy, and at the
-    checkpoint's unsure-colour threshold how often the app would ask to repeat and how right the rest are."""
+    checkpoint's unsure thresholds how often the app would ask to repeat (for the colour, for the kind) and how
+    right the rest are."""
     from mmdemo.tasks.sort_of_clevr.hearing import heard_kind, read_heard
 
-    colour_ok, kind_ok, sure, right_sure = [], [], [], []
+    colour_ok, kind_ok, doubts, right_sure = [], [], [], []
     for a, negate in zip(answered, negates):
         colours, kinds = read_heard(a.heard)
-        colour = max(colours, key=colours.get)
+        colour, kind = max(colours, key=colours.get), max(kinds, key=kinds.get)
         colour_ok.append(colour == a.question.colour)
-        kind_ok.append(max(kinds, key=kinds.get) == heard_kind(a.question.subtype, negate))
-        sure.append(threshold is None or colours[colour] >= threshold)
-        if sure[-1]:
+        kind_ok.append(kind == heard_kind(a.question.subtype, negate))
+        doubts.append(thresholds.doubt(colours[colour], kinds[kind]))
+        if not doubts[-1]:
             right_sure.append(a.prediction == a.question.answer)
     return {"colour": round(float(np.mean(colour_ok)), 4), "kind": round(float(np.mean(kind_ok)), 4),
-            "unsure": round(1 - float(np.mean(sure)), 4), "threshold": threshold,
+            "unsure": round(float(np.mean([d != "" for d in doubts])), 4),
+            "unsure_colour": round(float(np.mean([d == "colour" for d in doubts])), 4),
+            "unsure_kind": round(float(np.mean([d == "kind" for d in doubts])), 4),
+            "threshold": thresholds.colour, "kind_threshold": thresholds.kind,
             "accuracy_when_sure": round(float(np.mean(right_sure)), 4) if right_sure else None}
 
 
@@ -120,7 +125,7 @@ def accuracy_by(answered: list[Answered], keys: list[str]) -> dict[str, dict]:
 def evaluate_model(
     model: FusionRNN, device: torch.device, samples: list[soc.Sample] | None = None, per_wording: bool = False,
     spoken_data: str | Path = "data/spoken", synth_workers: int = 0, progress: bool = False, condition: str = "mixed",
-    colour_threshold: float | None = None, split: str = "test",
+    thresholds: Thresholds = NO_THRESHOLDS, split: str = "test",
 ) -> dict:
     """Accuracy per question group, the grounding rate and the reading figures (reading.py; None when the
     fusion has no attention); per_wording adds accuracy per question template ("per_wording": {template: accuracy}).
@@ -128,7 +133,7 @@ def evaluate_model(
     Spoken models hear every question in a held-out voice (synthesized into spoken_data when not cached),
     rendered under `condition` (spoken.CONDITIONS); grounding follows the typed rule (hop 1's largest weight
     over all steps on the named object; at the colour word itself is `onset`). They also get accuracy per synthesizer and per voice, and what
-    the heard head named (heard_figures, at colour_threshold)."""
+    the heard head named (heard_figures, at the unsure thresholds)."""
     samples = samples if samples is not None else soc.test_split()
     audio = model.cfg.question_input == "audio"
     pool = spoken_test_pool(samples, model, spoken_data, synth_workers, progress, condition, split) if audio else None
@@ -169,7 +174,7 @@ def evaluate_model(
         # eSpeak's 304 held-out voices get ~4 questions each: reported by dialect (its variants pooled)
         metrics["per_voice"] = accuracy_by(answered, [f"{u.synth}:{u.voice.split('+')[0] if u.synth == 'espeak' else u.voice}" for u in pool.utterances])
         if answered and answered[0].heard is not None:
-            metrics["heard"] = heard_figures(answered, [u.negate for u in pool.utterances], colour_threshold)
+            metrics["heard"] = heard_figures(answered, [u.negate for u in pool.utterances], thresholds)
     if attention:
         metrics.update(reading_metrics(answered, model.cfg.grid))
     else:  # sum and concat look everywhere evenly: no reading to check

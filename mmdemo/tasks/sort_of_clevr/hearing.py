@@ -1,10 +1,12 @@
 """What a spoken model heard: the heard head's reading at the last step (the colour named and the question's
-kind with its side), with probabilities, and whether the colour is sure enough to answer.
+kind with its side), with probabilities, and whether both are sure enough to answer.
 
 The heard head (a linear layer on the RNN states) is trained to name the colour at every step from the one
 that has heard the colour word, and the kind at the last step (tasks/sort_of_clevr/train.py heard_loss), so
-its last step says what the model took the question to be: a mishearing shows as one. The threshold under
-which the colour counts as unsure is the checkpoint's (hearing.json, chosen on validation voices).
+its last step says what the model took the question to be: a mishearing shows as one. The thresholds under
+which the colour, or the kind, counts as unsure are the checkpoint's (hearing.json, chosen on validation voices).
+A sentence that is not one of the task's questions can be heard as a colour at 99% ("what is the weather like
+today" -> red) but rarely as a kind: the kind's threshold is what refuses it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ from mmdemo.tasks.sort_of_clevr import data as soc
 KINDS = ("shape", "left", "right", "top", "bottom", "closest", "furthest", "count")
 HEARD = (*soc.COLOURS, *KINDS)  # the heard head's classes, in order
 OPPOSITE = {"left": "right", "top": "bottom"}
-HEARING_FILE = "hearing.json"  # in a spoken checkpoint: {"colour_threshold": p, "chosen_on": ...}
-UNSURE = ("I'm not sure which colour I heard ({guess}?, {p:.0f}%). Please say the question again, "
-          "clearly and close to the microphone.")
+HEARING_FILE = "hearing.json"  # in a spoken checkpoint: {"colour_threshold": p, "kind_threshold": q, "chosen_on": ...}
+KIND_WORDS = {"shape": "what shape is it", "left": "is it on the left", "right": "is it on the right", "top": "is it in the top half",
+              "bottom": "is it in the bottom half", "closest": "the shape of the object closest to it",
+              "furthest": "the shape of the object furthest from it", "count": "how many objects share its shape"}
+REPEAT = "Please say the question again, clearly and close to the microphone."
+UNSURE = "I'm not sure which colour I heard ({guess}?, {p:.0f}%). " + REPEAT
+UNSURE_KIND = "I'm not sure what you asked about the {colour} object (\"{guess}\"?, {p:.0f}%). " + REPEAT
 
 
 def heard_kind(subtype: str, negate: bool) -> str:
@@ -40,7 +46,8 @@ class Hearing:
     colour_prob: float = 0.0
     kind: str = ""  # shape | left | right | top | bottom | closest | furthest | count
     kind_prob: float = 0.0
-    sure: bool = False  # a question was heard and colour_prob reached the checkpoint's threshold
+    sure: bool = False  # a question was heard and colour_prob and kind_prob reached the checkpoint's thresholds
+    doubt: str = ""  # what is unsure when a question was heard but not sure: "colour" (checked first) | "kind" | ""
     colours: dict[str, float] | None = None  # every colour's probability
     kinds: dict[str, float] | None = None  # every kind's probability
 
@@ -56,13 +63,33 @@ def read_heard(last: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
     return (dict(zip(HEARD[:colours], softmax(last[:colours]).tolist())), dict(zip(KINDS, softmax(last[colours:]).tolist())))
 
 
-def colour_threshold(folder: Path) -> float | None:
-    """The checkpoint's unsure-colour threshold, or None when it has none (then every colour counts as sure)."""
-    path = Path(folder) / HEARING_FILE
-    return float(json.loads(path.read_text())["colour_threshold"]) if path.is_file() else None
+@dataclass(frozen=True)
+class Thresholds:
+    """The probabilities under which the heard colour and the heard kind count as unsure (None: always sure)."""
+
+    colour: float | None = None
+    kind: float | None = None
+
+    @classmethod
+    def of(cls, folder: Path) -> Thresholds:
+        """The checkpoint's thresholds (hearing.json), or none when it has no such file."""
+        path = Path(folder) / HEARING_FILE
+        if not path.is_file():
+            return cls()
+        report = json.loads(path.read_text())
+        return cls(float(report["colour_threshold"]), float(report["kind_threshold"]) if "kind_threshold" in report else None)
+
+    def doubt(self, colour_prob: float, kind_prob: float) -> str:
+        """"colour" or "kind" when that probability is under its threshold (the colour checked first), else ""."""
+        if self.colour is not None and colour_prob < self.colour:
+            return "colour"
+        return "kind" if self.kind is not None and kind_prob < self.kind else ""
 
 
-def hearing(question: bool, speech_seconds: float, last: np.ndarray | None, threshold: float | None) -> Hearing:
+NO_THRESHOLDS = Thresholds()  # every reading counts as sure (a checkpoint without hearing.json)
+
+
+def hearing(question: bool, speech_seconds: float, last: np.ndarray | None, thresholds: Thresholds = NO_THRESHOLDS) -> Hearing:
     """The Hearing of one recording: the gate's verdict and, when the model has a heard head, its reading."""
     out = Hearing(question, round(float(speech_seconds), 3))
     if last is None:
@@ -72,26 +99,35 @@ def hearing(question: bool, speech_seconds: float, last: np.ndarray | None, thre
     out.colours, out.kinds = colours, kinds
     out.colour, out.kind = max(colours, key=colours.get), max(kinds, key=kinds.get)
     out.colour_prob, out.kind_prob = colours[out.colour], kinds[out.kind]
-    out.sure = question and (threshold is None or out.colour_prob >= threshold)
+    out.doubt = thresholds.doubt(out.colour_prob, out.kind_prob) if question else ""
+    out.sure = question and not out.doubt
     return out
 
 
-# ------------------------------------------------------------------------------------ the threshold
+def unsure_notice(h: Hearing) -> str:
+    """What the app says when a heard question is unsure: which part, its best guess and probability, and to repeat."""
+    if h.doubt == "colour":
+        return UNSURE.format(guess=h.colour, p=100 * h.colour_prob)
+    return UNSURE_KIND.format(colour=h.colour, guess=KIND_WORDS[h.kind], p=100 * h.kind_prob) if h.doubt == "kind" else ""
 
-FIT_IMAGES = 50  # validation scenes (20 questions each) the threshold is chosen on
-RIGHT_FLAGGED = 0.02  # the share of rightly heard validation colours the threshold may call unsure
+
+# ------------------------------------------------------------------------------------ the thresholds
+
+FIT_IMAGES = 50  # validation scenes (20 questions each) the thresholds are chosen on
+RIGHT_FLAGGED = 0.02  # the share of rightly heard validation colours (and, apart, kinds) a threshold may call unsure
 
 
-def choose_threshold(colour_probs: np.ndarray, heard_right: np.ndarray) -> float:
-    """The RIGHT_FLAGGED quantile of the heard colour's probability among rightly heard colours (0 if none)."""
-    right = colour_probs[heard_right]
+def choose_threshold(probs: np.ndarray, heard_right: np.ndarray) -> float:
+    """The RIGHT_FLAGGED quantile of the heard class's probability among rightly heard ones (0 if none)."""
+    right = probs[heard_right]
     return float(np.quantile(right, RIGHT_FLAGGED)) if right.size else 0.0
 
 
 def fit(folder: Path, spoken_data: str, workers: int = 0, progress: bool = True) -> dict:
-    """Choose the unsure-colour threshold on validation questions (the "val" split: fresh questions and
-    renderings in training voices, never the held-out ones): the largest threshold that calls at most
-    RIGHT_FLAGGED of the rightly heard colours unsure. Writes hearing.json; returns what it wrote."""
+    """Choose the unsure-colour and unsure-kind thresholds on validation questions (the "val" split: fresh
+    questions and renderings in training voices, never the held-out ones), each apart by the same rule: the
+    largest threshold that calls at most RIGHT_FLAGGED of the rightly heard colours (kinds) unsure.
+    Writes hearing.json; returns what it wrote."""
     import torch
 
     from mmdemo.checkpoint import load_checkpoint
@@ -103,25 +139,39 @@ def fit(folder: Path, spoken_data: str, workers: int = 0, progress: bool = True)
     samples = soc.generate("val", FIT_IMAGES)
     pool = spoken_test_pool(samples, model, spoken_data, workers, progress, split="val")
     answered = list(predict_samples(model, samples, torch.device("cpu"), spoken=pool))
-    probs, right = [], []
-    for a in answered:
-        colours, _ = read_heard(a.heard)
-        probs.append(colours[max(colours, key=colours.get)])
-        right.append(max(colours, key=colours.get) == a.question.colour)
-    probs_np, right_np = np.array(probs), np.array(right)
-    threshold = choose_threshold(probs_np, right_np)
-    unsure = probs_np < threshold
+    colour_p, colour_right, kind_p, kind_right = [], [], [], []
+    for a, u in zip(answered, pool.utterances):
+        colours, kinds = read_heard(a.heard)
+        colour, kind = max(colours, key=colours.get), max(kinds, key=kinds.get)
+        colour_p.append(colours[colour])
+        colour_right.append(colour == a.question.colour)
+        kind_p.append(kinds[kind])
+        kind_right.append(kind == heard_kind(a.question.subtype, u.negate))
+    colour_p_np, colour_right_np = np.array(colour_p), np.array(colour_right)
+    kind_p_np, kind_right_np = np.array(kind_p), np.array(kind_right)
+    thresholds = Thresholds(choose_threshold(colour_p_np, colour_right_np), choose_threshold(kind_p_np, kind_right_np))
+    colour_unsure, kind_unsure = colour_p_np < thresholds.colour, kind_p_np < thresholds.kind
+    unsure = colour_unsure | kind_unsure
+    misheard = ~(colour_right_np & kind_right_np)
     answers = np.array([a.prediction == a.question.answer for a in answered])
+
+    def share(flags: np.ndarray) -> float | None:
+        return round(float(flags.mean()), 4) if flags.size else None
+
     report = {
-        "colour_threshold": round(threshold, 4),
+        "colour_threshold": round(thresholds.colour, 4),
+        "kind_threshold": round(thresholds.kind, 4),
         "chosen_on": {
             "split": f"val: {len(answered)} questions on {FIT_IMAGES} validation scenes, fresh renderings in training voices of every synthesizer",
-            "rule": f"the {RIGHT_FLAGGED:.0%} quantile of the heard colour's probability among rightly heard colours",
-            "colour_heard_right": round(float(right_np.mean()), 4),
-            "unsure": round(float(unsure.mean()), 4),
-            "misheard_caught": round(float(unsure[~right_np].mean()), 4) if (~right_np).any() else None,
-            "accuracy_all": round(float(answers.mean()), 4),
-            "accuracy_when_sure": round(float(answers[~unsure].mean()), 4) if (~unsure).any() else None,
+            "rule": f"each apart: the {RIGHT_FLAGGED:.0%} quantile of the heard colour's (kind's) probability among rightly heard colours (kinds)",
+            "colour_heard_right": share(colour_right_np),
+            "kind_heard_right": share(kind_right_np),
+            "unsure": share(unsure),
+            "unsure_colour": share(colour_unsure),
+            "unsure_kind": share(kind_unsure),
+            "misheard_caught": share(unsure[misheard]),
+            "accuracy_all": share(answers),
+            "accuracy_when_sure": share(answers[~unsure]),
         },
         "command": "python -m mmdemo.tasks.sort_of_clevr.hearing fit --checkpoint " + str(folder),
     }
@@ -133,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m mmdemo.tasks.sort_of_clevr.hearing", description="Choose a spoken checkpoint's unsure-colour threshold on validation voices (writes hearing.json).")
+    p = argparse.ArgumentParser(prog="python -m mmdemo.tasks.sort_of_clevr.hearing", description="Choose a spoken checkpoint's unsure-colour and unsure-kind thresholds on validation voices (writes hearing.json).")
     p.add_argument("command", choices=("fit",))
     p.add_argument("--checkpoint", default="checkpoints/sort-of-clevr/spoken", help="spoken checkpoint folder (default %(default)s)")
     p.add_argument("--spoken-data", default="data/spoken", help="utterance cache (default %(default)s)")
