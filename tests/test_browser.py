@@ -367,6 +367,7 @@ def test_ask_by_voice_upload_and_speak(url: str, browser, shots: Path, tmp_path:
     expect(page.locator("#answer")).to_contain_text("Please repeat", timeout=SLOW)
     expect(page.locator("#answer")).to_contain_text("not to be trusted")
     assert "What I heard" in page.locator("#answer").inner_text()
+    page.locator("#answer").screenshot(path=str(shots / "app-spoken-unsure.png"))
     # a hum is not a question: no answer, no confidence, and the truth says why
     t = np.arange(48000) / 16000
     sf.write(tmp_path / "hum.wav", (0.2 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)

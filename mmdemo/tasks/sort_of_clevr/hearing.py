@@ -114,20 +114,21 @@ def unsure_notice(h: Hearing) -> str:
 # ------------------------------------------------------------------------------------ the thresholds
 
 FIT_IMAGES = 50  # validation scenes (20 questions each) the thresholds are chosen on
-RIGHT_FLAGGED = 0.02  # the share of rightly heard validation colours (and, apart, kinds) a threshold may call unsure
+RIGHT_FLAGGED = 0.02  # the share of rightly heard validation questions the two thresholds together may call unsure
+PART_FLAGGED = RIGHT_FLAGGED / 2  # each threshold's share: the colour's among rightly heard colours, the kind's among kinds
 
 
-def choose_threshold(probs: np.ndarray, heard_right: np.ndarray) -> float:
-    """The RIGHT_FLAGGED quantile of the heard class's probability among rightly heard ones (0 if none)."""
+def choose_threshold(probs: np.ndarray, heard_right: np.ndarray, share: float = PART_FLAGGED) -> float:
+    """The `share` quantile of the heard class's probability among rightly heard ones (0 if none)."""
     right = probs[heard_right]
-    return float(np.quantile(right, RIGHT_FLAGGED)) if right.size else 0.0
+    return float(np.quantile(right, share)) if right.size else 0.0
 
 
 def fit(folder: Path, spoken_data: str, workers: int = 0, progress: bool = True) -> dict:
     """Choose the unsure-colour and unsure-kind thresholds on validation questions (the "val" split: fresh
-    questions and renderings in training voices, never the held-out ones), each apart by the same rule: the
-    largest threshold that calls at most RIGHT_FLAGGED of the rightly heard colours (kinds) unsure.
-    Writes hearing.json; returns what it wrote."""
+    questions and renderings in training voices, never the held-out ones), each by the same rule: the largest
+    threshold that calls at most PART_FLAGGED of the rightly heard colours (kinds) unsure, so that together
+    they call at most RIGHT_FLAGGED of the rightly heard questions unsure. Writes hearing.json; returns it."""
     import torch
 
     from mmdemo.checkpoint import load_checkpoint
@@ -163,7 +164,8 @@ def fit(folder: Path, spoken_data: str, workers: int = 0, progress: bool = True)
         "kind_threshold": round(thresholds.kind, 4),
         "chosen_on": {
             "split": f"val: {len(answered)} questions on {FIT_IMAGES} validation scenes, fresh renderings in training voices of every synthesizer",
-            "rule": f"each apart: the {RIGHT_FLAGGED:.0%} quantile of the heard colour's (kind's) probability among rightly heard colours (kinds)",
+            "rule": f"the {PART_FLAGGED:.0%} quantile of the heard colour's (kind's) probability among rightly heard colours (kinds): together at most {RIGHT_FLAGGED:.0%} of rightly heard questions",
+            "right_flagged": share(unsure[~misheard]),
             "colour_heard_right": share(colour_right_np),
             "kind_heard_right": share(kind_right_np),
             "unsure": share(unsure),
