@@ -158,7 +158,7 @@ def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> Path:
     return path
 
 
-KEPT_MEASURES = ("heldout_wording", "bench", "faithfulness", "conditions")  # metrics.json keys written by other commands than `evaluate --write`
+KEPT_MEASURES = ("heldout_wording", "bench", "faithfulness", "conditions", "offtask")  # metrics.json keys written by other commands than `evaluate --write`
 
 
 def record_measure(folder: str | Path, key: str, value: Any) -> Path:

@@ -180,6 +180,8 @@ def readme_results(root: Path = ROOT) -> str:
             + "".join(f"; {c} {pair(m)}" for c, m in (sp.get("conditions") or {}).items() if c in ("babble10", "room"))
             + (f"; non-speech refused {share(gate['nonspeech_refused']['overall']['rate'])}, clean questions refused "
                f"{share(gate['speech_refused']['clean']['rate'])}" if gate else "")
+            + (f"; off-task sentences answered {share(sp['offtask']['overall']['answered'])} (asked again "
+               f"{share(sp['offtask']['overall']['asked_again'])})" if sp.get("offtask") else "")
             + f"; predict {bench.get('predict_ms_p50', 'n/a')} ms for 3 s; trained in {sp.get('train_seconds', 0) / 60:.1f} min ([docs/SPOKEN.md](docs/SPOKEN.md)) |"),
     ]
     faith = (d.get("faithfulness") or {}).get("overall")

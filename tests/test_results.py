@@ -45,5 +45,5 @@ def test_recorded_measures_survive_a_new_evaluation(tmp_path: Path) -> None:
     assert m == {"heldout_wording": {"nonrelational": 0.9}, "bench": {"predict_ms_p50": 9.0}, "nonrelational": 0.6, "relational": 0.7}
     with pytest.raises(ValueError):
         record_measure(tmp_path, "anything", 1)
-    assert set(KEPT_MEASURES) == {"heldout_wording", "bench", "faithfulness", "conditions"}
+    assert set(KEPT_MEASURES) == {"heldout_wording", "bench", "faithfulness", "conditions", "offtask"}
     assert json.loads((tmp_path / "metrics.json").read_text()) == m
