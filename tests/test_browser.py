@@ -305,6 +305,19 @@ def spoken_plot(page) -> dict:
                 columns: att ? att.x.length : 0}; }""")
 
 
+def speak_and_ask(page, question: str, caption: str, watch: str) -> None:
+    """Type `question`, voice it with 'Speak this question' (the recording's caption then shows `caption`), ask by
+    voice and wait until the element `watch` has changed."""
+    from playwright.sync_api import expect
+
+    page.locator("#question textarea").fill(question)
+    page.locator("#speak").click()
+    expect(page.locator("#recording-info")).to_contain_text(caption, timeout=SLOW)
+    before = page.locator(watch).inner_html()
+    page.locator("#ask-audio").click()
+    page.wait_for_function("([sel, b]) => document.querySelector(sel).innerHTML !== b", arg=[watch, before], timeout=SLOW)
+
+
 def test_ask_by_voice_upload_and_speak(url: str, browser, shots: Path, tmp_path: Path) -> None:
     """The spoken question: an uploaded WAV gets an answer and a time axis; 'Speak this question' voices the typed
     question, and the answer then carries the word marks and the truth at the end of the colour word."""
@@ -340,12 +353,7 @@ def test_ask_by_voice_upload_and_speak(url: str, browser, shots: Path, tmp_path:
     assert page.locator("#tokens span.tok").nth(4).inner_text() == "0.2s"
     expect(page.locator("#truth")).to_contain_text("not known here")
 
-    page.locator("#question textarea").fill(LATE)
-    page.locator("#speak").click()
-    expect(page.locator("#recording-info")).to_contain_text("word times known", timeout=SLOW)
-    before = page.locator("#tokens").inner_html()
-    page.locator("#ask-audio").click()
-    page.wait_for_function("b => document.querySelector('#tokens').innerHTML !== b", arg=before, timeout=SLOW)
+    speak_and_ask(page, LATE, "word times known", "#tokens")
     expect(page.locator("#truth")).to_contain_text("When the colour word has been heard", timeout=SLOW)
     page.wait_for_function("() => { const gd = document.querySelector('#spoken-plot .js-plotly-plot');"
                            " return gd && (gd.layout.annotations || []).length > 3; }", timeout=SLOW)
@@ -358,12 +366,7 @@ def test_ask_by_voice_upload_and_speak(url: str, browser, shots: Path, tmp_path:
     expect(page.locator("#answer")).to_contain_text("asking the shape of the object closest to it")
     page.screenshot(path=str(shots / "app-spoken.png"), full_page=True)
     # a sentence that is not one of the task's questions, heard as "the red object" but as no kind: asked again
-    page.locator("#question textarea").fill("What is the weather like today?")
-    page.locator("#speak").click()
-    expect(page.locator("#recording-info")).to_contain_text("weather like today", timeout=SLOW)
-    before = page.locator("#answer").inner_html()
-    page.locator("#ask-audio").click()
-    page.wait_for_function("b => document.querySelector('#answer').innerHTML !== b", arg=before, timeout=SLOW)
+    speak_and_ask(page, "What is the weather like today?", "weather like today", "#answer")
     expect(page.locator("#answer")).to_contain_text("Please repeat", timeout=SLOW)
     expect(page.locator("#answer")).to_contain_text("not to be trusted")
     assert "What I heard" in page.locator("#answer").inner_text()
