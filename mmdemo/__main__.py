@@ -238,6 +238,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from mmdemo.model import pick_device
     from mmdemo.tasks.sort_of_clevr.data import generate, test_split
     from mmdemo.tasks.sort_of_clevr.evaluate import VAL_IMAGES, evaluate_model
+    from mmdemo.tasks.sort_of_clevr.heard_scope import load_scope
     from mmdemo.tasks.sort_of_clevr.hearing import NO_THRESHOLDS, Thresholds
 
     if args.synth_workers < 0:
@@ -269,6 +270,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         model, device, images[: args.images], per_wording=args.wording != "canonical",
         spoken_data=args.spoken_data, synth_workers=args.synth_workers, progress=sys.stderr.isatty(),
         condition=args.condition, thresholds=Thresholds.of(folder) if audio else NO_THRESHOLDS, split=args.split,
+        heard_scope=load_scope(folder) if audio else None,
     )
     metrics["split"] = args.split
     if args.faithfulness:

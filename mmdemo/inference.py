@@ -20,6 +20,7 @@ from mmdemo.limits import MAX_TEXT_CHARS
 from mmdemo.model import FusionRNN, ModelOutput, pick_device
 from mmdemo.processing import MAX_PIXELS, ImageInput, images_to_tensor, load_image, pad_token_ids, prepare_image
 from mmdemo.tasks.sort_of_clevr import data as soc
+from mmdemo.tasks.sort_of_clevr.heard_scope import load_scope, summarise
 from mmdemo.tasks.sort_of_clevr.hearing import Hearing, Thresholds, hearing, unsure_notice
 from mmdemo.tasks.sort_of_clevr.scope import Scope, detector
 from mmdemo.text import clean_text, id_to_token, tokenize
@@ -85,6 +86,7 @@ class Predictor:
         # Spoken: the voice-activity gate's settings and the unsure thresholds (colour, kind), all chosen on validation sounds.
         self.gate = GateConfig.from_json(folder / GATE_FILE) if (folder / GATE_FILE).is_file() else GateConfig()
         self.thresholds = Thresholds.of(folder)
+        self.heard_scope = load_scope(folder)  # spoken: was it a task question at all (its threshold is thresholds.scope)
         # Training keeps every distinct question's states; a server sees endless new ones, so bound them.
         if model.text is not None:
             model.text.cache_size = min(model.text.cache_size, TEXT_CACHE_ITEMS)
@@ -163,7 +165,10 @@ class Predictor:
         gate = listen(sound.samples, self.gate)
         last = out.heard[0, steps - 1].float().cpu().numpy() if out.heard is not None else None
         speech_s = min(gate.speech_s, pred.audio_seconds)  # whole 32 ms chunks can overrun the recording's end
-        pred.hearing = hearing(gate.question, speech_s, last, self.thresholds)
+        scope_prob = None
+        if self.heard_scope is not None and out.heard is not None:
+            scope_prob = float(self.heard_scope.probability(summarise(out.states, out.heard, out.step_mask).cpu())[0])
+        pred.hearing = hearing(gate.question, speech_s, last, self.thresholds, scope_prob)
         pred = self._check_domain(pred, pixels, None)
         if not gate.question:  # no answer without a question
             pred.answered, pred.answer, pred.in_domain = False, "", False

@@ -182,6 +182,9 @@ def readme_results(root: Path = ROOT) -> str:
                f"{share(gate['speech_refused']['clean']['rate'])}" if gate else "")
             + (f"; off-task sentences answered {share(sp['offtask']['overall']['answered'])} (asked again "
                f"{share(sp['offtask']['overall']['asked_again'])})" if sp.get("offtask") else "")
+            + (f", questions in other languages {share(sp['offtask']['languages']['overall']['answered'])}"
+               if (sp.get("offtask") or {}).get("languages") else "")
+            + (f"; task questions asked again {share(sp['heard']['unsure'])}" if sp.get("heard") else "")
             + f"; predict {bench.get('predict_ms_p50', 'n/a')} ms for 3 s; trained in {sp.get('train_seconds', 0) / 60:.1f} min ([docs/SPOKEN.md](docs/SPOKEN.md)) |"),
     ]
     faith = (d.get("faithfulness") or {}).get("overall")

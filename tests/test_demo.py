@@ -385,10 +385,12 @@ def test_the_voice_panel_says_how_sure_to_be(rooms: Rooms) -> None:
     assert "No measured figures" in rooms.voice.measured("sort-of-clevr/spoken")
     folder = rooms.registry.root / "sort-of-clevr" / "spoken"
     per_synth = {"espeak": {"nonrelational": 0.97, "relational": 0.9}, "festival": {"nonrelational": 0.93, "relational": 0.85}}
-    (folder / "metrics.json").write_text(json.dumps({"nonrelational": 0.9512, "relational": 0.8, "grounding": 0.9, "per_synth": per_synth}))
+    (folder / "metrics.json").write_text(json.dumps({"nonrelational": 0.9512, "relational": 0.8, "grounding": 0.9, "per_synth": per_synth,
+                                                     "heard": {"unsure": 0.1005}, "offtask": {"overall": {"clips": 150, "answered": 0.0067}}}))
     try:
         said = rooms.voice.measured("sort-of-clevr/spoken")
         assert "**95.1%** of non-relational" in said and "**80.0%** of relational" in said and "90.0%" in said
+        assert "say 10.1% of those questions again" in said and "Of 150 spoken sentences" in said and "answered 0.7%" in said
         assert "eSpeak NG (304 held-out voices" in said and "97.0% / 90.0%" in said and "Festival (its ked voice" in said and "93.0% / 85.0%" in said
     finally:
         (folder / "metrics.json").unlink()

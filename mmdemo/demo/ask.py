@@ -53,19 +53,22 @@ class EditAnswer:
 
 def heard_markdown(h: Hearing) -> str:
     """What a spoken model heard, in words, with the heard head's probabilities (a mishearing shows as one)."""
+    scope = f"; one of the six kinds of question: {100 * h.scope_prob:.0f}%" if h.scope_prob is not None else ""
     return (f"**What I heard:** the **{h.colour}** object ({100 * h.colour_prob:.0f}%), asking **{KIND_WORDS[h.kind]}** "
-            f"({100 * h.kind_prob:.0f}%); {h.speech_seconds:.2f} s of speech.")
+            f"({100 * h.kind_prob:.0f}%){scope}; {h.speech_seconds:.2f} s of speech.")
 
 
 def answer_markdown(pred: Prediction, cfg: ModelConfig) -> str:
     """The answer headline; out of domain (Prediction.in_domain false): the notice first and the answer greyed.
-    Spoken: no question heard gives the notice and no answer; an unsure colour or kind asks to repeat, the answer greyed."""
+    Spoken: no question heard gives the notice and no answer; speech that is not a task question, or an unsure colour or kind,
+    asks again, the answer greyed."""
     if not pred.answered:
         return f"<div class='out-of-domain' id='not-heard'><strong>No question heard.</strong> {html.escape(pred.notice)}</div>"
     conf = f"{100 * pred.probs[pred.answer]:.1f}%"
     heard = f"\n\n{heard_markdown(pred.hearing)}" if pred.hearing and pred.hearing.colour else ""
     if pred.hearing and pred.hearing.colour and not pred.hearing.sure and pred.in_domain:
-        return (f"<div class='out-of-domain' id='unsure'><strong>Please repeat:</strong> {html.escape(pred.notice)}</div>{heard}\n\n"
+        ask = "Please ask again:" if pred.hearing.doubt == "scope" else "Please repeat:"
+        return (f"<div class='out-of-domain' id='unsure'><strong>{ask}</strong> {html.escape(pred.notice)}</div>{heard}\n\n"
                 f"<span class='anyway'>What it would say anyway: {html.escape(pred.answer)} ({conf}), not to be trusted.</span>")
     if not pred.in_domain:
         photos = " For photos use the <strong>Photos</strong> tab." if IMAGE_NOTICE in pred.notice else ""

@@ -146,6 +146,12 @@ class Voice:
                 f"{SYNTH_VOICES.get(name, name)} {pct(r['nonrelational'])} / {pct(r['relational'])}" for name, r in per.items()) + "."
         else:
             said += " Every test voice was an eSpeak NG voice."
+        heard, offtask = m.get("heard") or {}, m.get("offtask") or {}
+        if heard.get("unsure") is not None:
+            said += f" It asks you to say {pct(heard['unsure'])} of those questions again rather than answer unsure."
+        if offtask.get("overall"):
+            said += (f" Of {offtask['overall']['clips']} spoken sentences that are not such questions (chat, commands, other questions) "
+                     f"it answered {pct(offtask['overall']['answered'])}.")
         return said + " Synthetic voices only: a human voice may do worse."
 
     def ask(self, image: Any, recording: str | None, checkpoint: str | None, state: dict | None, said: dict | None) -> Answer:

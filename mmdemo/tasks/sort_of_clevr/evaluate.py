@@ -13,6 +13,7 @@ import torch
 from mmdemo.model import FusionRNN
 from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr.batches import QuestionBatch, SpokenBatch
+from mmdemo.tasks.sort_of_clevr.heard_scope import HeardScope, summarise
 from mmdemo.tasks.sort_of_clevr.hearing import NO_THRESHOLDS, Thresholds
 from mmdemo.tasks.sort_of_clevr.reading import READING_KEYS, Answered, reading_metrics
 from mmdemo.tasks.sort_of_clevr.supervision import colour_step
@@ -54,10 +55,12 @@ def spoken_test_pool(samples: list[soc.Sample], model: FusionRNN, folder: str | 
 
 @torch.inference_mode()
 def predict_samples(
-    model: FusionRNN, samples: list[soc.Sample], device: torch.device, images_per_batch: int = 50, spoken: SpokenPool | None = None
+    model: FusionRNN, samples: list[soc.Sample], device: torch.device, images_per_batch: int = 50, spoken: SpokenPool | None = None,
+    heard_scope: HeardScope | None = None,
 ) -> Iterator[Answered]:
     """Every question of every sample, answered, with its per-step attention. Spoken models hear the
-    questions from `spoken`, a SpokenPool with one utterance per question in order (spoken_test_pool)."""
+    questions from `spoken`, a SpokenPool with one utterance per question in order (spoken_test_pool), and
+    with `heard_scope` each gets the detector's probability that it was a task question."""
     model.eval()
     audio = model.cfg.question_input == "audio"
     if audio and spoken is None:
@@ -82,16 +85,19 @@ def predict_samples(
         tokens = [[] for _ in preds] if audio else batch.token_ids.cpu().tolist()
         steps = batch.colour_steps() if audio else [None] * len(preds)
         heard = out.heard.float().cpu().numpy() if out.heard is not None else None  # (B, T, C)
+        scope = [None] * len(preds)
+        if heard_scope is not None and out.heard is not None:
+            scope = heard_scope.probability(summarise(out.states, out.heard, out.step_mask).cpu()).tolist()
         for i, q in enumerate(batch.questions):
             k = int(batch.image_index[i])
             n = lengths[i]
             yield Answered(q, chunk[k].scene, start + k, model.cfg.labels[preds[i]], tokens[i][:n], hops[i, :n], steps[i],
-                           heard[i, n - 1] if heard is not None else None)
+                           heard[i, n - 1] if heard is not None else None, scope[i])
 
 
 def heard_figures(answered: list[Answered], negates: list[bool], thresholds: Thresholds) -> dict:
     """What the heard head named at the last step against what was said: colour and kind accuracy, and at the
-    checkpoint's unsure thresholds how often the app would ask to repeat (for the colour, for the kind) and how
+    checkpoint's unsure thresholds how often the app would ask to repeat (not a task question, the colour, the kind) and how
     right the rest are."""
     from mmdemo.tasks.sort_of_clevr.hearing import heard_kind, read_heard
 
@@ -101,14 +107,15 @@ def heard_figures(answered: list[Answered], negates: list[bool], thresholds: Thr
         colour, kind = max(colours, key=colours.get), max(kinds, key=kinds.get)
         colour_ok.append(colour == a.question.colour)
         kind_ok.append(kind == heard_kind(a.question.subtype, negate))
-        doubts.append(thresholds.doubt(colours[colour], kinds[kind]))
+        doubts.append(thresholds.doubt(colours[colour], kinds[kind], a.scope_prob))
         if not doubts[-1]:
             right_sure.append(a.prediction == a.question.answer)
     return {"colour": round(float(np.mean(colour_ok)), 4), "kind": round(float(np.mean(kind_ok)), 4),
             "unsure": round(float(np.mean([d != "" for d in doubts])), 4),
             "unsure_colour": round(float(np.mean([d == "colour" for d in doubts])), 4),
             "unsure_kind": round(float(np.mean([d == "kind" for d in doubts])), 4),
-            "threshold": thresholds.colour, "kind_threshold": thresholds.kind,
+            "unsure_scope": round(float(np.mean([d == "scope" for d in doubts])), 4),
+            "threshold": thresholds.colour, "kind_threshold": thresholds.kind, "scope_threshold": thresholds.scope,
             "accuracy_when_sure": round(float(np.mean(right_sure)), 4) if right_sure else None}
 
 
@@ -125,7 +132,7 @@ def accuracy_by(answered: list[Answered], keys: list[str]) -> dict[str, dict]:
 def evaluate_model(
     model: FusionRNN, device: torch.device, samples: list[soc.Sample] | None = None, per_wording: bool = False,
     spoken_data: str | Path = "data/spoken", synth_workers: int = 0, progress: bool = False, condition: str = "mixed",
-    thresholds: Thresholds = NO_THRESHOLDS, split: str = "test",
+    thresholds: Thresholds = NO_THRESHOLDS, split: str = "test", heard_scope: HeardScope | None = None,
 ) -> dict:
     """Accuracy per question group, the grounding rate and the reading figures (reading.py; None when the
     fusion has no attention); per_wording adds accuracy per question template ("per_wording": {template: accuracy}).
@@ -141,7 +148,7 @@ def evaluate_model(
     by_template: dict[str, list[bool]] = defaultdict(list)
     grounded: list[bool] = []
     grounded_read: list[bool] = []  # the same rule over the steps from the colour word on (what a reader can know)
-    answered = list(predict_samples(model, samples, device, spoken=pool))
+    answered = list(predict_samples(model, samples, device, spoken=pool, heard_scope=heard_scope))
     for a in answered:
         q = a.question
         right[q.subtype].append(a.prediction == q.answer)

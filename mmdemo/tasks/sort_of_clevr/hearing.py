@@ -6,7 +6,9 @@ that has heard the colour word, and the kind at the last step (tasks/sort_of_cle
 its last step says what the model took the question to be: a mishearing shows as one. The thresholds under
 which the colour, or the kind, counts as unsure are the checkpoint's (hearing.json, chosen on validation voices).
 A sentence that is not one of the task's questions can be heard as a colour at 99% ("what is the weather like
-today" -> red) but rarely as a kind: the kind's threshold is what refuses it.
+today" -> red), and one that names a colour ("my car is red") as "what shape is it" at 91-100%: the heard-scope
+detector (heard_scope.py, on everything the model heard) gives the probability that it was a task question at
+all, with its own threshold (heard-scope.json), checked first.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ KIND_WORDS = {"shape": "what shape is it", "left": "is it on the left", "right":
 REPEAT = "Please say the question again, clearly and close to the microphone."
 UNSURE = "I'm not sure which colour I heard ({guess}?, {p:.0f}%). " + REPEAT
 UNSURE_KIND = "I'm not sure what you asked about the {colour} object (\"{guess}\"?, {p:.0f}%). " + REPEAT
+UNSURE_SCOPE = ("That did not sound like one of the six kinds of question ({p:.0f}% sure it was one). Ask about one coloured "
+                "object, for example \"What shape is the red object?\" or \"Is the blue object on the left?\"")
 
 
 def heard_kind(subtype: str, negate: bool) -> str:
@@ -46,8 +50,9 @@ class Hearing:
     colour_prob: float = 0.0
     kind: str = ""  # shape | left | right | top | bottom | closest | furthest | count
     kind_prob: float = 0.0
-    sure: bool = False  # a question was heard and colour_prob and kind_prob reached the checkpoint's thresholds
-    doubt: str = ""  # what is unsure when a question was heard but not sure: "colour" (checked first) | "kind" | ""
+    scope_prob: float | None = None  # the heard-scope detector: probability it was a task question (None: no detector)
+    sure: bool = False  # a question was heard and scope_prob, colour_prob and kind_prob reached the checkpoint's thresholds
+    doubt: str = ""  # what is unsure when a question was heard but not sure: "scope" | "colour" | "kind" (checked in that order) | ""
     colours: dict[str, float] | None = None  # every colour's probability
     kinds: dict[str, float] | None = None  # every kind's probability
 
@@ -65,22 +70,28 @@ def read_heard(last: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The probabilities under which the heard colour and the heard kind count as unsure (None: always sure)."""
+    """The probabilities under which the heard colour, the heard kind and the heard scope count as unsure (None: always sure)."""
 
     colour: float | None = None
     kind: float | None = None
+    scope: float | None = None
 
     @classmethod
     def of(cls, folder: Path) -> Thresholds:
-        """The checkpoint's thresholds (hearing.json), or none when it has no such file."""
-        path = Path(folder) / HEARING_FILE
-        if not path.is_file():
-            return cls()
-        report = json.loads(path.read_text())
-        return cls(float(report["colour_threshold"]), float(report["kind_threshold"]) if "kind_threshold" in report else None)
+        """The checkpoint's thresholds (hearing.json; the scope's from heard-scope.json), None where it has no such file."""
+        from mmdemo.tasks.sort_of_clevr.heard_scope import REPORT
 
-    def doubt(self, colour_prob: float, kind_prob: float) -> str:
-        """"colour" or "kind" when that probability is under its threshold (the colour checked first), else ""."""
+        path, scope_path = Path(folder) / HEARING_FILE, Path(folder) / REPORT
+        scope = float(json.loads(scope_path.read_text())["threshold"]) if scope_path.is_file() else None
+        if not path.is_file():
+            return cls(scope=scope)
+        report = json.loads(path.read_text())
+        return cls(float(report["colour_threshold"]), float(report["kind_threshold"]) if "kind_threshold" in report else None, scope)
+
+    def doubt(self, colour_prob: float, kind_prob: float, scope_prob: float | None = None) -> str:
+        """"scope", "colour" or "kind" when that probability is under its threshold (checked in that order), else ""."""
+        if self.scope is not None and scope_prob is not None and scope_prob < self.scope:
+            return "scope"
         if self.colour is not None and colour_prob < self.colour:
             return "colour"
         return "kind" if self.kind is not None and kind_prob < self.kind else ""
@@ -89,9 +100,11 @@ class Thresholds:
 NO_THRESHOLDS = Thresholds()  # every reading counts as sure (a checkpoint without hearing.json)
 
 
-def hearing(question: bool, speech_seconds: float, last: np.ndarray | None, thresholds: Thresholds = NO_THRESHOLDS) -> Hearing:
-    """The Hearing of one recording: the gate's verdict and, when the model has a heard head, its reading."""
-    out = Hearing(question, round(float(speech_seconds), 3))
+def hearing(question: bool, speech_seconds: float, last: np.ndarray | None, thresholds: Thresholds = NO_THRESHOLDS,
+            scope_prob: float | None = None) -> Hearing:
+    """The Hearing of one recording: the gate's verdict and, when the model has a heard head, its reading (and the
+    heard-scope detector's probability when the checkpoint has one)."""
+    out = Hearing(question, round(float(speech_seconds), 3), scope_prob=None if scope_prob is None else round(float(scope_prob), 4))
     if last is None:
         out.sure = question
         return out
@@ -99,13 +112,15 @@ def hearing(question: bool, speech_seconds: float, last: np.ndarray | None, thre
     out.colours, out.kinds = colours, kinds
     out.colour, out.kind = max(colours, key=colours.get), max(kinds, key=kinds.get)
     out.colour_prob, out.kind_prob = colours[out.colour], kinds[out.kind]
-    out.doubt = thresholds.doubt(out.colour_prob, out.kind_prob) if question else ""
+    out.doubt = thresholds.doubt(out.colour_prob, out.kind_prob, scope_prob) if question else ""
     out.sure = question and not out.doubt
     return out
 
 
 def unsure_notice(h: Hearing) -> str:
     """What the app says when a heard question is unsure: which part, its best guess and probability, and to repeat."""
+    if h.doubt == "scope":
+        return UNSURE_SCOPE.format(p=100 * (h.scope_prob or 0.0))
     if h.doubt == "colour":
         return UNSURE.format(guess=h.colour, p=100 * h.colour_prob)
     return UNSURE_KIND.format(colour=h.colour, guess=KIND_WORDS[h.kind], p=100 * h.kind_prob) if h.doubt == "kind" else ""

@@ -3,7 +3,8 @@
     python -m mmdemo.tasks.sort_of_clevr.offtask check [--checkpoint DIR] [--condition clean] [--write] [--json]
 
 SENTENCES holds English sentences a visitor might say instead of a question of the six kinds: chat, other
-questions, commands, sentences that name a colour, and questions about the picture that are none of the kinds.
+questions, commands, sentences that name a colour, and questions about the picture that are none of the kinds;
+language_sentences() questions in 15 other languages, each spoken by eSpeak NG in its own language.
 Each is voiced once by every synthesizer family, in the test split's held-out voices (spoken.plan_questions,
 the text swapped), under one rendering condition, and given to the spoken Predictor with a test scene. Each
 clip ends one of three ways: "not heard" (the voice-activity gate heard too little speech), "asked again" (a
@@ -41,6 +42,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
                           "what is in the middle of the image"),
 }
 SENTENCES = tuple((group, text) for group, texts in GROUPS.items() for text in texts)
+# Questions in other languages, each spoken by eSpeak NG in its own language: the typed scope detector's TEST_OUT and
+# FRESH_OUT sentences (scope_data; they only measure there too), with their languages, in order.
+LANGUAGE_CODES = ("fr", "es", "de", "it", "pt", "nl", "pl", "sv", "cmn", "cmn", "ja", "ru", "ar", "ko", "tr", "fi",  # TEST_OUT
+                  "fr", "es", "de", "it", "cmn", "ru", "tr", "pl")  # FRESH_OUT
 OUTCOMES = ("not heard", "asked again", "answered")
 SCENES = 10  # test scenes the clips are drawn against (their plan gives the voices)
 
@@ -72,6 +77,28 @@ def clips(condition: str, sentences: tuple[tuple[str, str], ...] = SENTENCES):
     festival = dict(zip(lines, synthesizers.festival(lines))) if lines else {}  # one Festival process for them all
     for group, text, u, k in todo:
         yield group, text, u, samples[k].image, spoken.render(u, festival)[0]
+
+
+def language_sentences() -> tuple[tuple[str, str], ...]:
+    """(eSpeak language, sentence) of the questions in other languages."""
+    from mmdemo.tasks.sort_of_clevr.scope_data import FRESH_OUT, TEST_OUT
+
+    return tuple(zip(LANGUAGE_CODES, [*TEST_OUT["other languages"], *FRESH_OUT["other languages"]], strict=True))
+
+
+def language_clips(condition: str):
+    """Every question in another language, spoken by eSpeak NG in that language with a held-out voice variant (the
+    test plan's eSpeak utterances, text and language swapped): yields what clips() yields, the group the language."""
+    from mmdemo.tasks.sort_of_clevr import data as soc
+    from mmdemo.tasks.sort_of_clevr import spoken
+
+    samples = soc.test_split()[:SCENES]
+    plan = spoken.plan_questions(samples, "test", condition=condition)
+    espeak = [(i, u) for i, u in enumerate(plan) if u.synth == "espeak"]
+    for (code, text), (i, u) in zip(language_sentences(), espeak, strict=False):
+        variant = u.voice.partition("+")[2]
+        voiced = replace(u, text=text, voice=f"{code}+{variant}" if variant else code)
+        yield code, text, voiced, samples[i // len(samples[0].questions)].image, spoken.render(voiced)[0]
 
 
 def tally(predictor, voiced) -> dict:
@@ -120,6 +147,8 @@ def check(folder: str | Path, condition: str = "clean", sentences: tuple[tuple[s
         "voices": "held-out voices of eSpeak NG, Festival and Piper (the test split's plan)",
         "sentences": len(sentences),
         **tally(predictor, clips(condition, sentences)),
+        "languages": {"voices": "eSpeak NG in each sentence's own language, held-out voice variants", "sentences": len(language_sentences()),
+                      **tally(predictor, language_clips(condition))},
         "command": f"python -m mmdemo.tasks.sort_of_clevr.offtask check --checkpoint {folder} --condition {condition}",
     }
 
@@ -151,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{report['sentences']} sentences x 3 synthesizer families = {o['clips']} clips ({report['condition']}, held-out voices)")
     for name, row in [("overall", o), *report["by_group"].items(), *report["by_synth"].items()]:
         print(f"  {name:18} not heard {100 * row['not_heard']:5.1f}%   asked again {100 * row['asked_again']:5.1f}%   answered {100 * row['answered']:5.1f}%")
-    for a in report["answered"]:
+    languages = report["languages"]
+    row = languages["overall"]
+    print(f"{languages['sentences']} questions in {len(languages['by_group'])} other languages, eSpeak NG in each language: not heard "
+          f"{100 * row['not_heard']:.1f}%   asked again {100 * row['asked_again']:.1f}%   answered {100 * row['answered']:.1f}%")
+    for a in report["answered"] + languages["answered"]:
         print(f"  answered: {a['text']!r} ({a['synth']} {a['voice']}): heard {a['heard']} -> {a['answer']}")
     return 0
 

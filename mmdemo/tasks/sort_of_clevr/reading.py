@@ -48,6 +48,7 @@ class Answered(NamedTuple):
     colour_step: int | None = None  # spoken questions: the first step that has heard the colour word (-1: none);
     # None: typed, found from token_ids
     heard: np.ndarray | None = None  # spoken questions with a heard head: its logits at the last step (len(HEARD),)
+    scope_prob: float | None = None  # ... and with a heard-scope detector: the probability it was a task question
 
 
 def step_scores(a: Answered, grid: int) -> dict[str, float]:

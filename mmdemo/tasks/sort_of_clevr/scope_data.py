@@ -265,3 +265,36 @@ FRESH_OUT: dict[str, list[str]] = {
     ],
     "nonsense": ["wxyz", "lalala", "123 456", "@@@", "yellow", "square square square", "ppp", "hmm ok"],
 }
+
+# Spoken only (heard_scope.py): commands and statements a visitor may say to a voice demo. Written on
+# 2026-12-08, after `offtask check` (its groups, its sentences and its result: sentences naming a colour and
+# questions about the picture were the ones answered) and before the heard-scope detector was trained; no
+# sentence of offtask.GROUPS is here, and heard_scope.bank drops any that a fill would make equal to one.
+SPOKEN_TRAIN_OUT: dict[str, list[str]] = {
+    "commands": [
+        "Open the {c} box.", "Pick up the {c} {o}.", "Move the {c} {o} to the left.", "Draw a {c} circle.",
+        "Make the square {c}.", "Show me the {c} one.", "Delete the {c} {o}.", "Turn on the radio.", "Go back.",
+        "Start again.", "Wait a moment.", "Zoom in.", "Take a picture.", "Read me the news.",
+        "Add milk to the shopping list.", "Switch to the next image.", "Cancel that.", "Louder please.",
+        "Give me the {c} ball.", "Hide the {c} {o}.",
+    ],
+    "statements": [
+        "The {c} {o} is pretty.", "I see a {c} {o}.", "My favourite colour is {c}.", "That is a {c} {o}.",
+        "{c} and {x} look good together.", "There is a {c} {o} on the left.", "The square is {c}.",
+        "I painted my room {c}.", "We have a {c} car.", "The leaves turn {c} in autumn.",
+        "This is a picture of shapes.", "The circle is next to the square.", "There are six objects.",
+        "I think it is a circle.", "It is a square.", "Yes.", "No.", "The answer is two.", "{c}.",
+        "The {c} {o} is at the bottom.",
+    ],
+}
+SPOKEN_VAL_OUT: dict[str, list[str]] = {
+    "commands": [
+        "Bring me the {c} {o}.", "Turn the page.", "Show the next picture.", "Clear the screen.", "Move it up.",
+        "Paint it {c}.", "Say that again.", "Go to sleep.",
+    ],
+    "statements": [
+        "I love the colour {c}.", "The {c} {o} looks small.", "This picture has many shapes.",
+        "There is a circle in the corner.", "The {x} one is my favourite.", "It has four objects.",
+        "My shirt is {c}.", "The answer is square.",
+    ],
+}
