@@ -357,7 +357,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(f"out of domain: {pred.notice}")
         print(f"what it would say anyway: {pred.answer}")
     elif pred.hearing and not pred.hearing.sure:
-        print(f"please repeat: {pred.notice}")
+        print(f"{'please ask again' if pred.hearing.doubt == 'scope' else 'please repeat'}: {pred.notice}")
         print(f"what it would say anyway: {pred.answer}")
     else:
         print(f"answer: {pred.answer}")
@@ -365,7 +365,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
             print(f"note: {pred.notice}")
     if pred.hearing and pred.hearing.colour:
         h = pred.hearing
-        print(f"heard: colour {h.colour} ({h.colour_prob:.3f}), kind {h.kind} ({h.kind_prob:.3f}), {h.speech_seconds:.2f} s of speech")
+        scope = f", a task question ({h.scope_prob:.3f})" if h.scope_prob is not None else ""
+        print(f"heard: colour {h.colour} ({h.colour_prob:.3f}), kind {h.kind} ({h.kind_prob:.3f}){scope}, {h.speech_seconds:.2f} s of speech")
     top = sorted(pred.probs.items(), key=lambda kv: -kv[1])[:4]
     print("probs:  " + ", ".join(f"{k} {v:.3f}" for k, v in top))
     w = pred.grid[1]

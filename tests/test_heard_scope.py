@@ -134,3 +134,18 @@ def test_bad_checkpoint_is_one_line_and_exit_2(folder: str, capsys: pytest.Captu
     assert heard_scope.main(["fit", "--checkpoint", str(ROOT / folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_the_cli_asks_again_for_speech_that_is_not_a_question(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import soundfile as sf
+
+    from mmdemo.__main__ import main
+    from mmdemo.tasks.sort_of_clevr.speech import available, synthesize
+
+    if not available()[0]:
+        pytest.skip(available()[1])
+    s = synthesize("my sister has a blue bicycle")
+    sf.write(tmp_path / "offtask.wav", s.samples, s.sample_rate)
+    assert main(["predict", "--checkpoint", str(SPOKEN), "--image", str(ROOT / "examples" / "scene.png"), "--audio", str(tmp_path / "offtask.wav")]) in (0, None)
+    out = capsys.readouterr().out
+    assert out.startswith("please ask again: That did not sound like one of the six kinds") and ", a task question (0.0" in out

@@ -4,16 +4,18 @@ The heard head names a colour and a kind for whatever it is given, and a sentenc
 is red") is heard as "what shape is it" at 91-100% (`offtask check`), so no threshold on the heard head can
 refuse it. This detector reads the whole of what the spoken model heard, with the model frozen: its RNN states
 (at the last step, their mean and their maximum over the steps) and the heard head's logits (at the last step
-and their mean), 220 numbers, and a small classifier on them (a logistic regression or one hidden layer, chosen on validation) gives the probability that the recording was a
-task question. Under the threshold the app asks for one of the six kinds instead of answering.
+and their mean), 220 numbers; a small classifier on them (a logistic regression or one hidden layer, chosen on
+validation) gives the probability that the recording was a task question. Under the threshold the app asks for
+one of the six kinds instead of answering.
 
     python -m mmdemo.tasks.sort_of_clevr.heard_scope fit [--checkpoint DIR]   # writes heard-scope.{safetensors,json}
 
 Data, all in training voices (spoken.voices("train")), with the training pool's augmentation ("mixed"):
 - fit: the training pool's first POSITIVES questions (cached by `train`), and scope_data.TRAIN_OUT (Latin script
   only: the synthesizers read English) with scope_data.SPOKEN_TRAIN_OUT, voiced NEGATIVES times;
-- the detector (of CANDIDATES, the one that catches most off-task clips at the threshold): the "val" split's questions (hearing.FIT_IMAGES scenes, as for
-  the unsure thresholds), and scope_data.VAL_OUT with SPOKEN_VAL_OUT voiced VAL_NEGATIVES times;
+- the detector (of CANDIDATES, the one that catches most off-task clips at its threshold): the "val" split's
+  questions (hearing.FIT_IMAGES scenes, as for the unsure thresholds), and scope_data.VAL_OUT with SPOKEN_VAL_OUT
+  voiced VAL_NEGATIVES times;
 - the threshold: the same questions in "valwarp" (the training voices moved outside the training range, the proxy
   for new voices: a new voice pays the price of a threshold, so it is set where new voices are), FLAGGED of them
   asked again;
