@@ -21,6 +21,24 @@ def tiny_config(**overrides) -> ModelConfig:
     return ModelConfig(**base)
 
 
+@pytest.fixture(scope="module")
+def spoken_predictor():
+    """The shipped spoken checkpoint's Predictor on CPU (tests of what it heard: test_hearing, test_heard_scope)."""
+    from pathlib import Path
+
+    from mmdemo.inference import Predictor
+
+    return Predictor.load(Path(__file__).resolve().parent.parent / "checkpoints" / "sort-of-clevr" / "spoken", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def spoken_scene():
+    """The test split's first scene (its pixels), for the spoken Predictor."""
+    from mmdemo.tasks.sort_of_clevr import data as soc
+
+    return soc.generate("test", 1)[0].image
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

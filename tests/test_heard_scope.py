@@ -13,23 +13,12 @@ from mmdemo.audio import decode, log_mel
 from mmdemo.demo.ask import answer_markdown
 from mmdemo.inference import Predictor
 from mmdemo.processing import images_to_tensor
-from mmdemo.tasks.sort_of_clevr import data as soc
 from mmdemo.tasks.sort_of_clevr import heard_scope, offtask
 from mmdemo.tasks.sort_of_clevr.hearing import Thresholds, hearing
 
 ROOT = Path(__file__).resolve().parent.parent
 SPOKEN = ROOT / "checkpoints" / "sort-of-clevr" / "spoken"
 EXAMPLES = ROOT / "examples" / "spoken"
-
-
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return Predictor.load(SPOKEN, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def scene() -> np.ndarray:
-    return soc.generate("test", 1)[0].image
 
 
 def test_the_summary_reads_only_the_real_steps() -> None:
@@ -48,28 +37,28 @@ def test_the_summary_reads_only_the_real_steps() -> None:
     torch.testing.assert_close(heard_scope.summarise(padded, heard, mask), out)
 
 
-def test_the_readout_is_the_detector_on_what_the_model_heard(predictor: Predictor, scene: np.ndarray) -> None:
+def test_the_readout_is_the_detector_on_what_the_model_heard(spoken_predictor: Predictor, spoken_scene: np.ndarray) -> None:
     """Prediction.hearing.scope_prob equals the shipped detector applied by hand to the model's states."""
-    assert predictor.heard_scope is not None and predictor.thresholds.scope is not None
+    assert spoken_predictor.heard_scope is not None and spoken_predictor.thresholds.scope is not None
     path = EXAMPLES / "green-closest.ogg"
-    pred = predictor.predict(scene, str(path))
-    cfg = predictor.cfg
+    pred = spoken_predictor.predict(spoken_scene, str(path))
+    cfg = spoken_predictor.cfg
     frames = log_mel(decode(str(path), cfg.max_audio_seconds, cfg.sample_rate).samples, cfg.sample_rate, cfg.n_mels, cfg.hop_ms)
     with torch.inference_mode():
-        out = predictor.model(images_to_tensor(predictor.prepare(scene)[None]), frames[None], torch.ones(1, len(frames), dtype=torch.bool))
+        out = spoken_predictor.model(images_to_tensor(spoken_predictor.prepare(spoken_scene)[None]), frames[None], torch.ones(1, len(frames), dtype=torch.bool))
         p = float(heard_scope.load_scope(SPOKEN).probability(heard_scope.summarise(out.states, out.heard, out.step_mask))[0])
     assert pred.hearing.scope_prob == pytest.approx(p, abs=1e-4)
-    assert pred.hearing.sure and p >= predictor.thresholds.scope  # a task question in a held-out voice
+    assert pred.hearing.sure and p >= spoken_predictor.thresholds.scope  # a task question in a held-out voice
     assert "one of the six kinds of question" in answer_markdown(pred, cfg)
 
 
 @pytest.mark.parametrize("name", ["red-shape", "blue-left", "green-closest", "orange-count", "gray-top", "yellow-furthest"])
-def test_the_example_recordings_are_task_questions(predictor: Predictor, scene: np.ndarray, name: str) -> None:
-    pred = predictor.predict(scene, str(EXAMPLES / f"{name}.ogg"))
+def test_the_example_recordings_are_task_questions(spoken_predictor: Predictor, spoken_scene: np.ndarray, name: str) -> None:
+    pred = spoken_predictor.predict(spoken_scene, str(EXAMPLES / f"{name}.ogg"))
     assert pred.hearing.doubt != "scope", pred.hearing
 
 
-def test_speech_that_is_not_a_question_is_asked_again(predictor: Predictor, scene: np.ndarray) -> None:
+def test_speech_that_is_not_a_question_is_asked_again(spoken_predictor: Predictor, spoken_scene: np.ndarray) -> None:
     """Sentences naming a colour, in the app's own eSpeak voice (the kind of speech the heard head alone answered
     as "what shape is it" at 91-100%), get the scope notice; a task question in the same voice does not."""
     from mmdemo.tasks.sort_of_clevr.speech import available, synthesize
@@ -79,10 +68,10 @@ def test_speech_that_is_not_a_question_is_asked_again(predictor: Predictor, scen
     for text, in_scope in (("I painted the whole kitchen red last summer", False), ("my sister has a blue bicycle", False),
                            ("is the red object bigger than the blue one", False), ("what shape is the green object", True)):
         s = synthesize(text)
-        pred = predictor.predict(scene, (s.sample_rate, s.samples))
+        pred = spoken_predictor.predict(spoken_scene, (s.sample_rate, s.samples))
         assert (pred.hearing.doubt != "scope") == in_scope, (text, pred.hearing)
         if not in_scope:
-            assert "did not sound like one of the six kinds" in pred.notice and "Please ask again" in answer_markdown(pred, predictor.cfg)
+            assert "did not sound like one of the six kinds" in pred.notice and "Please ask again" in answer_markdown(pred, spoken_predictor.cfg)
 
 
 def test_the_scope_is_checked_first() -> None:

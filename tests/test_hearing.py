@@ -31,25 +31,15 @@ SPOKEN = ROOT / "checkpoints" / "sort-of-clevr" / "spoken"
 EXAMPLES = ROOT / "examples" / "spoken"
 
 
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return Predictor.load(SPOKEN, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def scene() -> np.ndarray:
-    return soc.generate("test", 1)[0].image
-
-
-def test_the_readout_is_the_heard_heads_last_step(predictor: Predictor, scene: np.ndarray) -> None:
+def test_the_readout_is_the_heard_heads_last_step(spoken_predictor: Predictor, spoken_scene: np.ndarray) -> None:
     """Prediction.hearing equals the softmax of the heard head at the last step, computed here by hand."""
     path = EXAMPLES / "red-shape.ogg"
-    pred = predictor.predict(scene, str(path))
-    cfg = predictor.cfg
+    pred = spoken_predictor.predict(spoken_scene, str(path))
+    cfg = spoken_predictor.cfg
     sound = decode(str(path), cfg.max_audio_seconds, cfg.sample_rate)
     frames = log_mel(sound.samples, cfg.sample_rate, cfg.n_mels, cfg.hop_ms)
     with torch.inference_mode():
-        out = predictor.model(images_to_tensor(predictor.prepare(scene)[None]), frames[None], torch.ones(1, len(frames), dtype=torch.bool))
+        out = spoken_predictor.model(images_to_tensor(spoken_predictor.prepare(spoken_scene)[None]), frames[None], torch.ones(1, len(frames), dtype=torch.bool))
     last = out.heard[0, int(out.step_mask[0].sum()) - 1].numpy()
     colours = torch.softmax(torch.from_numpy(last[: len(soc.COLOURS)]), -1).numpy()
     kinds = torch.softmax(torch.from_numpy(last[len(soc.COLOURS) :]), -1).numpy()
@@ -70,7 +60,7 @@ def tone(seconds: float, hz: float, level: float = 0.3) -> tuple[int, np.ndarray
 
 
 @pytest.mark.parametrize("kind", ["tone", "noise", "hum", "dc"])
-def test_no_question_gets_no_answer(predictor: Predictor, scene: np.ndarray, kind: str) -> None:
+def test_no_question_gets_no_answer(spoken_predictor: Predictor, spoken_scene: np.ndarray, kind: str) -> None:
     rng = np.random.default_rng(0)
     sound = {
         "tone": tone(3.0, 440.0),
@@ -78,35 +68,35 @@ def test_no_question_gets_no_answer(predictor: Predictor, scene: np.ndarray, kin
         "hum": (16000, sum(tone(3.0, 50.0 * k, 0.2 / k)[1] for k in (1, 2, 3))),
         "dc": (16000, np.full(32000, 0.25, np.float32)),
     }[kind]
-    pred = predictor.predict(scene, sound)
+    pred = spoken_predictor.predict(spoken_scene, sound)
     assert not pred.answered and pred.answer == "" and pred.probs == {} and not pred.in_domain
     assert pred.notice.startswith(NOT_HEARD_NOTICE) and not pred.hearing.question and pred.model_probs
-    markdown = answer_markdown(pred, predictor.cfg)
+    markdown = answer_markdown(pred, spoken_predictor.cfg)
     assert "No question heard" in markdown and "would say" not in markdown and "%" not in markdown
 
 
-def test_an_unsure_colour_asks_to_repeat(predictor: Predictor, scene: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unsure_colour_asks_to_repeat(spoken_predictor: Predictor, spoken_scene: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     path = str(EXAMPLES / "blue-left.ogg")
-    sure = predictor.predict(scene, path)
+    sure = spoken_predictor.predict(spoken_scene, path)
     assert sure.hearing.sure and "Please say the question again" not in sure.notice
-    monkeypatch.setattr(predictor, "thresholds", Thresholds(colour=1.01, kind=None))  # no colour is sure enough now
-    unsure = predictor.predict(scene, path)
+    monkeypatch.setattr(spoken_predictor, "thresholds", Thresholds(colour=1.01, kind=None))  # no colour is sure enough now
+    unsure = spoken_predictor.predict(spoken_scene, path)
     assert unsure.answered and unsure.answer == sure.answer and not unsure.hearing.sure and unsure.hearing.doubt == "colour"
     assert "Please say the question again" in unsure.notice and "blue?" in unsure.notice
-    markdown = answer_markdown(unsure, predictor.cfg)
+    markdown = answer_markdown(unsure, spoken_predictor.cfg)
     assert "Please repeat" in markdown and "not to be trusted" in markdown and "What I heard" in markdown
 
 
-def test_an_unsure_kind_asks_to_repeat(predictor: Predictor, scene: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unsure_kind_asks_to_repeat(spoken_predictor: Predictor, spoken_scene: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     path = str(EXAMPLES / "blue-left.ogg")
-    monkeypatch.setattr(predictor, "thresholds", Thresholds(colour=0.0, kind=1.01))  # every colour sure, no kind
-    unsure = predictor.predict(scene, path)
+    monkeypatch.setattr(spoken_predictor, "thresholds", Thresholds(colour=0.0, kind=1.01))  # every colour sure, no kind
+    unsure = spoken_predictor.predict(spoken_scene, path)
     assert unsure.answered and not unsure.hearing.sure and unsure.hearing.doubt == "kind"
     assert "not sure what you asked about the blue object" in unsure.notice and '"is it on the left"?' in unsure.notice
-    assert "Please say the question again" in unsure.notice and "Please repeat" in answer_markdown(unsure, predictor.cfg)
+    assert "Please say the question again" in unsure.notice and "Please repeat" in answer_markdown(unsure, spoken_predictor.cfg)
 
 
-def test_a_sentence_that_is_not_a_question_is_not_answered_as_sure(predictor: Predictor, scene: np.ndarray) -> None:
+def test_a_sentence_that_is_not_a_question_is_not_answered_as_sure(spoken_predictor: Predictor, spoken_scene: np.ndarray) -> None:
     """"What is the weather like today" (the app's own eSpeak voice) is heard as "the red object" nearly surely,
     but as no kind of question: the shipped thresholds ask again. A task question in the same voice is sure."""
     from mmdemo.tasks.sort_of_clevr.speech import available, synthesize
@@ -115,7 +105,7 @@ def test_a_sentence_that_is_not_a_question_is_not_answered_as_sure(predictor: Pr
         pytest.skip(available()[1])
     for text, answered_sure in (("what is the weather like today", False), ("is the blue object on the left", True)):
         s = synthesize(text)
-        pred = predictor.predict(scene, (s.sample_rate, s.samples))
+        pred = spoken_predictor.predict(spoken_scene, (s.sample_rate, s.samples))
         assert pred.hearing.sure == answered_sure, (text, pred.hearing)
         if not answered_sure:
             assert pred.hearing.doubt in ("scope", "colour", "kind") and pred.notice.startswith(unsure_notice(pred.hearing))

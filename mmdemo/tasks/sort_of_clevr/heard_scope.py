@@ -25,9 +25,7 @@ Data, all in training voices (spoken.voices("train")), with the training pool's 
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -268,21 +266,10 @@ def fit(folder: Path, spoken_data: str, workers: int = 0, progress: bool = True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mmdemo.tasks.sort_of_clevr.heard_scope",
-                                description="Fit a spoken checkpoint's heard-scope detector: was it one of the six kinds of question?")
-    p.add_argument("command", choices=("fit",))
-    p.add_argument("--checkpoint", default="checkpoints/sort-of-clevr/spoken", help="spoken checkpoint folder (default %(default)s)")
-    p.add_argument("--spoken-data", default="data/spoken", help="utterance cache (default %(default)s)")
-    p.add_argument("--workers", type=int, default=0, help="synthesis processes (default: one per CPU)")
-    args = p.parse_args(argv)
-    try:
-        if not (Path(args.checkpoint) / "config.json").is_file():
-            raise ValueError(f"{args.checkpoint} is not a checkpoint folder (no config.json)")
-        print(json.dumps(fit(Path(args.checkpoint), args.spoken_data, args.workers, sys.stderr.isatty()), indent=2))
-    except (ValueError, FileNotFoundError) as e:
-        sys.stderr.write(f"error: {e}\n")
-        return 2
-    return 0
+    from mmdemo.tasks.sort_of_clevr.hearing import fit_main
+
+    return fit_main("python -m mmdemo.tasks.sort_of_clevr.heard_scope",
+                    "Fit a spoken checkpoint's heard-scope detector: was it one of the six kinds of question?", fit, argv)
 
 
 if __name__ == "__main__":

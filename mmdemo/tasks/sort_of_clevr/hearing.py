@@ -196,22 +196,31 @@ def fit(folder: Path, spoken_data: str, workers: int = 0, progress: bool = True)
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def fit_main(prog: str, description: str, fit_fn, argv: list[str] | None = None) -> int:
+    """The command line of a choice fitted on a spoken checkpoint's validation voices (`fit --checkpoint DIR
+    --spoken-data DIR --workers N`): prints fit_fn's report; a bad checkpoint is one line on stderr and exit 2."""
     import argparse
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m mmdemo.tasks.sort_of_clevr.hearing", description="Choose a spoken checkpoint's unsure-colour and unsure-kind thresholds on validation voices (writes hearing.json).")
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("command", choices=("fit",))
     p.add_argument("--checkpoint", default="checkpoints/sort-of-clevr/spoken", help="spoken checkpoint folder (default %(default)s)")
     p.add_argument("--spoken-data", default="data/spoken", help="utterance cache (default %(default)s)")
     p.add_argument("--workers", type=int, default=0, help="synthesis processes (default: one per CPU)")
     args = p.parse_args(argv)
     try:
-        print(json.dumps(fit(Path(args.checkpoint), args.spoken_data, args.workers, sys.stderr.isatty()), indent=2))
+        if not (Path(args.checkpoint) / "config.json").is_file():
+            raise ValueError(f"{args.checkpoint} is not a checkpoint folder (no config.json)")
+        print(json.dumps(fit_fn(Path(args.checkpoint), args.spoken_data, args.workers, sys.stderr.isatty()), indent=2))
     except (ValueError, FileNotFoundError) as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return fit_main("python -m mmdemo.tasks.sort_of_clevr.hearing",
+                    "Choose a spoken checkpoint's unsure-colour and unsure-kind thresholds on validation voices (writes hearing.json).", fit, argv)
 
 
 if __name__ == "__main__":
